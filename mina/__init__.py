@@ -1,0 +1,10 @@
+"""Mina: meetings and their transcription, observed through one structured-logging pipeline."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+try:
+    __version__ = metadata.version("mina")
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"

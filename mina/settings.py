@@ -1,0 +1,190 @@
+"""Configuration from the environment, read and validated in one place.
+
+Every knob Mina's observability has is an environment variable (see the README's table).
+`Settings.from_env` parses all of them at once and raises `ConfigError` with one line
+naming the variable and the offending value, so a bad deployment stops before it serves
+a single request instead of half-starting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["LOG_FORMATS", "ConfigError", "Settings", "mask_dsn"]
+
+#: Accepted values of ``LOG_FORMAT``.
+LOG_FORMATS = ("json", "console")
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+_DSN_KEY = re.compile(r"(?<=://)[^@/]*(?=@)")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message is one line naming the variable."""
+
+    def __init__(self, variable: str, value: str, reason: str) -> None:
+        self.variable = variable
+        self.value = value
+        super().__init__(f"{variable}={value!r} is invalid: {reason}")
+
+
+def mask_dsn(dsn: str) -> str:
+    """Return *dsn* with its key (the userinfo part) replaced by ``***``."""
+    return _DSN_KEY.sub("***", dsn, count=1)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("mina")
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(name, raw, "expected 1/0, true/false, yes/no or on/off")
+
+
+def _rate(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, raw, "not a number; expected 0.0 to 1.0") from None
+    if not 0.0 <= value <= 1.0:  # also rejects nan
+        raise ConfigError(name, raw, "out of range; expected 0.0 to 1.0")
+    return value
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _status_codes(env: Mapping[str, str], name: str, default: str) -> frozenset[int]:
+    raw = env.get(name, default)
+    codes = set()
+    for part in _names({name: raw}, name):
+        if not part.isdigit() or not 100 <= int(part) <= 599:
+            raise ConfigError(name, raw, f"{part!r} is not an HTTP status code")
+        codes.add(int(part))
+    return frozenset(codes)
+
+
+def _dsn(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("SENTRY_DSN") or "").strip()
+    if not raw:
+        return None
+    from sentry_sdk.utils import BadDsn, Dsn
+
+    try:
+        Dsn(raw)
+    except BadDsn as exc:
+        raise ConfigError("SENTRY_DSN", mask_dsn(raw), str(exc) or "malformed DSN") from None
+    return raw
+
+
+def _level(env: Mapping[str, str]) -> int:
+    raw = env.get("LOG_LEVEL", "INFO")
+    level = logging.getLevelNamesMapping().get(raw.strip().upper())
+    if level is None:
+        raise ConfigError("LOG_LEVEL", raw, "expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, default)
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(name, raw, "expected one of " + ", ".join(choices))
+    return value
+
+
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "0")
+    if not raw.strip().isdigit():
+        raise ConfigError(name, raw, "expected a whole number of proxies, 0 or more")
+    return int(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of Mina's observability, parsed and validated.
+
+    Build it with `from_env`; the dataclass is frozen so the same value can be compared
+    to tell whether a reconfiguration is needed.
+    """
+
+    sentry_dsn: str | None = None
+    sentry_environment: str = "development"
+    sentry_release: str = field(default_factory=lambda: f"mina@{_version()}")
+    traces_sample_rate: float = 0.1
+    profiles_sample_rate: float = 0.1
+    sentry_ignore_status_codes: frozenset[int] = frozenset({401, 403, 404})
+    sentry_enable_logs: bool = False
+    sentry_spotlight: str | bool = False
+    sentry_debug: bool = False
+    log_level: int = logging.INFO
+    log_format: str = "json"
+    logging_config: Path | None = None
+    enable_test_routes: bool = True
+    send_pii: bool = False
+    redact_keys: tuple[str, ...] = ()
+    trusted_proxies: int = 0
+    database: Path = Path("var/mina.sqlite3")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every variable from *env* (default: `os.environ`).
+
+        :raises ConfigError: on the first invalid value, naming the variable.
+        """
+        env = os.environ if env is None else env
+        environment = (env.get("SENTRY_ENVIRONMENT") or "development").strip()
+        logging_config = env.get("MINA_LOGGING_CONFIG", "").strip()
+        if logging_config and not Path(logging_config).is_file():
+            raise ConfigError("MINA_LOGGING_CONFIG", logging_config, "no such file")
+        spotlight_raw = env.get("SENTRY_SPOTLIGHT", "").strip()
+        spotlight: str | bool
+        if spotlight_raw.startswith(("http://", "https://")):
+            spotlight = spotlight_raw
+        else:
+            spotlight = _flag(env, "SENTRY_SPOTLIGHT", False)
+        return cls(
+            sentry_dsn=_dsn(env),
+            sentry_environment=environment,
+            sentry_release=(env.get("SENTRY_RELEASE") or "").strip() or f"mina@{_version()}",
+            traces_sample_rate=_rate(env, "SENTRY_TRACES_SAMPLE_RATE", 0.1),
+            profiles_sample_rate=_rate(env, "SENTRY_PROFILES_SAMPLE_RATE", 0.1),
+            sentry_ignore_status_codes=_status_codes(
+                env, "SENTRY_IGNORE_STATUS_CODES", "401,403,404"
+            ),
+            sentry_enable_logs=_flag(env, "SENTRY_ENABLE_LOGS", False),
+            sentry_spotlight=spotlight,
+            sentry_debug=_flag(env, "SENTRY_DEBUG", False),
+            log_level=_level(env),
+            log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
+            logging_config=Path(logging_config) if logging_config else None,
+            enable_test_routes=_flag(
+                env, "MINA_ENABLE_TEST_ROUTES", environment == "development"
+            ),
+            send_pii=_flag(env, "MINA_SEND_PII", False),
+            redact_keys=_names(env, "MINA_REDACT_KEYS"),
+            trusted_proxies=_count(env, "MINA_TRUSTED_PROXIES"),
+            database=Path(env.get("MINA_DATABASE") or "var/mina.sqlite3"),
+        )
