@@ -1,0 +1,398 @@
+"""The embedded SQLite store: users, API tokens, meetings and audio chunks.
+
+One connection per request lives in `flask.g` (`get_db`) and is closed when the app
+context ends; background jobs, which run outside any request, open their own with
+`connect`. Every statement runs inside a ``db`` performance span whose description is
+the SQL verb and table, never the parameters.
+
+The repository functions take the connection as their first argument, so the same code
+serves requests, background jobs and the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from os import PathLike
+from pathlib import Path
+from typing import Any, Final, Literal, get_args
+
+from flask import Flask, current_app, g
+
+from mina.settings import Settings
+from mina.tracing import span
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "ChunkRow",
+    "ChunkStatus",
+    "MeetingRow",
+    "UserExists",
+    "UserRow",
+    "add_chunk",
+    "connect",
+    "create_meeting",
+    "create_token",
+    "create_user",
+    "get_chunk",
+    "get_db",
+    "get_meeting",
+    "init_app",
+    "initialize",
+    "mark_chunk",
+    "user_for_token",
+]
+
+#: Every API token starts with this, so a leaked one is recognisable (secret scanners).
+TOKEN_PREFIX: Final = "mina_"
+
+#: The states of an uploaded chunk.
+ChunkStatus = Literal["received", "processed", "failed"]
+
+# Concurrent gunicorn workers write to the same file: wait for the lock, do not fail.
+_BUSY_TIMEOUT_S: Final = 5.0
+_G_KEY: Final = "mina_db"
+_SPAN_DATA: Final = {"db.system": "sqlite"}
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    email TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT
+);
+CREATE TABLE IF NOT EXISTS meetings (
+    id TEXT PRIMARY KEY,
+    owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS meetings_owner ON meetings (owner_id);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    meeting_id TEXT NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    rms_dbfs REAL,
+    sample_rate INTEGER NOT NULL,
+    channels INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('received', 'processed', 'failed')),
+    created_at TEXT NOT NULL,
+    UNIQUE (meeting_id, seq)
+);
+"""
+
+
+class UserExists(ValueError):
+    """A user with this username already exists."""
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+        super().__init__(f"a user named {username!r} already exists")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """A row of ``users``."""
+
+    id: int
+    username: str
+    email: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRow:
+    """A row of ``meetings`` with totals over its chunks."""
+
+    id: str
+    owner_id: int
+    title: str
+    created_at: str
+    chunk_count: int
+    duration_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The meeting as the API shows it."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "owner_id": self.owner_id,
+            "created_at": self.created_at,
+            "chunk_count": self.chunk_count,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """A row of ``chunks``: one uploaded piece of a meeting's audio."""
+
+    id: int
+    meeting_id: str
+    seq: int
+    duration_ms: int
+    rms_dbfs: float | None
+    sample_rate: int
+    channels: int
+    size_bytes: int
+    status: ChunkStatus
+    created_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The chunk as the API shows it."""
+        return {
+            "id": self.id,
+            "meeting_id": self.meeting_id,
+            "seq": self.seq,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "rms_dbfs": self.rms_dbfs,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "size_bytes": self.size_bytes,
+            "created_at": self.created_at,
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _execute(
+    conn: sqlite3.Connection, description: str, sql: str, params: Sequence[Any] = ()
+) -> sqlite3.Cursor:
+    with span("db", description, **_SPAN_DATA):
+        return conn.execute(sql, params)
+
+
+def _fields(row: sqlite3.Row) -> dict[str, Any]:
+    return {key: row[key] for key in row.keys()}  # noqa: SIM118 -- Row has no __iter__ of keys
+
+
+def _fetchone(
+    conn: sqlite3.Connection, description: str, sql: str, params: Sequence[Any] = ()
+) -> sqlite3.Row | None:
+    with span("db", description, **_SPAN_DATA):
+        row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
+        return row
+
+
+def connect(path: str | PathLike[str]) -> sqlite3.Connection:
+    """Open a connection to the database at *path*, for use outside a request.
+
+    The connection is in autocommit mode (every statement is its own transaction), returns
+    `sqlite3.Row` rows and enforces foreign keys. Close it when done
+    (``with contextlib.closing(connect(path)) as conn``). The schema must exist: see
+    `initialize`.
+    """
+    with span("db", "CONNECT", **_SPAN_DATA):
+        conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def initialize(path: str | PathLike[str]) -> None:
+    """Create the database at *path* (and its parent directories) if needed; idempotent.
+
+    Switches the file to WAL journaling, which lets readers proceed while one process
+    writes: several gunicorn workers share the file.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        _execute(conn, "PRAGMA journal_mode", "PRAGMA journal_mode = WAL")
+        with span("db", "CREATE schema", **_SPAN_DATA):
+            conn.executescript(_SCHEMA)
+    finally:
+        conn.close()
+
+
+def init_app(app: Flask) -> None:
+    """Create the database named by ``MINA_DATABASE`` and close request connections.
+
+    Without the setting, the documented default (`Settings.database`) is used.
+    """
+    path = app.config.setdefault("MINA_DATABASE", str(Settings().database))
+    initialize(path)
+    app.teardown_appcontext(_close_db)
+
+
+def get_db() -> sqlite3.Connection:
+    """The current app context's connection, opened on first use."""
+    conn: sqlite3.Connection | None = g.get(_G_KEY)
+    if conn is None:
+        conn = connect(current_app.config["MINA_DATABASE"])
+        setattr(g, _G_KEY, conn)
+    return conn
+
+
+def _close_db(_exc: BaseException | None) -> None:
+    conn: sqlite3.Connection | None = g.pop(_G_KEY, None)
+    if conn is not None:
+        conn.close()
+
+
+def create_user(conn: sqlite3.Connection, username: str, email: str | None = None) -> UserRow:
+    """Insert a user and return it.
+
+    :raises UserExists: when *username* is taken.
+    """
+    try:
+        row = _fetchone(
+            conn,
+            "INSERT users",
+            "INSERT INTO users (username, email, created_at) VALUES (?, ?, ?) RETURNING *",
+            (username, email, _now()),
+        )
+    except sqlite3.IntegrityError:
+        raise UserExists(username) from None
+    assert row is not None  # RETURNING always yields the inserted row
+    return UserRow(**_fields(row))
+
+
+def create_token(conn: sqlite3.Connection, user_id: int) -> str:
+    """Issue a new API token for *user_id* and return it.
+
+    Only its SHA-256 is stored: the plaintext exists once, in the return value.
+    """
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    _execute(
+        conn,
+        "INSERT api_tokens",
+        "INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)",
+        (user_id, _hash_token(token), _now()),
+    )
+    return token
+
+
+def user_for_token(conn: sqlite3.Connection, token: str) -> UserRow | None:
+    """The user *token* belongs to, or None; records when the token was last used.
+
+    The lookup is by the token's hash, so no secret is ever compared byte by byte (no
+    timing leak) and the database never sees the plaintext.
+    """
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    row = _fetchone(
+        conn,
+        "SELECT api_tokens",
+        "SELECT api_tokens.id AS token_id, users.* FROM api_tokens"
+        " JOIN users ON users.id = api_tokens.user_id WHERE api_tokens.token_hash = ?",
+        (_hash_token(token),),
+    )
+    if row is None:
+        return None
+    _execute(
+        conn,
+        "UPDATE api_tokens",
+        "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
+        (_now(), row["token_id"]),
+    )
+    user = _fields(row)
+    del user["token_id"]
+    return UserRow(**user)
+
+
+def create_meeting(conn: sqlite3.Connection, owner_id: int, title: str) -> MeetingRow:
+    """Insert a meeting owned by *owner_id* and return it; its id is a random uuid4 hex."""
+    meeting = MeetingRow(uuid.uuid4().hex, owner_id, title, _now(), 0, 0)
+    _execute(
+        conn,
+        "INSERT meetings",
+        "INSERT INTO meetings (id, owner_id, title, created_at) VALUES (?, ?, ?, ?)",
+        (meeting.id, owner_id, title, meeting.created_at),
+    )
+    return meeting
+
+
+def get_meeting(conn: sqlite3.Connection, meeting_id: str) -> MeetingRow | None:
+    """The meeting *meeting_id* with its chunk count and total duration, or None."""
+    row = _fetchone(
+        conn,
+        "SELECT meetings",
+        "SELECT meetings.id, owner_id, title, meetings.created_at,"
+        " COUNT(chunks.id) AS chunk_count,"
+        " COALESCE(SUM(chunks.duration_ms), 0) AS duration_ms"
+        " FROM meetings LEFT JOIN chunks ON chunks.meeting_id = meetings.id"
+        " WHERE meetings.id = ? GROUP BY meetings.id",
+        (meeting_id,),
+    )
+    return None if row is None else MeetingRow(**_fields(row))
+
+
+def add_chunk(
+    conn: sqlite3.Connection,
+    meeting_id: str,
+    *,
+    duration_ms: int,
+    sample_rate: int,
+    channels: int,
+    size_bytes: int,
+    rms_dbfs: float | None = None,
+) -> ChunkRow:
+    """Append a chunk to *meeting_id* with status ``received`` and return it.
+
+    Its ``seq`` is the next number in the meeting (0 for the first), assigned inside the
+    INSERT itself so concurrent uploads cannot pick the same one.
+    """
+    row = _fetchone(
+        conn,
+        "INSERT chunks",
+        "INSERT INTO chunks (meeting_id, seq, duration_ms, rms_dbfs, sample_rate, channels,"
+        " size_bytes, status, created_at)"
+        " VALUES (?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM chunks WHERE meeting_id = ?),"
+        " ?, ?, ?, ?, ?, 'received', ?) RETURNING *",
+        (meeting_id, meeting_id, duration_ms, rms_dbfs, sample_rate, channels, size_bytes, _now()),
+    )
+    assert row is not None  # RETURNING always yields the inserted row
+    return ChunkRow(**_fields(row))
+
+
+def get_chunk(conn: sqlite3.Connection, chunk_id: int) -> ChunkRow | None:
+    """The chunk *chunk_id*, or None."""
+    row = _fetchone(conn, "SELECT chunks", "SELECT * FROM chunks WHERE id = ?", (chunk_id,))
+    return None if row is None else ChunkRow(**_fields(row))
+
+
+def mark_chunk(
+    conn: sqlite3.Connection,
+    chunk_id: int,
+    status: ChunkStatus,
+    *,
+    rms_dbfs: float | None = None,
+) -> None:
+    """Set a chunk's *status* and, when given, its measured level *rms_dbfs*.
+
+    :raises ValueError: on an unknown status, or when no chunk has this id.
+    """
+    if status not in get_args(ChunkStatus):
+        raise ValueError(
+            f"unknown chunk status {status!r}; expected one of {get_args(ChunkStatus)}"
+        )
+    cursor = _execute(
+        conn,
+        "UPDATE chunks",
+        "UPDATE chunks SET status = ?, rms_dbfs = COALESCE(?, rms_dbfs) WHERE id = ?",
+        (status, rms_dbfs, chunk_id),
+    )
+    if cursor.rowcount != 1:
+        raise ValueError(f"no chunk with id {chunk_id}")

@@ -1,0 +1,166 @@
+"""mina.db: the SQLite store, on a real database file in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import flask
+import pytest
+import sentry_sdk
+
+from mina import db
+from mina.testing import SentryIngest
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """A freshly initialised database file."""
+    database = tmp_path / "nested" / "dir" / "mina.sqlite3"
+    db.initialize(database)
+    return database
+
+
+@pytest.fixture
+def conn(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to the fresh database."""
+    with closing(db.connect(path)) as connection:
+        yield connection
+
+
+def test_initialize_creates_parent_dirs_in_wal_mode(path: Path, conn: sqlite3.Connection) -> None:
+    assert path.is_file()
+    assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"users", "api_tokens", "meetings", "chunks"} == tables
+
+
+def test_initialize_is_idempotent(path: Path) -> None:
+    with closing(db.connect(path)) as conn:
+        db.create_user(conn, "ada")
+    db.initialize(path)
+    with closing(db.connect(path)) as conn:
+        assert 1 == conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+
+
+def test_connections_enforce_foreign_keys(conn: sqlite3.Connection) -> None:
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        db.create_meeting(conn, owner_id=999, title="orphan")
+
+
+def test_create_user(conn: sqlite3.Connection) -> None:
+    user = db.create_user(conn, "ada", email="ada@example.org")
+    assert ("ada", "ada@example.org") == (user.username, user.email)
+    assert user.created_at.endswith("+00:00")
+
+
+def test_duplicate_username_raises_user_exists(conn: sqlite3.Connection) -> None:
+    db.create_user(conn, "ada")
+    with pytest.raises(db.UserExists, match="a user named 'ada' already exists"):
+        db.create_user(conn, "ada")
+
+
+def test_token_round_trip_stores_only_the_hash(conn: sqlite3.Connection) -> None:
+    user = db.create_user(conn, "ada")
+    token = db.create_token(conn, user.id)
+    assert token.startswith(db.TOKEN_PREFIX)
+    stored = conn.execute("SELECT token_hash, last_used_at FROM api_tokens").fetchone()
+    assert (hashlib.sha256(token.encode()).hexdigest(), None) == tuple(stored)
+    assert user == db.user_for_token(conn, token)
+    assert conn.execute("SELECT last_used_at FROM api_tokens").fetchone()[0] is not None
+
+
+def test_tokens_are_unique(conn: sqlite3.Connection) -> None:
+    user = db.create_user(conn, "ada")
+    assert db.create_token(conn, user.id) != db.create_token(conn, user.id)
+
+
+@pytest.mark.parametrize("token", ["", "mina_unknown", "not-even-prefixed", "mina_"])
+def test_unknown_tokens_find_no_user(conn: sqlite3.Connection, token: str) -> None:
+    db.create_token(conn, db.create_user(conn, "ada").id)
+    assert db.user_for_token(conn, token) is None
+
+
+def test_meeting_round_trip(conn: sqlite3.Connection) -> None:
+    owner = db.create_user(conn, "ada")
+    meeting = db.create_meeting(conn, owner.id, "Weekly sync")
+    assert 32 == len(meeting.id)
+    assert meeting == db.get_meeting(conn, meeting.id)
+    assert db.get_meeting(conn, "missing") is None
+
+
+def test_chunks_are_numbered_and_totalled(conn: sqlite3.Connection) -> None:
+    meeting = db.create_meeting(conn, db.create_user(conn, "ada").id, "Weekly sync")
+    sizes = {"sample_rate": 16000, "channels": 1, "size_bytes": 44}
+    first = db.add_chunk(conn, meeting.id, duration_ms=1000, **sizes)
+    second = db.add_chunk(conn, meeting.id, duration_ms=250, **sizes)
+    assert (0, 1) == (first.seq, second.seq)
+    assert ("received", None) == (first.status, first.rms_dbfs)
+    loaded = db.get_meeting(conn, meeting.id)
+    assert loaded is not None
+    assert (2, 1250) == (loaded.chunk_count, loaded.duration_ms)
+
+
+def test_mark_chunk(conn: sqlite3.Connection) -> None:
+    meeting = db.create_meeting(conn, db.create_user(conn, "ada").id, "Weekly sync")
+    chunk = db.add_chunk(
+        conn, meeting.id, duration_ms=10, sample_rate=8000, channels=2, size_bytes=100
+    )
+    db.mark_chunk(conn, chunk.id, "processed", rms_dbfs=-20.5)
+    marked = db.get_chunk(conn, chunk.id)
+    assert marked is not None
+    assert ("processed", -20.5) == (marked.status, marked.rms_dbfs)
+
+
+def test_mark_chunk_rejects_unknown_status_and_id(conn: sqlite3.Connection) -> None:
+    with pytest.raises(ValueError, match="unknown chunk status 'done'"):
+        db.mark_chunk(conn, 1, "done")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no chunk with id 42"):
+        db.mark_chunk(conn, 42, "failed")
+
+
+def test_init_app_gives_one_connection_per_app_context(tmp_path: Path) -> None:
+    app = flask.Flask(__name__)
+    app.config["MINA_DATABASE"] = str(tmp_path / "sub" / "app.sqlite3")
+    db.init_app(app)
+    assert (tmp_path / "sub" / "app.sqlite3").is_file()
+    with app.app_context():
+        conn = db.get_db()
+        assert conn is db.get_db()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        conn.execute("SELECT 1")
+
+
+def test_every_statement_is_a_db_span_without_values(path: Path) -> None:
+    with SentryIngest() as ingest:
+        sentry_sdk.init(
+            dsn=ingest.dsn,
+            traces_sample_rate=1.0,
+            default_integrations=False,
+            auto_enabling_integrations=False,
+            http_proxy="",
+        )
+        try:
+            with sentry_sdk.start_transaction(name="test"), closing(db.connect(path)) as conn:
+                user = db.create_user(conn, "secret-name", email="secret@example.org")
+                db.user_for_token(conn, db.create_token(conn, user.id))
+                db.get_meeting(conn, db.create_meeting(conn, user.id, "secret title").id)
+            sentry_sdk.flush()
+            (transaction,) = ingest.wait_for_transactions()
+        finally:
+            sentry_sdk.get_client().close(timeout=2)
+            sentry_sdk.get_global_scope().set_client(None)
+    spans = [(s["op"], s["description"]) for s in transaction["spans"]]
+    assert [
+        ("db", "CONNECT"),
+        ("db", "INSERT users"),
+        ("db", "INSERT api_tokens"),
+        ("db", "SELECT api_tokens"),
+        ("db", "UPDATE api_tokens"),
+        ("db", "INSERT meetings"),
+        ("db", "SELECT meetings"),
+    ] == spans
+    assert "secret" not in repr(transaction["spans"])
