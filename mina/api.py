@@ -1,0 +1,169 @@
+"""The meetings API: create and read meetings, upload their audio chunks.
+
+Every route needs a bearer token (`mina.auth`). A meeting is visible to its owner only:
+404 when it does not exist, 403 when it is someone else's. Errors answer
+``{"error": <code word>, "message": <readable>, "request_id": ...}``.
+
+An uploaded chunk is validated and stored as ``received`` within the request; measuring
+its level happens in the background (`process_chunk`), which marks it ``processed``.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import Final
+
+import structlog
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from mina import audio, auth, background, context, db
+from mina.tracing import span
+
+__all__ = ["ApiError", "bp", "process_chunk"]
+
+#: The API's blueprint, mounted at ``/api``.
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+log = structlog.get_logger(__name__)
+
+TITLE_MAX: Final = 200
+# The spellings of WAV media types seen in the wild.
+_WAV_TYPES: Final = frozenset({"audio/wav", "audio/wave", "audio/x-wav", "audio/vnd.wave"})
+
+
+class ApiError(HTTPException):
+    """An HTTP error with a code word for clients, answered as JSON."""
+
+    def __init__(self, code: int, error: str, message: str) -> None:
+        super().__init__(description=message)
+        self.code = code
+        self.error = error
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    code = exc.code or 500
+    error = exc.error if isinstance(exc, ApiError) else exc.name.lower().replace(" ", "_")
+    body = jsonify(error=error, message=exc.description, request_id=g.get("request_id"))
+    return body, code
+
+
+def _owned_meeting(meeting_id: str) -> db.MeetingRow:
+    """The meeting, bound to the context, if the current user owns it; else 404 or 403."""
+    context.bind_meeting(meeting_id)  # also on the warning line of a 404 or 403
+    meeting = db.get_meeting(db.get_db(), meeting_id)
+    if meeting is None:
+        raise ApiError(404, "not_found", "no meeting with this id")
+    if meeting.owner_id != auth.current_user().id:
+        raise ApiError(403, "forbidden", "this meeting belongs to another user")
+    context.bind_meeting(
+        meeting.id,
+        title=meeting.title,
+        chunk_count=meeting.chunk_count,
+        duration_ms=meeting.duration_ms,
+    )
+    return meeting
+
+
+@bp.post("/meetings")
+@auth.login_required
+def create_meeting() -> tuple[Response, int, dict[str, str]]:
+    """Create a meeting from ``{"title": str}``; 201 with the meeting."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict) or not isinstance(payload.get("title"), str):
+        raise ApiError(
+            400, "invalid_request", 'expected a JSON object such as {"title": "Weekly sync"}'
+        )
+    title = payload["title"].strip()
+    if not 1 <= len(title) <= TITLE_MAX:
+        raise ApiError(400, "invalid_title", f"the title must be 1 to {TITLE_MAX} characters")
+    meeting = db.create_meeting(db.get_db(), auth.current_user().id, title)
+    context.bind_meeting(meeting.id, title=meeting.title)
+    log.info("meeting.created", meeting_id=meeting.id)
+    location = url_for(".get_meeting", meeting_id=meeting.id)
+    return jsonify(meeting.to_json()), 201, {"Location": location}
+
+
+@bp.get("/meetings/<meeting_id>")
+@auth.login_required
+def get_meeting(meeting_id: str) -> Response:
+    """The meeting with its chunk count and total duration."""
+    return jsonify(_owned_meeting(meeting_id).to_json())
+
+
+@bp.post("/meetings/<meeting_id>/chunks")
+@auth.login_required
+def upload_chunk(meeting_id: str) -> tuple[Response, int]:
+    """Append a WAV chunk (the raw body, ``Content-Type: audio/wav``); 202 with the chunk.
+
+    The chunk is stored as ``received``; its level is measured in the background.
+    """
+    meeting = _owned_meeting(meeting_id)
+    if request.mimetype not in _WAV_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the chunk as Content-Type: audio/wav, not {request.mimetype or 'none'!r}",
+        )
+    request.max_content_length = audio.MAX_BYTES
+    try:
+        data = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise ApiError(
+            413, "too_large", f"a chunk may be at most {audio.MAX_BYTES} bytes"
+        ) from None
+    try:
+        wav = audio.read_wav(data)
+    except audio.InvalidAudio as exc:
+        raise ApiError(400, "invalid_audio", str(exc)) from None
+    chunk = db.add_chunk(
+        db.get_db(),
+        meeting.id,
+        duration_ms=wav.duration_ms,
+        sample_rate=wav.sample_rate,
+        channels=wav.channels,
+        size_bytes=len(data),
+    )
+    context.bind_meeting(
+        meeting.id,
+        chunk_count=meeting.chunk_count + 1,
+        duration_ms=meeting.duration_ms + wav.duration_ms,
+        sample_rate=wav.sample_rate,
+        channels=wav.channels,
+        sample_width=wav.sample_width,
+    )
+    log.info(
+        "chunk.received",
+        chunk_id=chunk.id,
+        seq=chunk.seq,
+        duration_ms=chunk.duration_ms,
+        size_bytes=chunk.size_bytes,
+    )
+    # The job gets the path, not this request's connection: that one closes with the request.
+    background.submit(process_chunk, current_app.config["MINA_DATABASE"], chunk.id, wav)
+    return jsonify(chunk.to_json()), 202
+
+
+def process_chunk(database: str, chunk_id: int, wav: audio.Wav) -> float:
+    """Measure a received chunk's level and mark it ``processed``; return the level.
+
+    Runs as a background job, with its own connection to *database*. On failure the chunk
+    is marked ``failed`` and the exception propagates (`mina.background` logs it).
+    """
+    with closing(db.connect(database)) as conn:
+        try:
+            with span("audio", "RMS level", size_bytes=len(wav.frames)):
+                rms_dbfs = audio.rms_dbfs(wav.frames, wav.sample_width)
+            db.mark_chunk(conn, chunk_id, "processed", rms_dbfs=rms_dbfs)
+        except Exception:
+            db.mark_chunk(conn, chunk_id, "failed")
+            raise
+    # "rms_dbfs", not "level": that key is the log line's own level.
+    log.info(
+        "chunk.processed",
+        chunk_id=chunk_id,
+        duration_ms=wav.duration_ms,
+        rms_dbfs=round(rms_dbfs, 2),
+    )
+    return rms_dbfs

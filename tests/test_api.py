@@ -1,0 +1,299 @@
+"""mina.api: meetings and chunk uploads through the test client, on a real database."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import wave
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+import sentry_sdk
+import structlog
+from structlog.testing import capture_logs
+
+from mina import api, audio, auth, context, db
+
+
+def make_wav(samples: list[int], *, rate: int = 16000, channels: int = 1) -> bytes:
+    """A 16-bit PCM WAV file holding *samples*."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(channels)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_context() -> Iterator[None]:
+    """Bound log context and the Sentry scope do not leak between tests."""
+    context.clear()
+    with sentry_sdk.isolation_scope():
+        yield
+    context.clear()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> flask.Flask:
+    """The API on a small app: database, token auth and the blueprint."""
+    app = flask.Flask(__name__)
+    app.config.update(TESTING=True, MINA_DATABASE=str(tmp_path / "mina.sqlite3"))
+    db.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(api.bp)
+
+    @app.before_request
+    def set_request_id() -> None:  # what mina's request middleware provides
+        flask.g.request_id = "req-1"
+
+    return app
+
+
+class Client:
+    """A test client authenticated as one user."""
+
+    def __init__(self, app: flask.Flask, username: str) -> None:
+        with closing(db.connect(app.config["MINA_DATABASE"])) as conn:
+            self.user = db.create_user(conn, username)
+            self.token = db.create_token(conn, self.user.id)
+        self.client = app.test_client()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        """Send a request with this user's token; return the response."""
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return self.client.open(url, method=method, headers=headers, **kwargs)
+
+    def create_meeting(self, title: str = "Weekly sync") -> dict[str, Any]:
+        """Create a meeting and return its JSON."""
+        response = self.request("POST", "/api/meetings", json={"title": title})
+        assert 201 == response.status_code, response.get_json()
+        body: dict[str, Any] = response.get_json()
+        return body
+
+    def upload(self, meeting_id: str, data: bytes, content_type: str = "audio/wav") -> Any:
+        """Upload a chunk; return the response."""
+        url = f"/api/meetings/{meeting_id}/chunks"
+        return self.request("POST", url, data=data, content_type=content_type)
+
+
+@pytest.fixture
+def ada(app: flask.Flask) -> Client:
+    """The client of user "ada"."""
+    return Client(app, "ada")
+
+
+@pytest.fixture
+def bob(app: flask.Flask) -> Client:
+    """The client of user "bob"."""
+    return Client(app, "bob")
+
+
+def wait_for_chunk(app: flask.Flask, chunk_id: int, status: str) -> db.ChunkRow:
+    """Poll the chunk row until it has *status* (at most five seconds)."""
+    deadline = time.monotonic() + 5
+    with closing(db.connect(app.config["MINA_DATABASE"])) as conn:
+        while True:
+            chunk = db.get_chunk(conn, chunk_id)
+            assert chunk is not None
+            if chunk.status == status or time.monotonic() > deadline:
+                return chunk
+            time.sleep(0.01)
+
+
+def test_create_and_get_a_meeting(ada: Client) -> None:
+    with capture_logs() as logs:
+        created = ada.create_meeting("  Weekly sync ")
+    assert {
+        "id": created["id"],
+        "title": "Weekly sync",
+        "owner_id": ada.user.id,
+        "created_at": created["created_at"],
+        "chunk_count": 0,
+        "duration_ms": 0,
+    } == created
+    assert [{"event": "meeting.created", "meeting_id": created["id"], "log_level": "info"}] == logs
+    response = ada.request("GET", f"/api/meetings/{created['id']}")
+    assert (200, created) == (response.status_code, response.get_json())
+
+
+def test_create_answers_with_a_location(ada: Client) -> None:
+    response = ada.request("POST", "/api/meetings", json={"title": "Retro"})
+    assert f"/api/meetings/{response.get_json()['id']}" == response.headers["Location"]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"json": {}}, "invalid_request"),
+        ({"json": {"title": 3}}, "invalid_request"),
+        ({"json": ["Weekly sync"]}, "invalid_request"),
+        ({"data": "not json", "content_type": "application/json"}, "invalid_request"),
+        ({"json": {"title": "   "}}, "invalid_title"),
+        ({"json": {"title": "x" * 201}}, "invalid_title"),
+    ],
+)
+def test_create_rejects_bad_bodies(ada: Client, body: dict[str, Any], error: str) -> None:
+    response = ada.request("POST", "/api/meetings", **body)
+    assert 400 == response.status_code
+    assert (error, "req-1") == (response.get_json()["error"], response.get_json()["request_id"])
+    assert response.get_json()["message"]
+
+
+def test_get_binds_the_meeting(app: flask.Flask) -> None:
+    seen: dict[str, Any] = {}
+
+    @app.after_request
+    def capture(response: flask.Response) -> flask.Response:
+        seen["log"] = structlog.contextvars.get_contextvars()
+        seen["sentry"] = sentry_sdk.get_isolation_scope()._contexts.get("meeting")
+        return response
+
+    ada = Client(app, "ada")
+    meeting = ada.create_meeting()
+    ada.request("GET", f"/api/meetings/{meeting['id']}")
+    assert meeting["id"] == seen["log"]["meeting_id"]
+    expected = {"id": meeting["id"], "title": "Weekly sync", "chunk_count": 0, "duration_ms": 0}
+    assert expected == seen["sentry"]
+
+
+def test_someone_elses_meeting_is_403(ada: Client, bob: Client) -> None:
+    meeting = ada.create_meeting()
+    response = bob.request("GET", f"/api/meetings/{meeting['id']}")
+    assert 403 == response.status_code
+    assert {
+        "error": "forbidden",
+        "message": "this meeting belongs to another user",
+        "request_id": "req-1",
+    } == response.get_json()
+    assert 403 == bob.upload(meeting["id"], make_wav([0] * 10)).status_code
+
+
+def test_a_missing_meeting_is_404(ada: Client) -> None:
+    response = ada.request("GET", "/api/meetings/nope")
+    assert 404 == response.status_code
+    assert {
+        "error": "not_found",
+        "message": "no meeting with this id",
+        "request_id": "req-1",
+    } == response.get_json()
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("POST", "/api/meetings"),
+        ("GET", "/api/meetings/abc"),
+        ("POST", "/api/meetings/abc/chunks"),
+    ],
+)
+def test_every_route_needs_a_token(app: flask.Flask, method: str, url: str) -> None:
+    response = app.test_client().open(url, method=method)
+    assert (401, "unauthorized") == (response.status_code, response.get_json()["error"])
+
+
+def test_upload_a_chunk_and_process_it_in_the_background(ada: Client, app: flask.Flask) -> None:
+    meeting = ada.create_meeting()
+    data = make_wav([16384, -16384] * 8000)  # 1 s of a half-scale square wave: -6.02 dBFS
+    with capture_logs() as logs:
+        response = ada.upload(meeting["id"], data)
+        assert 202 == response.status_code
+        chunk = response.get_json()
+        processed = wait_for_chunk(app, chunk["id"], "processed")
+    assert {
+        "id": chunk["id"],
+        "meeting_id": meeting["id"],
+        "seq": 0,
+        "status": "received",
+        "duration_ms": 1000,
+        "rms_dbfs": None,
+        "sample_rate": 16000,
+        "channels": 1,
+        "size_bytes": len(data),
+        "created_at": chunk["created_at"],
+    } == chunk
+    assert ("processed", -6.02) == (processed.status, round(processed.rms_dbfs or 0, 2))
+    events = {log["event"]: log for log in logs}
+    assert {
+        "event": "chunk.received",
+        "chunk_id": chunk["id"],
+        "seq": 0,
+        "duration_ms": 1000,
+        "size_bytes": len(data),
+        "log_level": "info",
+    } == events["chunk.received"]
+    assert {
+        "event": "chunk.processed",
+        "chunk_id": chunk["id"],
+        "duration_ms": 1000,
+        "rms_dbfs": -6.02,
+        "log_level": "info",
+    } == events["chunk.processed"]
+    after = ada.request("GET", f"/api/meetings/{meeting['id']}").get_json()
+    assert (1, 1000) == (after["chunk_count"], after["duration_ms"])
+
+
+def test_chunks_are_numbered_in_order(ada: Client) -> None:
+    meeting = ada.create_meeting()
+    seqs = [ada.upload(meeting["id"], make_wav([0] * 160)).get_json()["seq"] for _ in range(3)]
+    assert [0, 1, 2] == seqs
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "the body is empty; expected a WAV file"),
+        (b"ID3\x04 an mp3", "not a WAV file: the RIFF/WAVE header is missing"),
+        (make_wav([]), "the WAV file has no audio frames"),
+    ],
+)
+def test_invalid_audio_is_400(ada: Client, data: bytes, message: str) -> None:
+    meeting = ada.create_meeting()
+    response = ada.upload(meeting["id"], data)
+    assert 400 == response.status_code
+    assert {"error": "invalid_audio", "message": message, "request_id": "req-1"} == (
+        response.get_json()
+    )
+    after = ada.request("GET", f"/api/meetings/{meeting['id']}").get_json()
+    assert 0 == after["chunk_count"]
+
+
+def test_wrong_content_type_is_415(ada: Client) -> None:
+    meeting = ada.create_meeting()
+    response = ada.upload(meeting["id"], make_wav([0] * 10), content_type="audio/mpeg")
+    assert 415 == response.status_code
+    assert {
+        "error": "unsupported_media_type",
+        "message": "send the chunk as Content-Type: audio/wav, not 'audio/mpeg'",
+        "request_id": "req-1",
+    } == response.get_json()
+
+
+def test_too_large_is_413(ada: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audio, "MAX_BYTES", 100)
+    meeting = ada.create_meeting()
+    response = ada.upload(meeting["id"], make_wav([0] * 1000))
+    assert 413 == response.status_code
+    assert {
+        "error": "too_large",
+        "message": "a chunk may be at most 100 bytes",
+        "request_id": "req-1",
+    } == response.get_json()
+
+
+def test_a_failing_job_marks_the_chunk_failed(
+    ada: Client, app: flask.Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(frames: bytes, sample_width: int) -> float:
+        raise RuntimeError("analysis crashed")
+
+    monkeypatch.setattr(audio, "rms_dbfs", broken)
+    meeting = ada.create_meeting()
+    chunk = ada.upload(meeting["id"], make_wav([0] * 10)).get_json()
+    assert "failed" == wait_for_chunk(app, chunk["id"], "failed").status
