@@ -1,0 +1,106 @@
+"""mina.cli: ``mina users create``, in process and as the installed console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import flask
+import pytest
+from click.testing import CliRunner
+from flask.cli import FlaskGroup
+
+from mina import auth, cli, db
+
+
+def authenticates(database: Path, token: str) -> str | None:
+    """The username *token* authenticates as, through a real request, or None."""
+    app = flask.Flask(__name__)
+    app.config.update(TESTING=True, MINA_DATABASE=str(database))
+    db.init_app(app)
+    auth.init_app(app)
+
+    @app.get("/whoami")
+    @auth.login_required
+    def whoami() -> str:
+        return auth.current_user().username
+
+    response = app.test_client().get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    return response.get_data(as_text=True) if response.status_code == 200 else None
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """MINA_DATABASE, pointing at a file (and directory) that does not exist yet."""
+    path = tmp_path / "var" / "mina.sqlite3"
+    monkeypatch.setenv("MINA_DATABASE", str(path))
+    return path
+
+
+def test_create_prints_only_a_working_token(database: Path) -> None:
+    result = CliRunner().invoke(cli.main, ["users", "create", "ada", "--email", "a@example.org"])
+    assert 0 == result.exit_code, result.output
+    token = result.stdout.strip()
+    assert [token] == result.stdout.splitlines()
+    assert token.startswith(db.TOKEN_PREFIX)
+    assert token not in result.stderr
+    assert "shown only once" in result.stderr
+    assert "ada" == authenticates(database, token)
+    with closing(db.connect(database)) as conn:
+        user = db.user_for_token(conn, token)
+    assert user is not None
+    assert "a@example.org" == user.email
+
+
+def test_a_taken_username_is_a_one_line_error(database: Path) -> None:
+    CliRunner().invoke(cli.main, ["users", "create", "ada"])
+    result = CliRunner().invoke(cli.main, ["users", "create", "ada"])
+    assert (1, "") == (result.exit_code, result.stdout)
+    assert "Error: a user named 'ada' already exists\n" == result.stderr
+
+
+@pytest.mark.parametrize("name", ["", "two words", "tab\tbed", "x" * 65])
+def test_bad_usernames_are_usage_errors(database: Path, name: str) -> None:
+    result = CliRunner().invoke(cli.main, ["users", "create", name])
+    assert 2 == result.exit_code
+    assert "Invalid value for 'USERNAME'" in result.stderr
+    assert not database.exists()
+
+
+def test_a_config_error_is_a_one_line_error(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    result = CliRunner().invoke(cli.main, ["users", "create", "ada"])
+    assert 1 == result.exit_code
+    assert [
+        "Error: LOG_LEVEL='LOUD' is invalid: expected DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    ] == result.stderr.splitlines()
+
+
+def test_as_a_flask_command_it_uses_the_apps_database(database: Path, tmp_path: Path) -> None:
+    app = flask.Flask(__name__)
+    app.config["MINA_DATABASE"] = str(tmp_path / "app.sqlite3")
+    app.cli.add_command(cli.users)
+    flask_command = FlaskGroup(create_app=lambda: app, load_dotenv=False)
+    result = CliRunner().invoke(flask_command, ["users", "create", "ada"])
+    assert 0 == result.exit_code, result.output
+    assert "ada" == authenticates(tmp_path / "app.sqlite3", result.stdout.strip())
+    assert not database.exists()
+
+
+def test_the_console_script(database: Path) -> None:
+    script = Path(sys.executable).with_name("mina")
+    result = subprocess.run(
+        [str(script), "users", "create", "ada"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MINA_DATABASE": str(database)},
+        timeout=60,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr
+    assert "ada" == authenticates(database, result.stdout.strip())
