@@ -11,6 +11,7 @@ from pathlib import Path
 import flask
 import pytest
 import sentry_sdk
+from freezegun import freeze_time
 
 from mina import db
 from mina.testing import SentryIngest
@@ -71,6 +72,19 @@ def test_token_round_trip_stores_only_the_hash(conn: sqlite3.Connection) -> None
     assert (hashlib.sha256(token.encode()).hexdigest(), None) == tuple(stored)
     assert user == db.user_for_token(conn, token)
     assert conn.execute("SELECT last_used_at FROM api_tokens").fetchone()[0] is not None
+
+
+def test_last_used_at_is_kept_to_the_minute(conn: sqlite3.Connection) -> None:
+    token = db.create_token(conn, db.create_user(conn, "ada").id)
+
+    def use_at(moment: str) -> str:
+        with freeze_time(moment):
+            db.user_for_token(conn, token)
+        return str(conn.execute("SELECT last_used_at FROM api_tokens").fetchone()[0])
+
+    assert "2026-01-01T10:00:00.000+00:00" == use_at("2026-01-01 10:00:00")
+    assert "2026-01-01T10:00:00.000+00:00" == use_at("2026-01-01 10:00:59")
+    assert "2026-01-01T10:01:01.000+00:00" == use_at("2026-01-01 10:01:01")
 
 
 def test_tokens_are_unique(conn: sqlite3.Connection) -> None:
