@@ -8,3 +8,7 @@ try:
     __version__ = metadata.version("mina")
 except metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
+
+from mina.app import create_app
+
+__all__ = ["__version__", "create_app"]

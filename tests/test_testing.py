@@ -1,8 +1,5 @@
 """Tests for mina.testing.SentryIngest: the real sentry-sdk transport sends to it."""
 
-# Assertions are written `expected == actual` (the project's test style), which SIM300 flags.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import gzip

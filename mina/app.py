@@ -1,0 +1,57 @@
+"""The application factory: settings, logging and Sentry once, then hooks and routes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from mina import ops
+from mina.logging_config import configure_logging
+from mina.sentry import init_sentry
+from mina.settings import Settings
+from mina.web import Observability
+
+__all__ = ["create_app"]
+
+
+def _error_response(exc: HTTPException) -> tuple[flask.Response, int]:
+    code = exc.code or 500
+    body = {
+        "error": (exc.name or "error").lower().replace(" ", "_"),
+        "message": exc.description,
+        "request_id": flask.g.get("request_id"),
+    }
+    return flask.jsonify(body), code
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
+    """Create Mina's Flask app.
+
+    Reads the environment (string values in *config* override variables of the same
+    name, other keys only go to ``app.config``), configures logging and Sentry once per
+    process, installs the request hooks and registers the routes.
+
+    :raises mina.settings.ConfigError: for any invalid setting, naming the variable.
+    """
+    config = dict(config or {})
+    overrides = {key: value for key, value in config.items() if isinstance(value, str)}
+    settings = Settings.from_env({**os.environ, **overrides})
+    redactor = configure_logging(settings)
+    init_sentry(settings, redactor)
+
+    app = flask.Flask("mina")
+    app.config.update(MINA_DATABASE=str(settings.database), MINA_SETTINGS=settings)
+    app.config.update(config)
+    Observability(app, settings)
+    app.register_blueprint(ops.bp)
+    if settings.enable_test_routes:
+        app.register_blueprint(ops.test_bp)
+    # JSON errors carrying the request id. A 500 handler (not an Exception handler) keeps
+    # Flask's got_request_exception signal, which is how Sentry sees unhandled errors.
+    app.register_error_handler(HTTPException, _error_response)
+    app.register_error_handler(InternalServerError, _error_response)
+    return app

@@ -1,0 +1,55 @@
+"""gunicorn settings for Mina: ``gunicorn --config python:mina.gunicorn_conf 'mina:create_app()'``.
+
+gunicorn's own records (start-up, worker boots, errors) go through Mina's pipeline, so
+stdout stays one JSON object per line. The access log is off: each request already
+writes one ``request.finished`` line with its request id, user and meeting.
+Settings are validated here, before any worker starts: a bad value stops start-up with
+one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from gunicorn import glogging
+
+from mina.logging_config import configure_logging
+from mina.settings import ConfigError, Settings
+
+
+def _positive(name: str, default: str) -> int:
+    raw = os.environ.get(name, default)
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(name, raw, "expected a whole number, 1 or more")
+    return int(raw)
+
+
+try:
+    _settings = Settings.from_env()
+    workers = _positive("MINA_WORKERS", "2")
+    threads = _positive("MINA_THREADS", "4")
+except ConfigError as exc:
+    # One line naming the variable, before gunicorn prints a traceback of its own.
+    sys.stderr.write(f"mina: configuration error: {exc}\n")
+    raise SystemExit(2) from None
+
+
+class GunicornLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, with its records handed to Mina's handlers instead of its own."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        configure_logging(_settings)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True
+
+
+bind = os.environ.get("MINA_BIND", "127.0.0.1:5000")
+worker_class = "gthread"
+logger_class = GunicornLogger
+accesslog = None
+errorlog = "-"

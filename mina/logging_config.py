@@ -1,0 +1,233 @@
+"""The one pipeline: every log call, foreign record and exception goes through here.
+
+::
+
+    structlog call ──► merge contextvars ─► level ─► logger ─► timestamp ─► trace ids
+                       ─► redaction ─► reserved-key guard ─► RenderToLogKwargs
+                                                                   │
+    logging.getLogger(...) record ─────────────────────────────────┤ (same context and
+                                                                   ▼  redaction in the
+                                                       stdlib LogRecord   formatter)
+                                     ┌─────────────────────────────┴───────────────┐
+                     stdout handler (logging.yaml)                sentry-sdk LoggingIntegration
+                     python-json-logger: one JSON line            INFO+ breadcrumbs, ERROR+ events
+                                                                  (redacted again in before_*)
+
+`configure_logging` builds it once per process (calling it again with the same settings
+does nothing). The chain's processors are in `mina.processors`, redaction in
+`mina.redaction`, stdout handlers in ``logging.yaml``, Sentry options in `mina.sentry`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import logging.config
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+import yaml
+from structlog.typing import Processor
+
+from mina import context
+from mina.formatters import ConsoleFormatter, JsonFormatter
+from mina.processors import (
+    EventProcessor,
+    ForeignRecord,
+    RenameReservedKeys,
+    RenderToLogKwargs,
+    add_trace_ids,
+)
+from mina.redaction import Redactor
+from mina.settings import ConfigError, Settings
+
+__all__ = [
+    "MinaBoundLogger",
+    "build_processors",
+    "configure_logging",
+    "current_redactor",
+]
+
+_MINA_FORMATTERS: Final = {
+    f"{cls.__module__}.{cls.__qualname__}": name
+    for cls, name in ((JsonFormatter, "json"), (ConsoleFormatter, "console"))
+}
+
+
+class MinaBoundLogger(structlog.BoundLoggerBase):
+    """The bound logger every ``structlog.get_logger()`` returns once Mina is configured.
+
+    Its level methods are those of `structlog.make_filtering_bound_logger`, copied onto
+    this one class: a call below the level is a bare ``return None``, and reconfiguring
+    the level reaches loggers that were already cached. A failing processor or handler
+    never raises into the application: the failure is reported on stderr instead.
+    """
+
+    def _proxy_to_logger(self, method_name: str, event: str | None = None, **event_kw: Any) -> Any:
+        try:
+            return super()._proxy_to_logger(method_name, event, **event_kw)
+        except Exception as exc:  # logging must never break the caller
+            _report_failure(event, exc)
+            return None
+
+
+def _report_failure(event: object, exc: Exception) -> None:
+    with contextlib.suppress(Exception):  # stderr closed: nothing left to tell
+        sys.stderr.write(
+            f"mina: logging failed for event {str(event)[:200]!r}: "
+            f"{type(exc).__name__}: {str(exc)[:200]}\n"
+        )
+
+
+def _set_level(level: int) -> None:
+    source = structlog.make_filtering_bound_logger(level)
+    for name, value in vars(source).items():
+        if not name.startswith("__"):
+            setattr(MinaBoundLogger, name, value)
+
+
+class _Pipeline:
+    """What one configuration built: kept so a second identical call is a no-op."""
+
+    __slots__ = ("processors", "redactor", "settings")
+
+    def __init__(self, settings: Settings, redactor: Redactor, processors: list[Processor]):
+        self.settings = settings
+        self.redactor = redactor
+        self.processors = processors
+
+
+_lock = threading.Lock()
+_current: _Pipeline | None = None
+# One list object for the life of the process: cached loggers hold a reference to it,
+# so reconfiguration replaces its contents instead of the list.
+_processors: list[Processor] = []
+
+
+def _context_processors(redactor: Redactor) -> list[EventProcessor]:
+    # Shared by structlog calls and foreign records.
+    return [structlog.contextvars.merge_contextvars, add_trace_ids, redactor]
+
+
+def build_processors(redactor: Redactor) -> list[Processor]:
+    """Return the processor chain for structlog calls, in order, ending in the renderer."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
+        redactor,
+        RenameReservedKeys(),
+        RenderToLogKwargs(),
+    ]
+
+
+def _read_yaml(settings: Settings) -> dict[str, Any]:
+    if settings.logging_config is not None:
+        path: Path | Any = settings.logging_config
+        name = "MINA_LOGGING_CONFIG"
+    else:
+        path = resources.files("mina").joinpath("logging.yaml")
+        name = "logging.yaml"
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(name, str(path), f"cannot read: {exc}".replace("\n", " ")) from None
+    if not isinstance(loaded, dict) or loaded.get("version") != 1:
+        raise ConfigError(name, str(path), "not a dictConfig mapping with version: 1")
+    return loaded
+
+
+def _dictconfig(raw: dict[str, Any], settings: Settings, redactor: Redactor) -> dict[str, Any]:
+    # LOG_LEVEL sets the root level; LOG_FORMAT picks the formatter of every handler that
+    # uses Mina's json or console formatter; Mina's formatters get the redactor and the
+    # foreign-record chain built on it.
+    config = copy.deepcopy(raw)
+    config.setdefault("root", {})["level"] = logging.getLevelName(settings.log_level)
+    formatters = config.get("formatters") or {}
+    by_kind = {
+        _MINA_FORMATTERS[spec.get("()", "")]: name
+        for name, spec in formatters.items()
+        if isinstance(spec, dict) and spec.get("()", "") in _MINA_FORMATTERS
+    }
+    chosen = by_kind.get(settings.log_format)
+    if chosen is not None:
+        for handler in (config.get("handlers") or {}).values():
+            if handler.get("formatter") in by_kind.values():
+                handler["formatter"] = chosen
+    foreign = ForeignRecord(_context_processors(redactor))
+    for name in by_kind.values():
+        formatters[name].update(foreign=foreign, redactor=redactor)
+    return config
+
+
+def _redaction_options(own: dict[str, Any]) -> tuple[list[str], list[str]]:
+    section = own.get("redaction") or {}
+    keys = section.get("keys") or []
+    patterns = section.get("patterns") or []
+    if not all(isinstance(k, str) for k in keys) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError("logging.yaml", "mina.redaction", "keys and patterns must be strings")
+    return keys, patterns
+
+
+def _min_level(config: dict[str, Any]) -> int:
+    # structlog filters before the chain runs, so it lets through the lowest level any
+    # configured logger wants; stdlib then applies each logger's own level.
+    levels = [config.get("root", {}).get("level", logging.WARNING)]
+    levels += [spec["level"] for spec in (config.get("loggers") or {}).values() if "level" in spec]
+    numeric = [logging.getLevelName(lv) if isinstance(lv, str) else lv for lv in levels]
+    return min(lv for lv in numeric if isinstance(lv, int))
+
+
+def configure_logging(settings: Settings | None = None, *, force: bool = False) -> Redactor:
+    """Build the pipeline from *settings* (default: the environment); idempotent.
+
+    A second call with equal settings does nothing; with different settings, or with
+    *force*, the pipeline is rebuilt in place (already-cached loggers follow).
+
+    :returns: the redactor the pipeline uses, for Sentry's hooks to share.
+    :raises ConfigError: for an unreadable or invalid logging configuration.
+    """
+    global _current
+    settings = Settings.from_env() if settings is None else settings
+    with _lock:
+        if _current is not None and _current.settings == settings and not force:
+            return _current.redactor
+        raw = _read_yaml(settings)
+        keys, patterns = _redaction_options(raw.pop("mina", None) or {})
+        try:
+            redactor = Redactor(
+                extra_keys=[*settings.redact_keys, *keys],
+                extra_patterns=patterns,
+                send_pii=settings.send_pii,
+            )
+        except ValueError as exc:  # re.error is a ValueError
+            raise ConfigError("mina.redaction.patterns", str(patterns), str(exc)) from None
+        config = _dictconfig(raw, settings, redactor)
+        try:
+            logging.config.dictConfig(config)
+        except (ValueError, TypeError, AttributeError, ImportError) as exc:
+            name = "MINA_LOGGING_CONFIG" if settings.logging_config else "logging.yaml"
+            raise ConfigError(name, str(settings.logging_config or "packaged"), str(exc)) from None
+        context.set_pii_policy(settings.send_pii)
+        _processors[:] = build_processors(redactor)
+        _set_level(_min_level(config))
+        structlog.configure(
+            processors=_processors,
+            wrapper_class=MinaBoundLogger,
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            cache_logger_on_first_use=True,
+        )
+        _current = _Pipeline(settings, redactor, _processors)
+        return redactor
+
+
+def current_redactor() -> Redactor:
+    """Return the redactor of the configured pipeline (configuring from the env if needed)."""
+    return _current.redactor if _current is not None else configure_logging()

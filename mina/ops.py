@@ -1,0 +1,48 @@
+"""Operational routes: ``/healthz`` and the manual Sentry check ``/api/test-sentry-error``."""
+
+from __future__ import annotations
+
+import flask
+import sentry_sdk
+import structlog
+
+__all__ = ["bp", "test_bp"]
+
+_log = structlog.get_logger(__name__)
+
+bp = flask.Blueprint("ops", __name__)
+#: Registered only where test routes are enabled (``MINA_ENABLE_TEST_ROUTES``).
+test_bp = flask.Blueprint("ops_test", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> flask.Response:
+    """Liveness: answers while the process serves requests."""
+    return flask.jsonify(status="ok")
+
+
+@test_bp.get("/api/test-sentry-error")
+def test_sentry_error() -> flask.Response:
+    """Send a message and a handled ZeroDivisionError to Sentry; return their event ids.
+
+    The manual check that Sentry is wired: look the ids up in Sentry. With Sentry off the
+    ids are null and ``sentry_enabled`` is false.
+    """
+    message_id = sentry_sdk.capture_message("Mina Sentry test message", level="info")
+    try:
+        1 / 0  # noqa: B018 -- the point is the exception
+    except ZeroDivisionError:
+        error_id = sentry_sdk.capture_exception()
+    enabled = sentry_sdk.get_client().is_active()
+    _log.info(
+        "sentry.test_sent",
+        sentry_enabled=enabled,
+        message_event_id=message_id,
+        error_event_id=error_id,
+    )
+    return flask.jsonify(
+        sentry_enabled=enabled,
+        message_event_id=message_id,
+        error_event_id=error_id,
+        request_id=flask.g.get("request_id"),
+    )

@@ -1,0 +1,196 @@
+"""The structlog processors of Mina's pipeline, each in one place.
+
+`mina.logging_config` assembles them into the one chain; this module only defines them.
+Where a new piece of context or a new step belongs: a processor here, added to
+`mina.logging_config.build_processors`. Redaction lives in `mina.redaction`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sentry_sdk
+from structlog.stdlib import render_to_log_kwargs
+from structlog.typing import EventDict, WrappedLogger
+
+from mina.context import SCOPED_KEYS
+
+__all__ = [
+    "CONTEXT_ORDER",
+    "EVENT_ATTR",
+    "HEAD_KEYS",
+    "RESERVED_RECORD_KEYS",
+    "EventProcessor",
+    "ForeignRecord",
+    "RenameReservedKeys",
+    "RenderToLogKwargs",
+    "add_trace_ids",
+    "ordered",
+]
+
+#: Keys that open every line, in this order (the log line schema of DESIGN.md).
+HEAD_KEYS: Final = ("timestamp", "level", "logger", "event")
+
+#: Context keys, in the order they follow the head when present.
+CONTEXT_ORDER: Final = (
+    "request_id",
+    "method",
+    "path",
+    "route",
+    "client_ip",
+    "user_agent",
+    "user_id",
+    "username",
+    "meeting_id",
+    "trace_id",
+    "span_id",
+)
+
+#: Names `logging.Logger.makeRecord` refuses in ``extra`` (it raises KeyError for them).
+RESERVED_RECORD_KEYS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+#: Keys Sentry gets through its own fields (scope, event timestamp/level/logger), so they
+#: stay out of the event's ``extra`` and the breadcrumb's ``data``, which Sentry trims to
+#: ten keys.
+_PIPELINE_KEYS: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"}
+
+#: The record attribute carrying the finished event dict to Mina's formatters.
+EVENT_ATTR: Final = "_mina_event"
+
+
+def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Add ``trace_id`` and ``span_id`` of the Sentry trace this line belongs to.
+
+    Uses the active span when there is one, else the scope's propagation context: the
+    same values Sentry puts into the ``trace`` context of events, so a log line leads to
+    its trace. Without an active Sentry client there is no per-request trace, so nothing
+    is added rather than a process-wide id that would tie unrelated lines together.
+    """
+    if not sentry_sdk.get_client().is_active():
+        return event_dict
+    scope = sentry_sdk.get_current_scope()
+    span = scope.span
+    if span is not None:
+        event_dict.setdefault("trace_id", span.trace_id)
+        event_dict.setdefault("span_id", span.span_id)
+    else:
+        propagation = scope.get_active_propagation_context()
+        event_dict.setdefault("trace_id", propagation.trace_id)
+        event_dict.setdefault("span_id", propagation.span_id)
+    return event_dict
+
+
+class RenameReservedKeys:
+    """Rename keys that collide with `logging.LogRecord` attributes.
+
+    ``log.info("x", name="Ada")`` would make `logging.Logger.makeRecord` raise KeyError;
+    the key becomes ``name_`` instead (``name__`` if that is taken too), so the call is
+    logged and nothing is lost.
+    """
+
+    __slots__ = ("_reserved",)
+
+    def __init__(self, reserved: Iterable[str] = RESERVED_RECORD_KEYS) -> None:
+        # exc_info and stack_info are log kwargs, not extras: render_to_log_kwargs pops them.
+        self._reserved = frozenset(reserved) - {"exc_info", "stack_info"}
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        for key in self._reserved.intersection(event_dict):
+            new = key + "_"
+            while new in event_dict or new in self._reserved:
+                new += "_"
+            event_dict[new] = event_dict.pop(key)
+        return event_dict
+
+
+def ordered(event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    """Return *event_dict* as a new dict in schema order: head, context, then the rest."""
+    out = {key: event_dict[key] for key in HEAD_KEYS if key in event_dict}
+    for key in CONTEXT_ORDER:
+        if key in event_dict:
+            out[key] = event_dict[key]
+    if len(out) != len(event_dict):
+        for key, value in event_dict.items():
+            if key not in out:
+                out[key] = value
+    return out
+
+
+class RenderToLogKwargs:
+    """The last processor: `structlog.stdlib.render_to_log_kwargs`, plus the finished line.
+
+    The event name becomes the record's message (so Sentry groups by it), exc_info stays a
+    real exception for Sentry, and the call's own keys become record extras (Sentry's
+    ``extra`` and breadcrumb ``data``). The whole ordered event, context included, rides
+    along in the private ``_mina_event`` extra: Mina's formatters serialise it as is
+    instead of walking the record again, and Sentry skips underscore extras, so
+    request-wide context reaches Sentry only through its own fields (tags, user,
+    contexts), set by `mina.context`.
+    """
+
+    __slots__ = ()
+
+    def __call__(
+        self, logger: WrappedLogger, method_name: str, event_dict: EventDict
+    ) -> dict[str, Any]:
+        line = ordered(event_dict)
+        kwargs = render_to_log_kwargs(logger, method_name, event_dict)
+        line.pop("exc_info", None)
+        line.pop("stack_info", None)
+        line.pop("stacklevel", None)
+        scoped = SCOPED_KEYS
+        extra = {
+            key: value
+            for key, value in kwargs["extra"].items()
+            if key not in _PIPELINE_KEYS and key not in scoped
+        }
+        extra[EVENT_ATTR] = line
+        return {**kwargs, "extra": extra}
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+#: A processor that returns an event dict (not a rendered value): the foreign chain's kind.
+EventProcessor = Callable[[WrappedLogger, str, EventDict], EventDict]
+
+
+class ForeignRecord:
+    """Turn a stdlib record that did not come through structlog into a Mina event dict.
+
+    werkzeug, gunicorn, urllib3 or any ``logging.getLogger`` call: the record's formatted
+    message becomes ``event``, its extras become keys, and then *processors* (context,
+    trace ids, redaction: the same ones structlog calls run) are applied, so foreign lines
+    have the same schema and the same guarantees as Mina's own.
+    """
+
+    __slots__ = ("_processors",)
+
+    def __init__(self, processors: Iterable[EventProcessor]) -> None:
+        self._processors = tuple(processors)
+
+    def __call__(self, record: logging.LogRecord) -> dict[str, Any]:
+        """Return the ordered event dict for *record*."""
+        try:
+            message: Any = record.getMessage()
+        except Exception:  # bad %-args in someone else's call: keep what we can
+            message = f"{record.msg!s} {record.args!r}"
+        event_dict: EventDict = {
+            "timestamp": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": message,
+        }
+        for key, value in record.__dict__.items():
+            if key not in RESERVED_RECORD_KEYS and not key.startswith("_"):
+                event_dict[key] = value
+        for processor in self._processors:
+            event_dict = processor(None, record.levelname.lower(), event_dict)
+        return ordered(event_dict)

@@ -1,0 +1,141 @@
+"""Sentry's options and hooks, in one place.
+
+`sentry_options` turns validated `mina.settings.Settings` into the keyword arguments of
+`sentry_sdk.init`; `init_sentry` applies them once per process. Every hook runs the
+pipeline's redactor (the same object the structlog chain uses) and fails closed: if a
+hook itself fails, the event is dropped rather than sent unredacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import sentry_sdk
+import structlog
+from sentry_sdk.integrations.flask import FlaskIntegration
+from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+from sentry_sdk.utils import Dsn
+from werkzeug.exceptions import HTTPException
+
+from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event, redact_sentry_log
+from mina.settings import Settings
+
+__all__ = ["init_sentry", "sentry_options"]
+
+#: Hook failures are reported on this logger, which Sentry itself ignores (no recursion).
+HOOK_LOGGER: Final = "mina.sentry"
+
+_log = structlog.get_logger(HOOK_LOGGER)
+_lock = threading.Lock()
+_initialized: Settings | None = None
+
+T = TypeVar("T")
+
+
+def _fail_closed(name: str, hook: Callable[[T, Any], T | None]) -> Callable[[T, Any], T | None]:
+    def guarded(item: T, hint: Any) -> T | None:
+        try:
+            return hook(item, hint)
+        except Exception as exc:  # dropping beats sending something unredacted
+            _log.warning("sentry.hook_failed", hook=name, error=type(exc).__name__)
+            return None
+
+    guarded.__name__ = name
+    return guarded
+
+
+def _ignored_status(hint: Any, codes: frozenset[int]) -> bool:
+    exc_info = hint.get("exc_info") if isinstance(hint, dict) else None
+    exc = exc_info[1] if exc_info else None
+    return isinstance(exc, HTTPException) and exc.code in codes
+
+
+def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
+    """Return the `sentry_sdk.init` keyword arguments for *settings*.
+
+    Logging: INFO and up become breadcrumbs, ERROR and up events; Sentry Logs only when
+    ``SENTRY_ENABLE_LOGS=1`` (otherwise its handler would cost every call for nothing).
+    No PII unless ``MINA_SEND_PII=1``. Events for HTTP errors whose status is in
+    ``SENTRY_IGNORE_STATUS_CODES`` (401, 403, 404) are dropped.
+    """
+    ignored = settings.sentry_ignore_status_codes
+
+    def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
+        if _ignored_status(hint, ignored):
+            return None
+        return redact_sentry_event(redactor, event)
+
+    def before_send_transaction(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
+        return redact_sentry_event(redactor, event)
+
+    def before_breadcrumb(crumb: dict[str, Any], hint: Any) -> dict[str, Any] | None:
+        return redact_breadcrumb(redactor, crumb)
+
+    def before_send_log(log: dict[str, Any], hint: Any) -> dict[str, Any] | None:
+        return redact_sentry_log(redactor, log)
+
+    options: dict[str, Any] = {
+        "dsn": settings.sentry_dsn,
+        "environment": settings.sentry_environment,
+        "release": settings.sentry_release,
+        "traces_sample_rate": settings.traces_sample_rate,
+        "profiles_sample_rate": settings.profiles_sample_rate,
+        "send_default_pii": settings.send_pii,
+        "enable_logs": settings.sentry_enable_logs,
+        "debug": settings.sentry_debug,
+        "integrations": [
+            LoggingIntegration(
+                level=logging.INFO,
+                event_level=logging.ERROR,
+                sentry_logs_level=logging.INFO if settings.sentry_enable_logs else None,
+            ),
+            FlaskIntegration(transaction_style="url"),
+        ],
+        "before_send": _fail_closed("before_send", before_send),
+        "before_send_transaction": _fail_closed("before_send_transaction", before_send_transaction),
+        "before_breadcrumb": _fail_closed("before_breadcrumb", before_breadcrumb),
+        "before_send_log": _fail_closed("before_send_log", before_send_log),
+    }
+    if settings.sentry_spotlight:
+        options["spotlight"] = settings.sentry_spotlight
+    return options
+
+
+def _ingest(dsn: str) -> str:
+    # Where events go, without the key (a "dsn" field would be redacted whole anyway).
+    parsed = Dsn(dsn)
+    return f"{parsed.scheme}://{parsed.netloc}{parsed.path}{parsed.project_id}"
+
+
+def init_sentry(settings: Settings, redactor: Redactor) -> bool:
+    """Initialise Sentry for *settings* once per process; return whether it is on.
+
+    Logs ``sentry.initialized`` (environment, release, rates, the DSN with its key
+    masked) or ``sentry.disabled`` with the reason, so operators can tell at a glance.
+    """
+    global _initialized
+    with _lock:
+        if _initialized == settings:
+            return sentry_sdk.get_client().is_active()
+        _initialized = settings
+        if not settings.sentry_dsn:
+            if sentry_sdk.get_client().is_active():  # turned off by a reconfiguration
+                sentry_sdk.init()
+            _log.info("sentry.disabled", reason="SENTRY_DSN is not set")
+            return False
+        ignore_logger(HOOK_LOGGER)
+        sentry_sdk.init(**sentry_options(settings, redactor))
+    _log.info(
+        "sentry.initialized",
+        ingest=_ingest(settings.sentry_dsn),
+        environment=settings.sentry_environment,
+        release=settings.sentry_release,
+        traces_sample_rate=settings.traces_sample_rate,
+        profiles_sample_rate=settings.profiles_sample_rate,
+        sentry_logs=settings.sentry_enable_logs,
+        send_pii=settings.send_pii,
+    )
+    return True

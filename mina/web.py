@@ -1,0 +1,130 @@
+"""The Flask wiring: request context on every line and event, one ``request.finished`` line.
+
+`Observability` is a Flask extension (``init_app``) in the django-structlog mould: bind
+the request's context when it starts, write one finished line with status, duration and
+size, echo ``X-Request-ID`` on every response (errors included), and clear the context
+when the request ends so nothing survives into the next request on the same thread.
+
+Sentry's FlaskIntegration (enabled in `mina.sentry`) gives each request its own scope and
+transaction and continues incoming ``sentry-trace``/``baggage`` headers; the context bound
+here lands in that scope too, through `mina.context`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any, Final
+
+import flask
+import sentry_sdk
+import structlog
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from mina import context
+from mina.settings import Settings
+
+__all__ = ["REQUEST_ID_HEADER", "Observability", "request_id_from"]
+
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_USER_AGENT_MAX: Final = 256
+_REJECTED_MAX: Final = 64
+
+_log = structlog.get_logger("mina.request")
+
+
+def request_id_from(header: str | None) -> tuple[str, str | None]:
+    """Return ``(request_id, rejected)`` for an incoming ``X-Request-ID`` value.
+
+    The caller's id is kept when it is 1 to 128 characters of ``[A-Za-z0-9._:-]``;
+    otherwise a fresh one is generated and the rejected value comes back cut to 64
+    characters and escaped, safe to log.
+    """
+    if header is not None and _REQUEST_ID.fullmatch(header):
+        return header, None
+    rejected = None
+    if header is not None:
+        cut = header[:_REJECTED_MAX]
+        rejected = cut.encode("unicode_escape").decode("ascii", "replace")
+        if len(header) > _REJECTED_MAX:
+            rejected += f"...({len(header)} chars)"
+    return uuid.uuid4().hex, rejected
+
+
+class Observability:
+    """Bind request context, log one finished line per request, echo ``X-Request-ID``.
+
+    :param settings: trusted-proxy count and PII policy; read from the environment when
+        omitted.
+    """
+
+    def __init__(self, app: flask.Flask | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings
+        if app is not None:
+            self.init_app(app, settings)
+
+    def init_app(self, app: flask.Flask, settings: Settings | None = None) -> None:
+        """Install the request hooks on *app*."""
+        settings = settings or self.settings or Settings.from_env()
+        if settings.trusted_proxies:
+            # Only then are X-Forwarded-* believed: anyone can send them.
+            n = settings.trusted_proxies
+            app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+                app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
+            )
+        app.extensions["mina.observability"] = self
+        app.before_request(self._started)
+        app.after_request(self._finished)
+        app.teardown_request(self._teardown)
+
+    @staticmethod
+    def _started() -> None:
+        request = flask.request
+        context.clear()
+        request_id, rejected = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        flask.g.request_id = request_id
+        flask.g.mina_started = time.perf_counter()
+        fields: dict[str, Any] = {
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.path,
+            "route": request.url_rule.rule if request.url_rule is not None else None,
+            "user_agent": (request.user_agent.string or "")[:_USER_AGENT_MAX] or None,
+        }
+        if context.send_pii():
+            fields["client_ip"] = request.remote_addr
+        structlog.contextvars.bind_contextvars(**fields)
+        scope = sentry_sdk.get_isolation_scope()
+        scope.set_tag("request_id", request_id)
+        if fields["route"] is not None:
+            scope.set_tag("route", fields["route"])
+        meeting_id = (request.view_args or {}).get("meeting_id")
+        if meeting_id is not None:
+            context.bind_meeting(str(meeting_id))
+        if rejected is not None:
+            _log.warning("request.request_id_rejected", rejected=rejected)
+        _log.debug("request.started")
+
+    @staticmethod
+    def _finished(response: flask.Response) -> flask.Response:
+        request_id = flask.g.get("request_id")
+        if request_id is not None:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        started = flask.g.get("mina_started")
+        duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
+        status = response.status_code
+        # 4xx and 5xx are warnings here; a 5xx's exception is the Sentry event already.
+        emit = _log.warning if status >= 400 else _log.info
+        emit(
+            "request.finished",
+            status=status,
+            duration_ms=duration_ms,
+            size=response.calculate_content_length(),
+        )
+        return response
+
+    @staticmethod
+    def _teardown(exc: BaseException | None) -> None:
+        context.clear()

@@ -1,0 +1,169 @@
+"""Shared fixtures: a real local Sentry ingest, the pipeline writing to a captured stream."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sentry_sdk
+
+import mina.sentry
+from mina.logging_config import configure_logging
+from mina.settings import Settings
+from mina.testing import SentryIngest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test sees the developer's SENTRY_* / LOG_* / MINA_* variables or a proxy."""
+    for name in list(os.environ):
+        if name.startswith(("SENTRY_", "LOG_", "MINA_")) or name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MINA_DATABASE", str(tmp_path / "mina.sqlite3"))
+    yield
+    # No Sentry client leaks into the next test; a closed client flushes first.
+    client = sentry_sdk.get_client()
+    if client.is_active():
+        client.close(timeout=2)
+    sentry_sdk.get_global_scope().set_client(None)
+    mina.sentry._initialized = None
+
+
+@pytest.fixture
+def sentry_ingest() -> Iterator[SentryIngest]:
+    """A started local Sentry-protocol ingest on 127.0.0.1, stopped afterwards."""
+    with SentryIngest() as ingest:
+        yield ingest
+
+
+class Lines:
+    """The JSON lines the pipeline wrote to an in-memory stdout."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self.stream = stream
+
+    @property
+    def text(self) -> str:
+        """Everything written so far."""
+        return self.stream.getvalue()
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every line, parsed (fails the test if one is not a JSON object)."""
+        return [json.loads(line) for line in self.text.splitlines()]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The lines whose ``event`` is *name*."""
+        return [line for line in self.all() if line.get("event") == name]
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Lines]:
+    """Build the pipeline (forced) with settings overrides; stdout goes to a buffer."""
+
+    def build(**overrides: Any) -> Lines:
+        stream = io.StringIO()
+        monkeypatch.setattr(sys, "stdout", stream)
+        settings = replace(Settings.from_env(), **overrides)
+        configure_logging(settings, force=True)
+        return Lines(stream)
+
+    yield build  # type: ignore[misc]
+    logging.getLogger().handlers.clear()
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    """Poll *url* until it answers, at most *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+class Server:
+    """A real gunicorn serving Mina on 127.0.0.1, its stdout collected."""
+
+    def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            **os.environ,
+            **env,
+            "MINA_BIND": f"127.0.0.1:{self.port}",
+            "MINA_WORKERS": str(workers),
+            "MINA_THREADS": str(threads),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "python:mina.gunicorn_conf",
+                "mina:create_app()",
+            ],
+            env=full_env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def stop(self) -> tuple[list[dict[str, Any]], str]:
+        """Stop gunicorn; return its stdout lines (parsed) and its stderr."""
+        self.process.terminate()
+        try:
+            out, err = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate(timeout=5)
+        return [json.loads(line) for line in out.splitlines()], err
+
+
+@pytest.fixture
+def gunicorn() -> Iterator[Callable[..., Server]]:
+    """Start real gunicorn servers; each is stopped at teardown if the test did not."""
+    servers: list[Server] = []
+
+    def start(env: dict[str, str] | None = None, **kwargs: Any) -> Server:
+        server = Server(env or {}, **kwargs)
+        servers.append(server)
+        try:
+            wait_http(server.url + "/healthz")
+        except OSError:
+            server.process.kill()
+            _, err = server.process.communicate(timeout=5)
+            raise AssertionError(f"gunicorn did not start: {err[-2000:]}") from None
+        return server
+
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate(timeout=5)

@@ -1,0 +1,133 @@
+"""The app factory and its operational routes, in process and behind a real gunicorn."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sentry_sdk
+
+import mina
+from mina.testing import SentryIngest
+
+from .conftest import Lines, Server
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def test_healthz_and_request_id(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    client = mina.create_app().test_client()
+
+    response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+
+    assert 200 == response.status_code
+    assert {"status": "ok"} == response.json
+    assert "abc-123" == response.headers["X-Request-ID"]
+    [finished] = lines.events("request.finished")
+    assert ("abc-123", "GET", "/healthz", 200) == (
+        finished["request_id"],
+        finished["method"],
+        finished["path"],
+        finished["status"],
+    )
+
+
+def test_test_route_reports_a_message_and_an_error(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    configure()
+    app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "0"})
+
+    body = app.test_client().get("/api/test-sentry-error").json
+    sentry_sdk.flush(timeout=5)
+
+    events = {e["event_id"]: e for e in sentry_ingest.wait_for_events(n=2)}
+    assert body["sentry_enabled"]
+    message, error = events[body["message_event_id"]], events[body["error_event_id"]]
+    assert "Mina Sentry test message" == message["message"]
+    assert "ZeroDivisionError" == error["exception"]["values"][0]["type"]
+    assert body["request_id"] == error["tags"]["request_id"]
+
+
+def test_test_route_is_404_outside_development(configure: Callable[..., Lines]) -> None:
+    configure()
+    app = mina.create_app({"SENTRY_ENVIRONMENT": "production"})
+
+    response = app.test_client().get("/api/test-sentry-error")
+
+    assert 404 == response.status_code
+    assert "not_found" == response.json["error"]
+    assert response.headers["X-Request-ID"] == response.json["request_id"]
+
+
+def test_unhandled_error_is_one_event_and_a_json_500(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    lines = configure()
+    app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "0"})
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("kaboom")
+
+    response = app.test_client().get("/boom")
+    sentry_sdk.flush(timeout=5)
+
+    assert 500 == response.status_code
+    assert response.headers["X-Request-ID"] == response.json["request_id"]
+    [event] = sentry_ingest.wait_for_events()
+    assert "RuntimeError" == event["exception"]["values"][0]["type"]
+    assert response.json["request_id"] == event["tags"]["request_id"]
+    [finished] = lines.events("request.finished")
+    assert ("warning", 500) == (finished["level"], finished["status"])
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_ignored_statuses_are_not_events(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, status: int
+) -> None:
+    from flask import abort
+
+    lines = configure()
+    app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "0"})
+
+    @app.get("/deny")
+    def deny() -> str:
+        abort(status)
+
+    assert status == app.test_client().get("/deny").status_code
+    sentry_sdk.capture_message("sentinel")
+    sentry_sdk.flush(timeout=5)
+
+    assert ["sentinel"] == [e.get("message") for e in sentry_ingest.wait_for_events()]
+    [finished] = lines.events("request.finished")
+    assert ("warning", status) == (finished["level"], finished["status"])
+
+
+def test_gunicorn_serves_json_logs_and_says_sentry_is_off(
+    gunicorn: Callable[..., Server],
+) -> None:
+    server = gunicorn(workers=1, threads=2)
+
+    status, headers, _ = get(server.url + "/healthz", {"X-Request-ID": "e2e-1"})
+    lines, stderr = server.stop()
+
+    assert (200, "e2e-1") == (status, headers["X-Request-ID"])
+    events = [line["event"] for line in lines]
+    assert "sentry.disabled" in events
+    assert any(line["logger"].startswith("gunicorn") for line in lines)
+    [finished] = [line for line in lines if line.get("request_id") == "e2e-1"]
+    assert ("e2e-1", 200) == (finished["request_id"], finished["status"])
+    assert "" == stderr

@@ -1,0 +1,402 @@
+"""The one pipeline: what reaches stdout and what reaches Sentry, from the same calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sentry_sdk
+import structlog
+from freezegun import freeze_time
+
+from mina import context
+from mina.logging_config import configure_logging, current_redactor
+from mina.sentry import init_sentry
+from mina.settings import ConfigError, Settings
+from mina.testing import SentryIngest
+
+from .conftest import ROOT, Lines
+
+SECRET = "hunter2-s3cr3t-canary"
+SCHEMA_HEAD = ["timestamp", "level", "logger", "event"]
+
+
+def with_sentry(configure: Callable[..., Lines], ingest: SentryIngest, **overrides: Any) -> Lines:
+    overrides = {"sentry_dsn": ingest.dsn, "traces_sample_rate": 0.0, **overrides}
+    lines = configure(**overrides)
+    init_sentry(replace(Settings.from_env(), **overrides), current_redactor())
+    return lines
+
+
+def flush() -> None:
+    sentry_sdk.flush(timeout=5)
+
+
+# --- stdout -------------------------------------------------------------------------------
+
+
+def test_structlog_call_is_one_json_line_in_schema_order(
+    configure: Callable[..., Lines],
+) -> None:
+    lines = configure()
+    context.bind_meeting("m-1")
+    structlog.get_logger("mina.test").info("meeting.created", title="Standup", seats=4)
+
+    [line] = lines.events("meeting.created")
+    assert [*SCHEMA_HEAD, "meeting_id", "title", "seats"] == list(line)
+    assert {
+        "level": "info",
+        "logger": "mina.test",
+        "event": "meeting.created",
+        "meeting_id": "m-1",
+        "title": "Standup",
+        "seats": 4,
+    } == {k: v for k, v in line.items() if k != "timestamp"}
+    context.clear()
+
+
+@freeze_time("2026-11-29 10:20:30.123456")
+def test_timestamp_is_iso_utc(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    structlog.get_logger("t").warning("clock.read")
+    logging.getLogger("foreign.lib").warning("foreign clock")
+
+    assert ["2026-11-29T10:20:30.123456Z"] * 2 == [line["timestamp"] for line in lines.all()]
+
+
+def test_foreign_record_has_same_schema_context_and_redaction(
+    configure: Callable[..., Lines],
+) -> None:
+    lines = configure()
+    structlog.contextvars.bind_contextvars(request_id="r-1")
+    logging.getLogger("urllib3.custom").warning(
+        "connecting to %s with token=%s", "db", SECRET, extra={"password": SECRET, "port": 5432}
+    )
+    structlog.contextvars.clear_contextvars()
+
+    [line] = lines.all()
+    assert [*SCHEMA_HEAD, "request_id"] == list(line)[:5]
+    assert "urllib3.custom" == line["logger"]
+    assert "warning" == line["level"]
+    assert "connecting to db with token=[REDACTED]" == line["event"]
+    assert "[REDACTED]" == line["password"]
+    assert 5432 == line["port"]
+    assert SECRET not in lines.text
+
+
+def test_secret_under_sensitive_key_is_redacted(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    structlog.get_logger().info("user.login", password=SECRET, meeting_id="m-9")
+
+    [line] = lines.all()
+    assert "[REDACTED]" == line["password"]
+    assert "m-9" == line["meeting_id"]
+    assert SECRET not in lines.text
+
+
+@pytest.mark.parametrize("key", ["name", "message", "args", "module", "filename", "created", "msg"])
+def test_reserved_key_is_renamed_not_raised(configure: Callable[..., Lines], key: str) -> None:
+    lines = configure()
+    structlog.get_logger().info("reserved.key", **{key: "value"})
+
+    [line] = lines.all()
+    assert "value" == line[key + "_"]
+    assert key not in line
+
+
+def test_exception_is_rendered_redacted_and_real_exc_info(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    try:
+        raise ValueError(f"cannot connect to postgres://mina:{SECRET}@db/mina")
+    except ValueError:
+        structlog.get_logger().exception("db.failed")
+
+    [line] = lines.all()
+    assert "error" == line["level"]
+    assert line["exception"].startswith("Traceback (most recent call last):")
+    assert "ValueError: cannot connect to postgres://mina:[REDACTED]@db/mina" in line["exception"]
+    assert SECRET not in lines.text
+
+
+class Unrepresentable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_values_json_cannot_encode_never_raise(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    cycle: dict[str, Any] = {"a": 1}
+    cycle["self"] = cycle
+    log = structlog.get_logger()
+    log.info(
+        "odd.values",
+        tags={"b", "a"},
+        raw=b"\x00bytes\xff",
+        when=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        obj=Unrepresentable(),
+        cycle=cycle,
+        huge=2**80,
+        nan=float("nan"),
+        surrogate="\udcff",
+    )
+
+    [line] = lines.all()
+    assert ["a", "b"] == sorted(line["tags"])
+    assert "\x00bytes\ufffd" == line["raw"]
+    assert "2026-01-02T03:04:05+00:00" == line["when"]
+    assert "<unrepresentable Unrepresentable>" == line["obj"]
+    assert 1 == line["cycle"]["a"]
+    assert "<cycle>" in json.dumps(line["cycle"])
+    assert str(2**80) == line["huge"]
+    assert "odd.values" == line["event"]
+
+
+def test_disabled_level_writes_nothing(configure: Callable[..., Lines]) -> None:
+    lines = configure(log_level=logging.WARNING)
+    log = structlog.get_logger()
+    log.info("hidden")
+    log.debug("hidden")
+    log.warning("shown")
+
+    assert ["shown"] == [line["event"] for line in lines.all()]
+
+
+def test_reconfiguring_the_level_reaches_cached_loggers(configure: Callable[..., Lines]) -> None:
+    log = structlog.get_logger("cached")
+    lines = configure(log_level=logging.WARNING)
+    log.info("first")
+    lines = configure(log_level=logging.DEBUG)
+    log.debug("second")
+
+    assert ["second"] == [line["event"] for line in lines.all()]
+
+
+def test_console_format_has_same_fields(configure: Callable[..., Lines]) -> None:
+    lines = configure(log_format="console")
+    structlog.get_logger("mina.x").info("meeting.created", password=SECRET, seats=3)
+
+    assert "meeting.created" in lines.text
+    assert "seats=3" in lines.text
+    assert SECRET not in lines.text
+
+
+def test_a_failing_processor_never_raises_into_the_caller(
+    configure: Callable[..., Lines], capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure()
+
+    class Exploding:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+        __repr__ = __str__
+
+    structlog.get_logger().info(Exploding())  # type: ignore[arg-type]
+    structlog.get_logger().info("still.working")
+
+
+def test_configure_is_idempotent(configure: Callable[..., Lines]) -> None:
+    configure()
+    settings = Settings.from_env()
+    first = configure_logging(settings)
+    handlers = list(logging.getLogger().handlers)
+
+    assert first is configure_logging(settings)
+    assert handlers == logging.getLogger().handlers
+
+
+def test_redact_keys_from_env_and_yaml(configure: Callable[..., Lines], tmp_path: Path) -> None:
+    config = (ROOT / "mina" / "logging.yaml").read_text()
+    config = config.replace("keys: []", "keys: [meeting_passphrase]")
+    config = config.replace("patterns: []", "patterns: ['MINA-[0-9]{6}']")
+    path = tmp_path / "logging.yaml"
+    path.write_text(config)
+    lines = configure(logging_config=path, redact_keys=("room_code",))
+    structlog.get_logger().info(
+        "custom.keys", meeting_passphrase="abc", room_code="xyz", note="ticket MINA-123456"
+    )
+
+    [line] = lines.all()
+    assert "[REDACTED]" == line["meeting_passphrase"]
+    assert "[REDACTED]" == line["room_code"]
+    assert "ticket [REDACTED]" == line["note"]
+
+
+def test_bad_logging_config_names_the_variable(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\nhandlers: {x: {class: no.such.Handler}}\nroot: {handlers: [x]}\n")
+
+    with pytest.raises(ConfigError, match=r"^MINA_LOGGING_CONFIG="):
+        configure_logging(Settings(logging_config=path), force=True)
+
+
+# --- Sentry -------------------------------------------------------------------------------
+
+
+def test_error_becomes_event_named_after_the_event(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    with_sentry(configure, sentry_ingest)
+    log = structlog.get_logger("mina.billing")
+    for attempt in (1, 2):
+        log.error("invoice.failed", attempt=attempt, invoice="inv-1")
+    flush()
+
+    events = sentry_ingest.wait_for_events(n=2)
+    assert ["invoice.failed"] * 2 == [e["logentry"]["message"] for e in events]
+    # The call's keys, and none of the pipeline's or the context's (Sentry has those).
+    assert [{"attempt": 1, "invoice": "inv-1"}, {"attempt": 2, "invoice": "inv-1"}] == [
+        {k: v for k, v in e["extra"].items() if k != "sys.argv"} for e in events
+    ]
+    assert {"mina.billing"} == {e["logger"] for e in events}
+
+
+def test_info_calls_are_breadcrumbs_of_the_next_error(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    with_sentry(configure, sentry_ingest)
+    log = structlog.get_logger("mina.flow")
+    with sentry_sdk.isolation_scope():
+        context.bind(request_id="r-42")
+        log.debug("too.low")
+        log.info("step.one", n=1)
+        log.warning("step.two", n=2)
+        log.error("step.failed")
+        context.clear()
+    flush()
+
+    [event] = sentry_ingest.wait_for_events()
+    crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("category") == "mina.flow"]
+    assert [("step.one", "info", {"n": 1}), ("step.two", "warning", {"n": 2})] == [
+        (c["message"], c["level"], c["data"]) for c in crumbs
+    ]
+    # Context reaches Sentry through its own fields, not extra.
+    assert "r-42" == event["tags"]["request_id"]
+    assert "request_id" not in event.get("extra", {})
+
+
+def test_exception_carries_the_stack_trace(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    with_sentry(configure, sentry_ingest)
+
+    def explode() -> None:
+        raise KeyError("missing")
+
+    try:
+        explode()
+    except KeyError:
+        structlog.get_logger().exception("lookup.failed")
+    flush()
+
+    [event] = sentry_ingest.wait_for_events()
+    [exc] = event["exception"]["values"]
+    assert "KeyError" == exc["type"]
+    assert "explode" == exc["stacktrace"]["frames"][-1]["function"]
+    assert "lookup.failed" == event["logentry"]["message"]
+
+
+def test_secrets_leave_by_neither_route(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    lines = with_sentry(configure, sentry_ingest)
+    log = structlog.get_logger()
+    log.info("auth.attempt", password=SECRET, api_key=SECRET)
+    logging.getLogger("thirdparty").info("Authorization: Bearer %s", SECRET)
+    log.error("auth.failed", access_token=SECRET, url=f"https://x/cb?token={SECRET}")
+    flush()
+
+    sentry_ingest.wait_for_events()
+    assert SECRET not in lines.text
+    assert not any(SECRET.encode() in body for body in sentry_ingest.raw_bodies)
+    assert 4 == len(lines.all())
+
+
+def test_no_sentry_event_for_ignored_http_status(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    from werkzeug.exceptions import Forbidden, InternalServerError, NotFound
+
+    with_sentry(configure, sentry_ingest)
+    log = structlog.get_logger()
+    for exc in (NotFound(), Forbidden(), InternalServerError()):
+        log.error("http.error", exc_info=exc)
+    flush()
+
+    [event] = sentry_ingest.wait_for_events()
+    assert "InternalServerError" == event["exception"]["values"][0]["type"]
+
+
+def test_sentry_initialized_line_names_no_key(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    lines = with_sentry(configure, sentry_ingest, sentry_environment="staging")
+
+    [line] = lines.events("sentry.initialized")
+    key = sentry_ingest.dsn.split("//")[1].split("@")[0]
+    assert key not in lines.text
+    assert "staging" == line["environment"]
+    assert f"http://127.0.0.1:{sentry_ingest.port}/1" == line["ingest"]
+    assert 0.0 == line["traces_sample_rate"]
+
+
+def test_sentry_disabled_says_why(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    init_sentry(Settings(), configure_logging(Settings()))
+
+    [line] = lines.events("sentry.disabled")
+    assert "SENTRY_DSN is not set" == line["reason"]
+
+
+# --- a real process -----------------------------------------------------------------------
+
+SCRIPT = textwrap.dedent(
+    """
+    import logging, structlog
+    from mina.logging_config import configure_logging, current_redactor
+    configure_logging()
+    log = structlog.get_logger("script")
+    log.info("one", n=1)
+    log.info("reserved", name="x", args=(1, 2))
+    logging.getLogger("werkzeug").info('127.0.0.1 - - "GET / HTTP/1.1" 200 -')
+    log.info("multi\\nline", text="a\\nb\\u2028c", emoji="\\U0001f600")
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        log.exception("math.failed", password="pw-canary")
+    log.info("big", blob="x" * 100_000)
+    """
+)
+
+
+def test_subprocess_stdout_is_one_json_object_per_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "LOG_LEVEL": "INFO"},
+        cwd=ROOT,
+    )
+
+    # splitlines also breaks at U+2028 and NEL: the pipeline escapes them.
+    raw = result.stdout.decode("utf-8").splitlines()
+    lines = [json.loads(line) for line in raw]
+    assert ["one", "reserved", '127.0.0.1 - - "GET / HTTP/1.1" 200 -', "multi\nline"] == [
+        line["event"] for line in lines[:4]
+    ]
+    assert all(SCHEMA_HEAD == list(line)[:4] for line in lines)
+    assert "a\nb\u2028c" == lines[3]["text"]
+    assert "ZeroDivisionError: division by zero" in lines[4]["exception"]
+    assert b"pw-canary" not in result.stdout
+    assert 6 == len(lines)
+    assert b"" == result.stderr

@@ -1,0 +1,139 @@
+"""Settings from the environment: defaults, parsing, and one clear line per bad value."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mina
+from mina.settings import ConfigError, Settings, mask_dsn
+
+from .conftest import ROOT
+
+DSN = "https://0123456789abcdef0123456789abcdef@o1.ingest.example/42"
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+
+    assert None is settings.sentry_dsn
+    assert "development" == settings.sentry_environment
+    assert f"mina@{mina.__version__}" == settings.sentry_release
+    assert (0.1, 0.1) == (settings.traces_sample_rate, settings.profiles_sample_rate)
+    assert frozenset({401, 403, 404}) == settings.sentry_ignore_status_codes
+    assert (logging.INFO, "json") == (settings.log_level, settings.log_format)
+    assert settings.enable_test_routes
+    assert not settings.send_pii
+    assert Path("var/mina.sqlite3") == settings.database
+
+
+def test_values_are_parsed() -> None:
+    settings = Settings.from_env(
+        {
+            "SENTRY_DSN": DSN,
+            "SENTRY_ENVIRONMENT": "production",
+            "SENTRY_RELEASE": "mina@9",
+            "SENTRY_TRACES_SAMPLE_RATE": "1",
+            "SENTRY_PROFILES_SAMPLE_RATE": "0.25",
+            "SENTRY_IGNORE_STATUS_CODES": "404, 410",
+            "LOG_LEVEL": "debug",
+            "LOG_FORMAT": "Console",
+            "MINA_SEND_PII": "yes",
+            "MINA_REDACT_KEYS": "room_code, ,pin",
+            "MINA_TRUSTED_PROXIES": "1",
+        }
+    )
+
+    assert DSN == settings.sentry_dsn
+    assert ("production", "mina@9") == (settings.sentry_environment, settings.sentry_release)
+    assert (1.0, 0.25) == (settings.traces_sample_rate, settings.profiles_sample_rate)
+    assert frozenset({404, 410}) == settings.sentry_ignore_status_codes
+    assert (logging.DEBUG, "console") == (settings.log_level, settings.log_format)
+    assert not settings.enable_test_routes  # off outside development unless asked
+    assert settings.send_pii
+    assert ("room_code", "pin") == settings.redact_keys
+    assert 1 == settings.trusted_proxies
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SENTRY_TRACES_SAMPLE_RATE", "1.5", "SENTRY_TRACES_SAMPLE_RATE='1.5' is invalid: out of"),
+        ("SENTRY_TRACES_SAMPLE_RATE", "-0.1", "SENTRY_TRACES_SAMPLE_RATE='-0.1' is invalid: out"),
+        (
+            "SENTRY_PROFILES_SAMPLE_RATE",
+            "lots",
+            "SENTRY_PROFILES_SAMPLE_RATE='lots' is invalid: not",
+        ),
+        ("SENTRY_PROFILES_SAMPLE_RATE", "nan", "SENTRY_PROFILES_SAMPLE_RATE='nan' is invalid: out"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL='LOUD' is invalid: expected DEBUG"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT='xml' is invalid: expected one of json, console"),
+        ("MINA_SEND_PII", "maybe", "MINA_SEND_PII='maybe' is invalid: expected 1/0"),
+        (
+            "SENTRY_IGNORE_STATUS_CODES",
+            "404,abc",
+            "SENTRY_IGNORE_STATUS_CODES='404,abc' is invalid",
+        ),
+        ("MINA_TRUSTED_PROXIES", "-1", "MINA_TRUSTED_PROXIES='-1' is invalid"),
+        ("MINA_LOGGING_CONFIG", "/no/such.yaml", "MINA_LOGGING_CONFIG='/no/such.yaml' is invalid"),
+        ("SENTRY_DSN", "not a dsn", "SENTRY_DSN='not a dsn' is invalid"),
+    ],
+)
+def test_bad_value_names_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: value})
+
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+    assert variable == info.value.variable
+
+
+def test_malformed_dsn_message_masks_the_key() -> None:
+    key = "0123456789abcdef0123456789abcdef"
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"SENTRY_DSN": f"https://{key}@example/not-a-project"})
+
+    assert key not in str(info.value)
+    assert "https://***@example/not-a-project" in str(info.value)
+
+
+def test_mask_dsn() -> None:
+    assert "https://***@o1.ingest.example/42" == mask_dsn(DSN)
+    assert "no-key-here" == mask_dsn("no-key-here")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("LOG_LEVEL", "LOUD"), ("SENTRY_TRACES_SAMPLE_RATE", "2"), ("MINA_WORKERS", "zero")],
+)
+def test_bad_value_stops_gunicorn_with_one_line(variable: str, value: str) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "python:mina.gunicorn_conf",
+            "mina:create_app()",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, variable: value, "MINA_BIND": "127.0.0.1:0"},
+        cwd=ROOT,
+    )
+
+    assert 2 == result.returncode
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"mina: configuration error: {variable}={value!r} is invalid: ")
+    assert "" == result.stdout
+
+
+def test_create_app_raises_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"^LOG_FORMAT="):
+        mina.create_app({"LOG_FORMAT": "yaml"})
