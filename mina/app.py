@@ -9,7 +9,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from mina import ops
+from mina import api, auth, db, ops
 from mina.logging_config import configure_logging
 from mina.sentry import init_sentry
 from mina.settings import Settings
@@ -47,6 +47,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
     app.config.update(MINA_DATABASE=str(settings.database), MINA_SETTINGS=settings)
     app.config.update(config)
     Observability(app, settings)
+    db.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     if settings.enable_test_routes:
         app.register_blueprint(ops.test_bp)

@@ -20,6 +20,7 @@ import pytest
 import sentry_sdk
 
 import mina.sentry
+from mina import context
 from mina.logging_config import configure_logging
 from mina.settings import Settings
 from mina.testing import SentryIngest
@@ -29,12 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No test sees the developer's SENTRY_* / LOG_* / MINA_* variables or a proxy."""
+    """Each test starts with no bound context, no Sentry client, and none of the developer's
+    SENTRY_* / LOG_* / MINA_* variables or proxies."""
     for name in list(os.environ):
         if name.startswith(("SENTRY_", "LOG_", "MINA_")) or name.lower().endswith("_proxy"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MINA_DATABASE", str(tmp_path / "mina.sqlite3"))
-    yield
+    context.clear()  # log context bound by an earlier test on this thread
+    with sentry_sdk.isolation_scope():
+        yield
+    context.clear()
     # No Sentry client leaks into the next test; a closed client flushes first.
     client = sentry_sdk.get_client()
     if client.is_active():
