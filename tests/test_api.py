@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,11 @@ import sentry_sdk
 import structlog
 from structlog.testing import capture_logs
 
+import mina
 from mina import api, audio, auth, background, context, db
+from mina.testing import SentryIngest
+
+from .conftest import Lines
 
 
 def make_wav(samples: list[int], *, rate: int = 16000, channels: int = 1) -> bytes:
@@ -293,3 +297,55 @@ def test_a_failing_job_marks_the_chunk_failed(
     meeting = ada.create_meeting()
     chunk = ada.upload(meeting["id"], make_wav([0] * 10)).get_json()
     assert "failed" == finished_chunk(app, chunk["id"]).status
+
+
+def test_through_the_whole_app_logs_and_sentry_carry_user_and_meeting(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    lines = configure()
+    app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "1"})
+    ada = Client(app, "ada")
+    meeting = ada.create_meeting()
+    response = ada.upload(meeting["id"], make_wav([1000, -1000] * 800))
+    background.shutdown(wait=True)
+    sentry_sdk.flush(timeout=5)
+
+    assert 202 == response.status_code
+    request_id = response.headers["X-Request-ID"]
+    context_keys = ("request_id", "user_id", "username", "meeting_id")
+    expected = (request_id, ada.user.id, "ada", meeting["id"])
+    [received] = lines.events("chunk.received")
+    [processed] = lines.events("chunk.processed")
+    assert expected == tuple(received[key] for key in context_keys)
+    assert expected == tuple(processed[key] for key in context_keys)  # from the background
+    assert ("info", -30.31) == (processed["level"], processed["rms_dbfs"])
+
+    transactions = sentry_ingest.wait_for_transactions(n=3)  # 2 requests, 1 background job
+    upload = next(t for t in transactions if t["request"]["method"] == "POST"
+                  and t["request"]["url"].endswith("/chunks"))  # fmt: skip
+    job = next(t for t in transactions if t["contexts"]["trace"]["op"] == "task")
+    assert upload["contexts"]["trace"]["trace_id"] == job["contexts"]["trace"]["trace_id"]
+    assert {"id": str(ada.user.id), "username": "ada"} == upload["user"]
+    assert meeting["id"] == upload["tags"]["meeting_id"]
+    assert {
+        "id": meeting["id"],
+        "title": "Weekly sync",
+        "chunk_count": 1,
+        "duration_ms": 100,
+        "sample_rate": 16000,
+        "channels": 1,
+        "sample_width": 2,
+    } == upload["contexts"]["meeting"]
+    db_spans = [s["description"] for s in upload["spans"] if s["op"] == "db"]
+    assert {"SELECT api_tokens", "SELECT meetings", "INSERT chunks"} <= set(db_spans)
+    job_spans = [(s["op"], s["description"]) for s in job["spans"]]
+    assert [("db", "CONNECT"), ("audio", "RMS level"), ("db", "UPDATE chunks")] == job_spans
+
+
+def test_through_the_whole_app_401_carries_the_request_id(
+    configure: Callable[..., Lines],
+) -> None:
+    configure()
+    response = mina.create_app().test_client().get("/api/meetings/abc")
+    assert 401 == response.status_code
+    assert response.headers["X-Request-ID"] == response.get_json()["request_id"]
