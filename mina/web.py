@@ -82,7 +82,9 @@ class Observability:
     @staticmethod
     def _started() -> None:
         request = flask.request
-        context.clear()
+        # No clear() here: the teardown of the previous request did it, and something may
+        # already have bound context for this one (Sentry's FlaskIntegration loads the
+        # Flask-Login user early when PII is on, which binds it).
         request_id, rejected = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         flask.g.request_id = request_id
         flask.g.mina_started = time.perf_counter()

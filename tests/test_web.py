@@ -1,0 +1,334 @@
+"""Request context: request id, route, user, meeting and trace on lines, events, transactions."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import struct
+import wave
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+import sentry_sdk
+import structlog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mina
+from mina import background, db
+from mina.testing import SentryIngest
+from mina.web import request_id_from
+
+from .conftest import Lines
+
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+def make_user(path: str, username: str, email: str | None = None) -> tuple[int, str]:
+    db.initialize(path)
+    with closing(db.connect(path)) as conn:
+        user = db.create_user(conn, username, email)
+        return user.id, db.create_token(conn, user.id)
+
+
+def wav_bytes(frames: int = 1600) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(16000)
+        writer.writeframes(struct.pack(f"<{frames}h", *([1000, -1000] * (frames // 2))))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def app_with_sentry(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> Callable[..., tuple[flask.Flask, Lines]]:
+    def build(**env: str) -> tuple[flask.Flask, Lines]:
+        lines = configure()
+        app = mina.create_app(
+            {
+                "SENTRY_DSN": sentry_ingest.dsn,
+                "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+                "SENTRY_PROFILES_SAMPLE_RATE": "0",
+                "MINA_DATABASE": str(tmp_path / "web.sqlite3"),
+                **env,
+            }
+        )
+
+        @app.get("/api/meetings/<meeting_id>/explode")
+        @mina.auth.login_required
+        def explode(meeting_id: str) -> str:
+            structlog.get_logger("mina.test").info("explode.requested", nonce=meeting_id)
+            raise RuntimeError("exploded")
+
+        return app, lines
+
+    return build
+
+
+# --- X-Request-ID -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["abc-123", "A.b:c_d-9", "x" * 128, "0f8fad5b-d9cb-469f-a165-70867728950e"]
+)
+def test_valid_request_id_is_kept(value: str) -> None:
+    assert (value, None) == request_id_from(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "rejected"),
+    [
+        ("", ""),
+        ("x" * 129, "x" * 64 + "...(129 chars)"),
+        ("a\nb", "a\\nb"),
+        ('"quoted"', '"quoted"'),
+        ("a b", "a b"),
+        ("é", "\\xe9"),
+        ("y" * 10_000, "y" * 64 + "...(10000 chars)"),
+    ],
+)
+def test_invalid_request_id_is_replaced(value: str, rejected: str) -> None:
+    request_id, said = request_id_from(value)
+
+    assert HEX32.fullmatch(request_id)
+    assert rejected == said
+
+
+def test_missing_request_id_is_generated() -> None:
+    request_id, rejected = request_id_from(None)
+
+    assert HEX32.fullmatch(request_id)
+    assert None is rejected
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=300))
+def test_any_header_gives_a_safe_request_id(value: str) -> None:
+    request_id, rejected = request_id_from(value)
+
+    assert re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", request_id)
+    assert rejected is None or ("\n" not in rejected and len(rejected) <= 64 * 10 + 20)
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/healthz", 200), ("/nowhere", 404), ("/api/meetings/m-1", 401), ("/boom", 500)],
+)
+def test_request_id_is_echoed_on_every_status(
+    configure: Callable[..., Lines], path: str, status: int
+) -> None:
+    lines = configure()
+    app = mina.create_app()
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    # Raw CR/LF cannot even be sent through a client; gunicorn's test sends them on a socket.
+    hostile = 'evil"; <script>' + "z" * 10_000
+    given_id = app.test_client().get(path, headers={"X-Request-ID": "keep.me-1"})
+    replaced = app.test_client().get(path, headers={"X-Request-ID": hostile})
+
+    assert (status, "keep.me-1") == (given_id.status_code, given_id.headers["X-Request-ID"])
+    assert status == replaced.status_code
+    assert HEX32.fullmatch(replaced.headers["X-Request-ID"])
+    assert "Set-Cookie" not in replaced.headers
+    finished = lines.events("request.finished")
+    assert ["keep.me-1", replaced.headers["X-Request-ID"]] == [f["request_id"] for f in finished]
+    [warning] = lines.events("request.request_id_rejected")
+    assert warning["request_id"] == replaced.headers["X-Request-ID"]
+    assert hostile[:64] + "...(10014 chars)" == warning["rejected"]
+
+
+# --- the finished line ----------------------------------------------------------------------
+
+
+def test_finished_line_and_debug_started_line(configure: Callable[..., Lines]) -> None:
+    lines = configure(log_level=logging.DEBUG)
+    app = mina.create_app({"LOG_LEVEL": "DEBUG"})
+
+    app.test_client().get("/healthz", headers={"User-Agent": "probe/1.0"})
+
+    [started] = lines.events("request.started")
+    [finished] = lines.events("request.finished")
+    assert "debug" == started["level"]
+    assert ("info", 200, "/healthz", "/healthz", "GET") == (
+        finished["level"],
+        finished["status"],
+        finished["path"],
+        finished["route"],
+        finished["method"],
+    )
+    assert finished["duration_ms"] >= 0
+    assert len(b'{"status":"ok"}\n') == finished["size"]
+    assert "probe/1.0" == finished["user_agent"]
+    assert "client_ip" not in finished
+
+
+def test_context_does_not_survive_the_request(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    app = mina.create_app()
+
+    app.test_client().get("/healthz")
+    structlog.get_logger().info("after.request")
+
+    [after] = lines.events("after.request")
+    assert not {"request_id", "method", "path", "route"} & set(after)
+
+
+def test_client_ip_only_with_pii_consent(configure: Callable[..., Lines]) -> None:
+    lines = configure(send_pii=True)
+    app = mina.create_app({"MINA_SEND_PII": "1"})
+
+    app.test_client().get("/healthz", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+
+    [finished] = lines.events("request.finished")
+    assert "203.0.113.9" == finished["client_ip"]
+
+
+def test_proxy_headers_only_with_trusted_proxies(configure: Callable[..., Lines]) -> None:
+    lines = configure(send_pii=True)
+    headers = {"X-Forwarded-For": "198.51.100.7"}
+    environ = {"REMOTE_ADDR": "10.0.0.1"}
+    mina.create_app({"MINA_SEND_PII": "1"}).test_client().get(
+        "/healthz", headers=headers, environ_base=environ
+    )
+    mina.create_app({"MINA_SEND_PII": "1", "MINA_TRUSTED_PROXIES": "1"}).test_client().get(
+        "/healthz", headers=headers, environ_base=environ
+    )
+
+    assert ["10.0.0.1", "198.51.100.7"] == [
+        line["client_ip"] for line in lines.events("request.finished")
+    ]
+
+
+# --- user, meeting, trace: both outputs ---------------------------------------------------
+
+
+def test_user_meeting_and_trace_on_lines_event_and_transaction(
+    app_with_sentry: Callable[..., tuple[flask.Flask, Lines]],
+    sentry_ingest: SentryIngest,
+    tmp_path: Path,
+) -> None:
+    app, lines = app_with_sentry()
+    user_id, token = make_user(str(tmp_path / "web.sqlite3"), "ada", "ada@example.org")
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    meeting = client.post("/api/meetings", json={"title": "Standup"}, headers=auth).json
+    incoming_trace = "771a43a4192642f0b136d5159a501700"
+
+    response = client.get(
+        f"/api/meetings/{meeting['id']}/explode",
+        headers={**auth, "sentry-trace": f"{incoming_trace}-b7ad6b7169203331-1"},
+    )
+    sentry_sdk.flush(timeout=5)
+
+    assert 500 == response.status_code
+    request_id = response.headers["X-Request-ID"]
+    [event] = sentry_ingest.wait_for_events()
+    transactions = sentry_ingest.wait_for_transactions(n=2)
+    [transaction] = [t for t in transactions if t["tags"]["request_id"] == request_id]
+    request_lines = [line for line in lines.all() if line.get("request_id") == request_id]
+
+    assert {"explode.requested", "request.finished"} <= {line["event"] for line in request_lines}
+    for line in request_lines:
+        assert (user_id, "ada", meeting["id"]) == (
+            line["user_id"],
+            line["username"],
+            line["meeting_id"],
+        )
+        assert incoming_trace == line["trace_id"]
+        assert "/api/meetings/<meeting_id>/explode" == line["route"]
+    for sentry_item in (event, transaction):
+        assert request_id == sentry_item["tags"]["request_id"]
+        assert meeting["id"] == sentry_item["tags"]["meeting_id"]
+        assert {"id": str(user_id), "username": "ada"} == sentry_item["user"]
+        assert incoming_trace == sentry_item["contexts"]["trace"]["trace_id"]
+    assert "/api/meetings/<meeting_id>/explode" == transaction["transaction"]
+    crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("category") == "mina.test"]
+    assert [{"nonce": meeting["id"]}] == [c["data"] for c in crumbs]
+    # No consent: the email reached neither output.
+    assert "ada@example.org" not in lines.text
+    assert not any(b"ada@example.org" in body for body in sentry_ingest.raw_bodies)
+
+
+def test_email_reaches_outputs_only_with_consent(
+    app_with_sentry: Callable[..., tuple[flask.Flask, Lines]],
+    sentry_ingest: SentryIngest,
+    tmp_path: Path,
+) -> None:
+    app, lines = app_with_sentry(MINA_SEND_PII="1")
+    _, token = make_user(str(tmp_path / "web.sqlite3"), "bo", "bo@example.org")
+
+    app.test_client().post(
+        "/api/meetings", json={"title": "1:1"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    sentry_sdk.flush(timeout=5)
+
+    [created] = lines.events("meeting.created")
+    assert "bo@example.org" == created["user_email"]
+    [transaction] = sentry_ingest.wait_for_transactions()
+    assert "bo@example.org" == transaction["user"]["email"]
+
+
+def test_background_job_keeps_context_and_reports_to_sentry(
+    app_with_sentry: Callable[..., tuple[flask.Flask, Lines]],
+    sentry_ingest: SentryIngest,
+    tmp_path: Path,
+) -> None:
+    app, lines = app_with_sentry()
+    user_id, token = make_user(str(tmp_path / "web.sqlite3"), "cy")
+    failures: list[Any] = []
+
+    def failing_job() -> None:
+        structlog.get_logger("mina.job").info("job.running")
+        raise ValueError("job broke")
+
+    @app.post("/api/meetings/<meeting_id>/fail-later")
+    @mina.auth.login_required
+    def fail_later(meeting_id: str) -> str:
+        failures.append(background.submit(failing_job))
+        return "queued"
+
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    meeting = client.post("/api/meetings", json={"title": "Review"}, headers=auth).json
+
+    response = client.post(
+        f"/api/meetings/{meeting['id']}/chunks",
+        data=wav_bytes(),
+        headers={**auth, "Content-Type": "audio/wav"},
+    )
+    queued = client.post(f"/api/meetings/{meeting['id']}/fail-later", headers=auth)
+    background.shutdown(wait=True)
+    sentry_sdk.flush(timeout=5)
+
+    assert 202 == response.status_code
+    [processed] = lines.events("chunk.processed")
+    assert response.headers["X-Request-ID"] == processed["request_id"]
+    assert (user_id, meeting["id"]) == (processed["user_id"], processed["meeting_id"])
+    [running] = lines.events("job.running")
+    assert queued.headers["X-Request-ID"] == running["request_id"]
+    assert isinstance(failures[0].exception(), ValueError)
+    [event] = sentry_ingest.wait_for_events()
+    assert "background.failed" == event["logentry"]["message"]
+    assert meeting["id"] == event["tags"]["meeting_id"]
+    assert queued.headers["X-Request-ID"] == event["tags"]["request_id"]
+    assert str(user_id) == event["user"]["id"]
+    # The job is its own transaction on the request's trace.
+    transactions = sentry_ingest.wait_for_transactions(n=5)
+    job = [t for t in transactions if t["transaction"].endswith("failing_job")]
+    request = [t for t in transactions if t["tags"].get("request_id") == running["request_id"]]
+    assert 1 == len(job)
+    assert job[0]["contexts"]["trace"]["trace_id"] in {
+        t["contexts"]["trace"]["trace_id"] for t in request
+    }
+    assert running["trace_id"] == job[0]["contexts"]["trace"]["trace_id"]
