@@ -1,0 +1,815 @@
+"""One redactor for everything that leaves the process: stdout JSON lines and Sentry.
+
+`Redactor` removes secrets by *key* (a value stored under a key such as ``password`` or
+``X-Api-Key``) and by *shape* (credentials recognisable inside any text: ``Bearer`` tokens,
+JWTs, PEM private keys, URL passwords, ``token=`` pairs, card numbers, well-known API key
+formats, and, unless PII may be sent, e-mail and client IP addresses). Every secret becomes
+`REDACTED`; the text around it is kept, so messages stay readable and errors still group.
+
+Key rule: a key is split into words (on ``_ - .``, spaces, brackets and camelCase, so
+``accessToken``, ``X-Api-Key``, ``AWS_SECRET_ACCESS_KEY`` and ``db.password`` all work) and is
+sensitive when it contains one of the secret word sequences (``password``, ``token``,
+``api key``, ``private key``, ...). Words, not substrings: ``author`` is not ``auth`` and
+``passage`` is not ``pass``. A key is a *metric*, and kept, when a word after its last secret
+word is a measure (``token_count``, ``password_length``, ``token_expires_at``) or its first
+word is one (``max_tokens``, ``total_tokens``); the plural ``tokens`` names an amount when its
+value is a number (``prompt_tokens=12`` is kept, ``tokens=["..."]`` is not).
+
+`redact_sentry_event`, `redact_breadcrumb` and `redact_sentry_log` apply the same redactor
+to Sentry's payloads without touching Sentry's structural fields or frames' source lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import ipaddress
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from typing import Any, Final
+
+from sentry_sdk._types import AnnotatedValue
+from sentry_sdk.scrubber import DEFAULT_DENYLIST, DEFAULT_PII_DENYLIST
+
+__all__ = [
+    "REDACTED",
+    "Redactor",
+    "redact_breadcrumb",
+    "redact_sentry_event",
+    "redact_sentry_log",
+]
+
+#: What every secret is replaced by, in values and inside text alike.
+REDACTED: Final = "[REDACTED]"
+
+#: Replaces a container that contains itself.
+CYCLE: Final = "<cycle>"
+
+#: Replaces a container nested deeper than ``max_depth``.
+MAX_DEPTH: Final = "<max depth>"
+
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+# Secret word sequences (a key containing one, as consecutive words, is sensitive). Single
+# words that are commonly written as one word ("apikey", "sessionid") are listed as such.
+_SECRET_KEYS: Final = (
+    "password",
+    "passwd",
+    "pwd",
+    "pass",  # db_pass, smtp_pass; "passage" and "compass" are other words
+    "passphrase",
+    "passcode",
+    "secret",
+    "secrets",
+    "token",
+    "tokens",
+    "auth",
+    "authorization",
+    "authtoken",
+    "accesstoken",
+    "refreshtoken",
+    "idtoken",
+    "apitoken",
+    "credential",
+    "credentials",
+    "creds",
+    "api key",
+    "apikey",
+    "private key",
+    "privatekey",
+    "secret key",
+    "secretkey",
+    "access key",
+    "signing key",
+    "encryption key",
+    "master key",
+    "session",
+    "sessionid",
+    "sessid",
+    "jsessionid",
+    "phpsessid",
+    "connect sid",
+    "cookie",
+    "cookies",
+    "csrf",
+    "csrftoken",
+    "xsrf",
+    "xsrftoken",
+    "signature",
+    "sig",
+    "dsn",
+    "jwt",
+    "bearer",
+    "otp",
+    "totp",
+    "pin",  # meeting and card PINs are secrets
+    "ssn",  # never needed in a log
+    "symfony",
+)
+# Sent only when PII may be sent.
+_PII_KEYS: Final = ("ip", "ip address", "remote addr", "x forwarded for", "x real ip", "forwarded")
+# A word after the secret word, or a first word, that makes the key a measure of the secret.
+_METRIC_WORDS: Final = frozenset(
+    {
+        *("count", "counts", "total", "num", "len", "length", "size", "usage", "used"),
+        *("type", "types", "kind", "limit", "limits", "max", "min", "remaining", "rate"),
+        *("expires", "expiry", "expiration", "expired", "ttl", "age", "ms", "seconds", "at"),
+    }
+)
+_METRIC_FIRST: Final = frozenset({"max", "min", "total", "num", "n"})
+
+# Key states (cached per key).
+_KEEP: Final = 0
+_SECRET: Final = 1
+_COUNT_OK: Final = 2  # secret, unless the value is a number ("prompt_tokens": 12)
+_DIRTY: Final = 4  # the key's own text contains a secret: never cached
+_CACHE_MAX: Final = 4096
+_CLEAN_MAX_LEN: Final = 256
+
+_SCALARS: Final = frozenset({int, float, bool, type(None), complex})
+# Rendered by the encoders in a form that cannot carry a secret.
+_OPAQUE: Final = (
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    uuid.UUID,
+    decimal.Decimal,
+)
+
+_TOKEN = r"[A-Za-z0-9\-._~+/]"
+_SHAPES: Final = re.compile(
+    r"(?<![A-Za-z0-9_\-])(?:"
+    r"(?:AKIA|ASIA)[A-Z0-9]{16}"  # AWS access key ids
+    r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"  # GitHub
+    r"|xox[abeprs]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,}"  # Slack
+    r"|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{16,}"  # Stripe secrets
+    r"|sk-[A-Za-z0-9_\-]{20,}"  # OpenAI-style (sk-..., sk-proj-..., sk-ant-...)
+    r"|AIza[A-Za-z0-9_\-]{35}"  # Google API keys
+    r"|glpat-[A-Za-z0-9_\-]{20,}|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_\-]{50,}"
+    r"|eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}(?:\.[A-Za-z0-9_\-]*)?"  # JWT (JWS)
+    r")(?![A-Za-z0-9_\-])"
+)
+_PEM: Final = re.compile(
+    r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)[\s\S]*?(?=-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"
+)
+_SCHEME: Final = re.compile(rf"(?i)\b(bearer|basic)[ \t]+({_TOKEN}+=*)")
+_PLAIN_WORD: Final = re.compile(r"[A-Z]?[a-z]+")
+# scheme://user:password@host; the password ends at the authority's last "@".
+_USERINFO: Final = re.compile(
+    r"\b[A-Za-z][A-Za-z0-9+.\-]*://([^\s:/?#@]*)(?::([^\s/?#]*))?@(?=[^\s/?#@]*[A-Za-z0-9\]])"
+)
+_DSN_KEY: Final = re.compile(r"[0-9a-f]{32}")
+# The name half of a name=value / "name": value pair; the value is matched separately.
+_PAIR: Final = re.compile(
+    r"(?<![\w.\-\[\]])([\"']?)([A-Za-z_][\w.\-\[\]]{0,63})\1([ \t]*[:=][ \t]*)(?![/=:])"
+)
+_QUOTED: Final = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'")
+_BARE_VALUE: Final = re.compile(r"[^\s&#;\"'<>]+")
+_PLACEHOLDER: Final = re.compile(r"%(?:\([\w.]*\))?[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|\{[\w.!:\[\]]*\}")
+_CLOSERS: Final = {")": "(", "]": "[", "}": "{"}
+_JSON_VALUE: Final = re.compile(r"[^\s,}\]]+")
+_LINE_VALUE: Final = re.compile(r"(?:(?i:bearer|basic)[ \t]+)?([^\r\n]+)")
+# Every card format starts with four digits; requiring them keeps the scan cheap.
+_CARD: Final = re.compile(r"(?<![0-9A-Za-z])\d{4}(?:[ \-]?\d){9,15}(?![0-9A-Za-z])")
+_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_IPV4: Final = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV6: Final = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
+)
+# UUIDs and ISO timestamps (request ids, times): no pattern above can find a secret in them.
+_BENIGN: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
+)
+_TAIL: Final = re.compile(r"\S{1,512}\Z")
+
+_Span = tuple[int, int]
+
+
+def _words(key: str) -> tuple[str, ...]:
+    return tuple(w.lower() for w in _WORD.findall(key))
+
+
+def _phrases(names: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+    return tuple(p for p in {_words(n) for n in names} if p)
+
+
+def _find(words: tuple[str, ...], phrases: tuple[tuple[str, ...], ...]) -> int:
+    """Return the index after the last match of any of *phrases* in *words*, or -1."""
+    end = -1
+    for phrase in phrases:
+        size = len(phrase)
+        for i in range(len(words) - size + 1):
+            if words[i : i + size] == phrase:
+                end = max(end, i + size)
+    return end
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _client_ip(text: str) -> bool:
+    # Loopback and unspecified addresses identify nobody and keep "listening on" lines readable.
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_unspecified)
+
+
+def _splice(text: str, spans: list[_Span]) -> str:
+    # Overlapping or touching spans merge into one marker.
+    spans.sort()
+    parts = []
+    pos = 0
+    end = -1
+    for start, stop in spans:
+        if start <= end:
+            end = max(end, stop)
+            continue
+        if end >= 0:
+            parts.append(REDACTED)
+            pos = end
+        parts.append(text[pos:start])
+        end = stop
+    parts.append(REDACTED)
+    parts.append(text[end:])
+    return "".join(parts)
+
+
+def _safe_text(func: Callable[[Any], str], value: Any) -> str | None:
+    try:
+        text = func(value)
+    except Exception:
+        return None
+    return text if isinstance(text, str) else None
+
+
+class Redactor:
+    """Redact secrets (and, unless *send_pii*, PII) from values, text and event dicts.
+
+    :param extra_keys: more key names to redact, matched on their words like the built-in
+        ones (``MINA_REDACT_KEYS``, ``logging.yaml``); never exempted as metrics.
+    :param extra_patterns: more regular expressions to redact wherever they appear in text.
+        A pattern without groups has its whole match redacted; a pattern with groups only
+        group 1 (so ``ticket=(\\w+)`` keeps ``ticket=``).
+    :param send_pii: keep e-mail and client IP addresses (``MINA_SEND_PII=1``).
+    :param max_depth: containers nested deeper become ``"<max depth>"``.
+    :param max_text: only the first *max_text* characters of a string are scanned; the rest
+        is dropped and replaced by ``"...[TRUNCATED <n> chars]"``.
+    :raises re.error: for an invalid pattern in *extra_patterns*.
+    """
+
+    __slots__ = (
+        "_clean",
+        "_extra_keys",
+        "_keys",
+        "_patterns",
+        "_pii_keys",
+        "max_depth",
+        "max_text",
+        "send_pii",
+    )
+
+    def __init__(
+        self,
+        *,
+        extra_keys: Iterable[str] = (),
+        extra_patterns: Iterable[str | re.Pattern[str]] = (),
+        send_pii: bool = False,
+        max_depth: int = 32,
+        max_text: int = 64 * 1024,
+    ) -> None:
+        self.send_pii = send_pii
+        self.max_depth = max_depth
+        self.max_text = max_text
+        self._extra_keys = _phrases(extra_keys)
+        self._pii_keys = () if send_pii else _phrases(_PII_KEYS)
+        self._patterns = tuple(re.compile(p) for p in extra_patterns)
+        self._keys: dict[str, int] = {}
+        self._clean: set[str] = set()
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def is_sensitive_key(self, key: object) -> bool:
+        """Return whether values stored under *key* are redacted (decisions are cached)."""
+        return isinstance(key, str) and bool(self._key_state(key) & (_SECRET | _COUNT_OK))
+
+    def _key_state(self, key: str) -> int:
+        state = self._keys.get(key)
+        if state is None:
+            state = self._classify(key)
+            if not state & _DIRTY:  # never keep a key holding a secret alive in the cache
+                if len(self._keys) >= _CACHE_MAX:
+                    self._keys.clear()
+                self._keys[key] = state
+        return state
+
+    def _classify(self, key: str) -> int:
+        state = _DIRTY if self._scan(key, code=False) is not key else _KEEP
+        words = _words(key)
+        if not words:
+            return state
+        if _find(words, self._extra_keys) >= 0 or _find(words, self._pii_keys) >= 0:
+            return state | _SECRET
+        end = _find(words, _BUILTIN_KEYS)
+        if end < 0:
+            return state
+        if words[0] in _METRIC_FIRST or not _METRIC_WORDS.isdisjoint(words[end:]):
+            return state
+        if _find(words, _SINGULAR_KEYS) < 0:  # only the plural "tokens": maybe an amount
+            return state | _COUNT_OK
+        return state | _SECRET
+
+    # -- text -----------------------------------------------------------------------------
+
+    def redact_text(self, text: str) -> str:
+        """Return *text* with every secret in it replaced by `REDACTED`.
+
+        Harmless text is kept; *text* itself is returned when nothing was found.
+        """
+        return self._text(text, code=False)
+
+    def _text(self, text: str, *, code: bool) -> str:
+        if not code and len(text) <= _CLEAN_MAX_LEN and len(text) <= self.max_text:
+            # Event names, paths, methods... repeat: remember the short strings found clean
+            # (only those, so no secret is kept alive by the cache).
+            clean = self._clean
+            if text in clean:
+                return text
+            out = self._scan(text, code=False)
+            if out is text:
+                if len(clean) >= _CACHE_MAX:
+                    clean.clear()
+                clean.add(text)
+            return out
+        if len(text) <= self.max_text:
+            return self._scan(text, code=code)
+        head = text[: self.max_text]
+        # Drop a token cut in half rather than leak its first part.
+        head = _TAIL.sub("", head)
+        cut = len(text) - len(head)
+        return f"{self._scan(head, code=code)}...[TRUNCATED {cut} chars]"
+
+    def _scan(self, text: str, *, code: bool) -> str:
+        # Cheap substring checks gate each pattern: typical short values run two regexes.
+        if 20 <= len(text) <= 36 and not self._patterns and _BENIGN.fullmatch(text):
+            return text
+        spans: list[_Span] = []
+        add = spans.append
+        if "-----BEGIN" in text:
+            for m in _PEM.finditer(text):
+                if m.end() > m.end(1):
+                    add((m.end(1), m.end()))
+        first = _SHAPES.search(text)  # search before finditer: most texts have none
+        if first is not None:
+            for m in _SHAPES.finditer(text, first.start()):
+                add(m.span())
+        lower = text.lower()
+        if "bearer" in lower or "basic" in lower:
+            for m in _SCHEME.finditer(text):
+                credential = m.group(2)
+                if len(credential) >= 8 and (
+                    m.group(1).lower() == "bearer" or not _PLAIN_WORD.fullmatch(credential)
+                ):
+                    add(m.span(2))
+        authorities: list[_Span] = []
+        if "://" in text and "@" in text:
+            for m in _USERINFO.finditer(text):
+                authorities.append((m.start(1), m.end()))
+                password = m.group(2)
+                if password and not password.startswith("{"):  # not an f-string in code
+                    add(m.span(2))
+                elif _DSN_KEY.fullmatch(m.group(1)):
+                    add(m.span(1))
+        if not code and ("=" in text or ":" in text):
+            self._pairs(text, spans)
+        first = _CARD.search(text)
+        for m in () if first is None else _CARD.finditer(text, first.start()):
+            digits = m.group().replace(" ", "").replace("-", "")
+            if _luhn(digits):
+                add(m.span())
+        if not self.send_pii and not code:
+            if "@" in text:
+                for m in _EMAIL.finditer(text):
+                    start = m.start()
+                    if not any(a <= start < b for a, b in authorities):
+                        add(m.span())
+            if text.count(".") >= 3:
+                for m in _IPV4.finditer(text):
+                    if _client_ip(m.group()):
+                        add(m.span())
+            if "::" in text or text.count(":") >= 5:
+                for m in _IPV6.finditer(text):
+                    if _client_ip(m.group()):
+                        add(m.span())
+        for pattern in self._patterns:
+            for m in pattern.finditer(text):
+                span = m.span(1) if pattern.groups else m.span()
+                if span[1] > span[0]:
+                    add(span)
+        return _splice(text, spans) if spans else text
+
+    def _pairs(self, text: str, spans: list[_Span]) -> None:
+        for m in _PAIR.finditer(text):
+            name = m.group(2)
+            state = self._key_state(name)
+            if not state & (_SECRET | _COUNT_OK):
+                continue
+            pos = m.end()
+            if text.startswith(REDACTED, pos):  # keeps re-redaction a no-op
+                continue
+            quoted_name = bool(m.group(1))
+            separator = m.group(3)
+            value = _QUOTED.match(text, pos)
+            if value is not None:
+                start, end = value.start() + 1, value.end() - 1
+            elif quoted_name:  # "pin": 1234
+                value = _JSON_VALUE.match(text, pos)
+                if value is None:
+                    continue
+                start, end = value.span()
+            elif separator == "=":  # query strings, logfmt, --flag=value
+                value = _BARE_VALUE.match(text, pos)
+                if value is None:
+                    continue
+                start, end = value.span()
+                # "f(token=abc)": a closing bracket without its opening one is not the value's.
+                while text[end - 1] in _CLOSERS and text.count(
+                    _CLOSERS[text[end - 1]], start, end
+                ) < text.count(text[end - 1], start, end):
+                    end -= 1
+            elif ":" in separator:  # a header or "name: value" line: the rest of the line
+                value = _LINE_VALUE.match(text, pos)
+                if value is None:
+                    continue
+                start, end = value.span(1)
+            else:  # "password = request.json[...]" is code, not a secret
+                continue
+            if state & _COUNT_OK and text[start:end].isdigit():
+                continue
+            template = _PLACEHOLDER.match(text, start, end)
+            if template and not text[template.end() : end].strip(",.;:!?"):
+                continue  # a template ("token=%s"): it groups, and holds no secret
+            if end > start and text[start:end] != REDACTED:
+                spans.append((start, end))
+
+    # -- structures -----------------------------------------------------------------------
+
+    def redact(self, value: Any) -> Any:
+        """Return a redacted copy of *value*; *value* itself when nothing had to change.
+
+        Mappings become dicts (sensitive keys keep their key, the value becomes `REDACTED`);
+        lists and tuples keep their type; sets become lists; dataclasses and Pydantic-style
+        models become dicts; ``bytes`` become text (UTF-8, undecodable bytes replaced);
+        text is scanned with `redact_text`. Numbers, ``None``, dates and UUIDs are kept.
+        Any other object is kept when its ``repr()`` holds no secret, and is otherwise
+        replaced by its redacted ``repr()`` (an exception by ``"Type: redacted message"``),
+        so it cannot leak later through an encoder's ``repr()``. Never raises, never loops:
+        cycles become ``"<cycle>"`` and nesting past *max_depth* ``"<max depth>"``.
+        """
+        try:
+            return self._walk(value, 0, set())
+        except Exception:  # fail closed: something we cannot inspect is not let through
+            return REDACTED
+
+    def _walk(self, value: Any, depth: int, seen: set[int]) -> Any:
+        kind = type(value)
+        if kind is str:
+            return self._text(value, code=False)
+        if kind in _SCALARS:
+            return value
+        if isinstance(value, Mapping | list | tuple | set | frozenset):
+            if depth >= self.max_depth:
+                return MAX_DEPTH
+            if id(value) in seen:
+                return CYCLE
+            seen.add(id(value))
+            try:
+                if isinstance(value, Mapping):
+                    return self._mapping(value, depth, seen)
+                return self._sequence(value, depth, seen)
+            finally:
+                seen.discard(id(value))
+        if isinstance(value, str):  # str subclasses (StrEnum members...)
+            return self._text(value, code=False)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return self._text(bytes(value).decode("utf-8", "replace"), code=False)
+        if isinstance(value, AnnotatedValue):
+            inner = self._walk(value.value, depth + 1, seen)
+            return value if inner is value.value else AnnotatedValue(inner, value.metadata)
+        if isinstance(value, _OPAQUE):
+            return value
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            return self._walk(fields, depth, seen)
+        model = _model_dict(value)
+        if model is not None:
+            return self._walk(model, depth, seen)
+        return self._opaque(value)
+
+    def _mapping(self, value: Mapping[Any, Any], depth: int, seen: set[int]) -> Any:
+        out: dict[Any, Any] | None = None
+        changed = not isinstance(value, dict)
+        keys = self._keys
+        clean = self._clean
+        for key, item in value.items():
+            kind = type(item)
+            if (kind in _SCALARS or (kind is str and item in clean)) and keys.get(key) == _KEEP:
+                new_key, new = key, item  # the common case, without the calls below
+            else:
+                new_key, new = self._item(key, item, depth, seen)
+            if out is None:
+                if new_key is key and new is item and not changed:
+                    continue
+                # First change: copy what came before it.
+                out = {}
+                for k, v in value.items():
+                    if k is key:
+                        break
+                    out[k] = v
+            out[new_key] = new
+        return value if out is None else out
+
+    def _item(self, key: Any, item: Any, depth: int, seen: set[int]) -> tuple[Any, Any]:
+        if type(key) is not str:
+            return key, self._walk(item, depth + 1, seen)
+        state = self._key_state(key)
+        if state & _DIRTY:
+            key = self._scan(key, code=False)
+        if state & _SECRET or (state & _COUNT_OK and not _is_number(item)):
+            return key, item if type(item) is str and item == REDACTED else REDACTED
+        return key, self._walk(item, depth + 1, seen)
+
+    def _sequence(self, value: Any, depth: int, seen: set[int]) -> Any:
+        items = [self._walk(item, depth + 1, seen) for item in value]
+        if isinstance(value, set | frozenset):
+            return items
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        if isinstance(value, list):
+            return items
+        make = getattr(type(value), "_make", None)  # namedtuple
+        return make(items) if make is not None else tuple(items)
+
+    def _opaque(self, value: Any) -> Any:
+        if isinstance(value, BaseException):
+            message = _safe_text(str, value)
+            if message is None:
+                return f"<unrepresentable {type(value).__name__}>"
+            redacted = self._text(message, code=False)
+            return value if redacted is message else f"{type(value).__name__}: {redacted}"
+        text = _safe_text(repr, value)
+        if text is None:
+            return f"<unrepresentable {type(value).__name__}>"
+        redacted = self._text(text, code=False)
+        return value if redacted is text else redacted
+
+    # -- structlog ------------------------------------------------------------------------
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """Redact *event_dict* in place (keys, values and the ``event`` text); return it.
+
+        ``exc_info`` is passed through untouched: it must stay an exception for the renderer,
+        and the rendered traceback is redacted by Mina's formatters.
+        """
+        changes: list[tuple[Any, Any, Any]] | None = None
+        seen: set[int] = set()
+        keys = self._keys
+        clean = self._clean
+        for key, value in event_dict.items():
+            # Fast path, most entries of most events: a known harmless key, and a number
+            # or a string already found clean.
+            if keys.get(key) == _KEEP:
+                kind = type(value)
+                if kind in _SCALARS or (kind is str and value in clean):
+                    continue
+            if key == "exc_info":
+                continue
+            try:
+                new_key, new = self._item(key, value, 0, seen)
+            except Exception:  # fail closed
+                new_key, new = key, REDACTED
+            if new_key is not key or new is not value:
+                if changes is None:
+                    changes = []
+                changes.append((key, new_key, new))
+        if changes is not None:
+            for key, new_key, new in changes:
+                if new_key is not key:
+                    del event_dict[key]
+                event_dict[new_key] = new
+        return event_dict
+
+
+_BUILTIN_KEYS: Final = _phrases(
+    [*_SECRET_KEYS, *(k for k in DEFAULT_DENYLIST if k not in DEFAULT_PII_DENYLIST)]
+)
+# Every built-in phrase but the plural "tokens" (see the key rule).
+_SINGULAR_KEYS: Final = tuple(p for p in _BUILTIN_KEYS if p != ("tokens",))
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _model_dict(value: Any) -> Mapping[str, Any] | None:
+    # Pydantic v2 (model_dump) and v1 (dict, with __fields__); never other objects' dict().
+    dump = getattr(value, "model_dump", None)
+    if dump is None and hasattr(type(value), "__fields__"):
+        dump = getattr(value, "dict", None)
+    if not callable(dump):
+        return None
+    try:
+        result = dump()
+    except Exception:
+        return None
+    return result if isinstance(result, Mapping) else None
+
+
+# -- Sentry -----------------------------------------------------------------------------------
+
+# Sentry's own fields: ids, times, SDK and module versions. Nothing user-controlled.
+_SENTRY_STRUCTURE: Final = frozenset(
+    {
+        "event_id",
+        "timestamp",
+        "start_timestamp",
+        "received",
+        "type",
+        "platform",
+        "level",
+        "sdk",
+        "modules",
+        "debug_meta",
+        "release",
+        "dist",
+        "environment",
+        "measurements",
+        "_meta",
+    }
+)
+_CODE_LINES: Final = ("pre_context", "post_context")
+
+
+def redact_sentry_event(redactor: Redactor, event: dict[str, Any]) -> dict[str, Any]:
+    """Return a redacted copy of a Sentry error or transaction *event*.
+
+    Everything user-controlled goes through `Redactor.redact` (message, logentry,
+    exception values, frame locals by name and value, request, breadcrumbs, tags, contexts,
+    user, extra, spans, transaction). Sentry's structural fields are kept as they are, and
+    frames' source lines only lose what matches a credential shape (never ``name=value``
+    pairs: ``password = request.json["password"]`` stays readable). Without *send_pii*,
+    the user's e-mail and IP and the request's ``REMOTE_ADDR`` are dropped.
+    """
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        if key in _SENTRY_STRUCTURE:
+            out[key] = value
+        elif key in ("exception", "threads"):
+            out[key] = _exceptions(redactor, value)
+        elif key == "stacktrace":
+            out[key] = _stacktrace(redactor, value)
+        elif key == "logentry":
+            out[key] = _logentry(redactor, value)
+        else:
+            out[key] = redactor.redact(value)
+    if not redactor.send_pii:
+        _drop(out, "user", ("email", "ip_address"))
+        request = out.get("request")
+        if isinstance(request, dict):
+            out["request"] = request = dict(request)
+            _drop(request, "env", ("REMOTE_ADDR",))
+    return out
+
+
+def redact_breadcrumb(redactor: Redactor, crumb: dict[str, Any]) -> dict[str, Any]:
+    """Return a redacted copy of a Sentry breadcrumb (message, data, category...)."""
+    redacted = redactor.redact(crumb)
+    return redacted if isinstance(redacted, dict) else {}
+
+
+def redact_sentry_log(redactor: Redactor, log: dict[str, Any]) -> dict[str, Any]:
+    """Return a redacted copy of a Sentry log: its ``body`` and ``attributes``.
+
+    Attributes may be plain values or ``{"value": ..., "type": ...}``; a sensitive
+    attribute keeps its shape with its value replaced.
+    """
+    out = dict(log)
+    if "body" in out:
+        out["body"] = redactor.redact(out["body"])
+    attributes = out.get("attributes")
+    if isinstance(attributes, Mapping):
+        out["attributes"] = {
+            name: _attribute(redactor, name, attr) for name, attr in attributes.items()
+        }
+    return out
+
+
+def _attribute(redactor: Redactor, name: Any, attr: Any) -> Any:
+    typed = isinstance(attr, Mapping) and "value" in attr and "type" in attr
+    value = attr["value"] if typed else attr
+    new = redactor.redact({name: value})
+    new_value = next(iter(new.values())) if isinstance(new, dict) else REDACTED
+    if not typed:
+        return new_value
+    if new_value is value:
+        return attr
+    return {
+        **attr,
+        "value": new_value,
+        "type": "string" if isinstance(new_value, str) else attr["type"],
+    }
+
+
+def _logentry(redactor: Redactor, entry: Any) -> Any:
+    # A %s parameter has no key to tell it is a secret: it is one when the formatted
+    # message shows it only inside something redacted ("token=%s").
+    redacted = redactor.redact(entry)
+    params = entry.get("params") if isinstance(entry, Mapping) else None
+    if not isinstance(params, list | tuple) or not isinstance(redacted, dict):
+        return redacted
+    formatted = entry.get("formatted")
+    if not isinstance(formatted, str):
+        try:
+            formatted = str(entry.get("message")) % tuple(params)
+        except Exception:  # a message that is not a %-format: nothing to compare with
+            return redacted
+    shown = redactor.redact_text(formatted)
+    hidden = [
+        isinstance(p, str | int | float) and str(p) in formatted and str(p) not in shown
+        for p in params
+    ]
+    if any(hidden):
+        redacted = dict(redacted)
+        redacted["params"] = [
+            REDACTED if hide else param
+            for hide, param in zip(hidden, redactor.redact(list(params)), strict=True)
+        ]
+    return redacted
+
+
+def _exceptions(redactor: Redactor, container: Any) -> Any:
+    values = container.get("values") if isinstance(container, Mapping) else None
+    if not isinstance(values, list):
+        return redactor.redact(container)
+    out = dict(container)
+    out["values"] = [_exception(redactor, v) for v in values]
+    return out
+
+
+def _exception(redactor: Redactor, exc: Any) -> Any:
+    if not isinstance(exc, Mapping):
+        return redactor.redact(exc)
+    out = {}
+    for key, value in exc.items():
+        if key == "stacktrace":
+            out[key] = _stacktrace(redactor, value)
+        elif key in ("type", "module", "id", "thread_id", "current", "crashed", "main"):
+            out[key] = value
+        else:
+            out[key] = redactor.redact(value)
+    return out
+
+
+def _stacktrace(redactor: Redactor, stacktrace: Any) -> Any:
+    frames = stacktrace.get("frames") if isinstance(stacktrace, Mapping) else None
+    if not isinstance(frames, list):
+        return redactor.redact(stacktrace)
+    out = dict(stacktrace)
+    out["frames"] = [_frame(redactor, f) for f in frames]
+    return out
+
+
+def _frame(redactor: Redactor, frame: Any) -> Any:
+    if not isinstance(frame, Mapping):
+        return redactor.redact(frame)
+    out = dict(frame)
+    if "vars" in out:
+        out["vars"] = redactor.redact(out["vars"])
+    line = out.get("context_line")
+    if isinstance(line, str):
+        out["context_line"] = redactor._text(line, code=True)
+    for key in _CODE_LINES:
+        lines = out.get(key)
+        if isinstance(lines, list):
+            out[key] = [redactor._text(s, code=True) if isinstance(s, str) else s for s in lines]
+    return out
+
+
+def _drop(parent: dict[str, Any], name: str, keys: tuple[str, ...]) -> None:
+    # Copies rather than mutates: the redacted event may share objects with the original.
+    mapping = parent.get(name)
+    if isinstance(mapping, Mapping):
+        parent[name] = {k: v for k, v in mapping.items() if k not in keys}

@@ -1,0 +1,876 @@
+"""Tests for mina.redaction: the one redactor in front of stdout and Sentry."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import re
+import string
+import uuid
+from collections import OrderedDict, namedtuple
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sentry_sdk._types import AnnotatedValue
+
+from mina.redaction import (
+    REDACTED,
+    Redactor,
+    redact_breadcrumb,
+    redact_sentry_event,
+    redact_sentry_log,
+)
+
+MUST_REDACT_KEYS = [
+    "password",
+    "Password",
+    "PASSWORD",
+    "passwd",
+    "pwd",
+    "mysql_pwd",
+    "db_pass",
+    "db.password",
+    "user[password]",
+    "new_password2",
+    "passphrase",
+    "secret",
+    "client_secret",
+    "clientSecret",
+    "AWS_SECRET_ACCESS_KEY",
+    "token",
+    "access_token",
+    "accessToken",
+    "refresh_token",
+    "refreshToken",
+    "id_token",
+    "x-auth-token",
+    "X-Auth-Token",
+    "XSRF-TOKEN",
+    "csrf",
+    "csrftoken",
+    "csrf_token",
+    "_csrf",
+    "xsrf",
+    "api_key",
+    "apikey",
+    "api-key",
+    "apiKey",
+    "X-Api-Key",
+    "x_api_key",
+    "APIKey",
+    "auth",
+    "authorization",
+    "Authorization",
+    "HTTP_AUTHORIZATION",
+    "proxy-authorization",
+    "credential",
+    "credentials",
+    "private_key",
+    "privateKey",
+    "privatekey",
+    "signing_key",
+    "session",
+    "sessionid",
+    "session_id",
+    "sessionId",
+    "PHPSESSID",
+    "connect.sid",
+    "cookie",
+    "Cookie",
+    "cookies",
+    "set-cookie",
+    "Set-Cookie",
+    "HTTP_COOKIE",
+    "signature",
+    "X-Amz-Signature",
+    "sig",
+    "dsn",
+    "SENTRY_DSN",
+    "jwt",
+    "bearer",
+    "otp",
+    "pin",
+    "meeting_pin",
+    "ssn",
+    "tokens",  # a list of tokens: the plural only passes with a number value
+]
+
+MUST_KEEP_KEYS = [
+    "meeting_id",
+    "user_id",
+    "request_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "token_count",
+    "tokenCount",
+    "tokens_used",
+    "max_tokens",
+    "total_tokens",
+    "password_length",
+    "token_type",
+    "access_token_expires_at",
+    "session_ttl",
+    "duration_ms",
+    "author",
+    "authored_by",
+    "authority",
+    "passage",
+    "compass",
+    "bypass",
+    "username",
+    "user",
+    "email",
+    "status",
+    "path",
+    "method",
+    "route",
+    "level",
+    "logger",
+    "event",
+    "timestamp",
+    "key",
+    "cache_key",
+    "idempotency_key",
+    "public_key",
+    "pinned",
+    "spinner",
+    "signal",
+    "design",
+    "oauth_provider",
+    "secretary",
+]
+
+
+@pytest.fixture(name="redactor")
+def _redactor() -> Redactor:
+    return Redactor()
+
+
+class TestKeys:
+    @pytest.mark.parametrize("key", MUST_REDACT_KEYS)
+    def test_must_redact(self, redactor: Redactor, key: str) -> None:
+        """Secret keys are recognised on their words, whatever the case and separators."""
+        assert redactor.is_sensitive_key(key)
+        assert {key: REDACTED} == redactor.redact({key: "s3cr3t-value"})
+
+    @pytest.mark.parametrize("key", MUST_KEEP_KEYS)
+    def test_must_keep(self, redactor: Redactor, key: str) -> None:
+        """Ids, metrics and words that merely contain a secret word are kept."""
+        assert not redactor.is_sensitive_key(key)
+        assert {key: "harmless"} == redactor.redact({key: "harmless"})
+
+    @pytest.mark.parametrize("key", ["prompt_tokens", "completion_tokens", "tokens"])
+    def test_plural_tokens_is_an_amount_only_when_a_number(
+        self, redactor: Redactor, key: str
+    ) -> None:
+        """``prompt_tokens=12`` is a count; ``tokens=[...]`` is a list of secrets."""
+        assert {key: 12} == redactor.redact({key: 12})
+        assert {key: REDACTED} == redactor.redact({key: ["abc", "def"]})
+
+    def test_non_string_keys(self, redactor: Redactor) -> None:
+        """Non-string keys are never sensitive and are kept."""
+        assert not redactor.is_sensitive_key(3)
+        assert not redactor.is_sensitive_key(None)
+        assert {3: "x", (1, 2): "y"} == redactor.redact({3: "x", (1, 2): "y"})
+
+    def test_decisions_are_cached(self, redactor: Redactor) -> None:
+        """A key is classified once."""
+        redactor.is_sensitive_key("api_key")
+        redactor.is_sensitive_key("meeting_id")
+
+        assert {"api_key", "meeting_id"} <= set(redactor._keys)
+
+    def test_extra_keys_are_word_sequences(self) -> None:
+        """User keys match like the built-in ones and are never exempted as metrics."""
+        redactor = Redactor(extra_keys=["voice_print", "transcript"])
+
+        assert redactor.is_sensitive_key("voicePrint")
+        assert redactor.is_sensitive_key("X-Voice-Print")
+        assert redactor.is_sensitive_key("transcript_size")
+        assert not redactor.is_sensitive_key("voice")
+        assert not redactor.is_sensitive_key("print_job")
+
+    def test_pii_keys(self) -> None:
+        """Client-address keys are redacted unless PII may be sent."""
+        assert Redactor().is_sensitive_key("X-Forwarded-For")
+        assert Redactor().is_sensitive_key("REMOTE_ADDR")
+        assert not Redactor(send_pii=True).is_sensitive_key("X-Forwarded-For")
+        assert not Redactor(send_pii=True).is_sensitive_key("ip_address")
+
+    def test_key_holding_a_secret_is_redacted(self, redactor: Redactor) -> None:
+        """A secret used as a key is redacted in the key itself."""
+        token = "ghp_" + "a1B2" * 9
+
+        assert {REDACTED: 1} == redactor.redact({token: 1})
+        assert token not in redactor._keys
+
+
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+    ".eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi\n"
+    "Z1BjP5CE/Wm/Rr500P\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+
+TEXT_CASES = [
+    # (input, expected): value patterns and their near misses.
+    ("Authorization: Bearer abc.def-123_xyz", "Authorization: Bearer [REDACTED]"),
+    ("sent bearer AbC123xyz987 upstream", "sent bearer [REDACTED] upstream"),
+    ("Basic dXNlcjpodW50ZXIy", "Basic [REDACTED]"),
+    ("basic usage of the Bearer scheme", "basic usage of the Bearer scheme"),
+    (f"token {JWT} expired", "token [REDACTED] expired"),
+    ("version eyJ is not a jwt", "version eyJ is not a jwt"),
+    (
+        f"key:\n{PEM}\ndone",
+        "key:\n-----BEGIN RSA PRIVATE KEY-----[REDACTED]-----END RSA PRIVATE KEY-----\ndone",
+    ),
+    ("-----BEGIN PRIVATE KEY-----\nMIIcut", "-----BEGIN PRIVATE KEY-----[REDACTED]"),
+    ("-----BEGIN PUBLIC KEY-----\nMIIpub", "-----BEGIN PUBLIC KEY-----\nMIIpub"),
+    (
+        "postgres://mina:hunter2@db.internal:5432/mina",
+        "postgres://mina:[REDACTED]@db.internal:5432/mina",
+    ),
+    ("redis://:p@ss@cache/0", "redis://:[REDACTED]@cache/0"),
+    ("https://example.com/a:b@c", "https://example.com/a:b@c"),
+    (
+        "https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/123",
+        "https://[REDACTED]@o1.ingest.sentry.io/123",
+    ),
+    ("GET /cb?token=abc123&x=1", "GET /cb?token=[REDACTED]&x=1"),
+    (
+        "/cb?access_token=abc&api_key=k&page=2",
+        "/cb?access_token=[REDACTED]&api_key=[REDACTED]&page=2",
+    ),
+    ("/cb?token_count=3&author=ann", "/cb?token_count=3&author=ann"),
+    ("retry password=hunter2 now", "retry password=[REDACTED] now"),
+    ("session=abc; theme=dark", "session=[REDACTED]; theme=dark"),
+    (
+        '{"password": "hunter2", "pin": 1234, "user": "bob"}',
+        '{"password": "[REDACTED]", "pin": [REDACTED], "user": "bob"}',
+    ),
+    ("Creds(secret='s3', user='bob')", "Creds(secret='[REDACTED]', user='bob')"),
+    ("X-Api-Key: k-123 456", "X-Api-Key: [REDACTED]"),
+    ("password: hunter2", "password: [REDACTED]"),
+    ('password = request.json["password"]', 'password = request.json["password"]'),
+    ("prompt_tokens=12", "prompt_tokens=12"),
+    (
+        "login with token=%s and password=%(pw)s, key={api_key}",
+        "login with token=%s and password=%(pw)s, key={api_key}",
+    ),
+    ("pay 4111 1111 1111 1111 now", "pay [REDACTED] now"),
+    ("pay 4111-1111-1111-1111 now", "pay [REDACTED] now"),
+    ("pay 4111111111111111 now", "pay [REDACTED] now"),
+    ("order 4111111111111112 now", "order 4111111111111112 now"),
+    ("id 1234567890123", "id 1234567890123"),
+    ("aws AKIAIOSFODNN7EXAMPLE ok", "aws [REDACTED] ok"),
+    ("aws ASIAIOSFODNN7EXAMPLE ok", "aws [REDACTED] ok"),
+    ("AKIAshort", "AKIAshort"),
+    ("gh ghp_" + "a" * 36, "gh [REDACTED]"),
+    ("gh gho_" + "B" * 36, "gh [REDACTED]"),
+    ("gh github_pat_" + "1a_" * 10, "gh [REDACTED]"),
+    ("ghp_short", "ghp_short"),
+    ("slack xoxb-123456-abcdef-XYZ", "slack [REDACTED]"),
+    ("stripe sk_live_" + "a1" * 10, "stripe [REDACTED]"),
+    ("stripe rk_test_" + "a1" * 10, "stripe [REDACTED]"),
+    ("stripe pk_live_" + "a1" * 10, "stripe pk_live_" + "a1" * 10),
+    ("openai sk-" + "Ab1" * 16, "openai [REDACTED]"),
+    ("openai sk-proj-" + "Ab1_" * 10, "openai [REDACTED]"),
+    (
+        "task-queue-worker-abcdefghijklmnopqrstuvwxyz",
+        "task-queue-worker-abcdefghijklmnopqrstuvwxyz",
+    ),
+    ("meeting.created", "meeting.created"),
+    ("2026-11-29T04:59:07.123456Z", "2026-11-29T04:59:07.123456Z"),
+    ("", ""),
+]
+
+
+class TestText:
+    @pytest.mark.parametrize(("text", "expected"), TEXT_CASES)
+    def test_patterns(self, redactor: Redactor, text: str, expected: str) -> None:
+        """Secrets are replaced, the surrounding text is kept."""
+        assert expected == redactor.redact_text(text)
+
+    def test_unchanged_is_the_same_object(self, redactor: Redactor) -> None:
+        """Copy-on-write: clean text comes back as itself."""
+        text = "".join(["meeting", ".created"])
+
+        assert text is redactor.redact_text(text)
+        assert text is redactor.redact_text(text)  # cached
+
+    def test_idempotent(self, redactor: Redactor) -> None:
+        """Redacting twice is redacting once."""
+        for text, _ in TEXT_CASES:
+            once = redactor.redact_text(text)
+            assert once == redactor.redact_text(once)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "mail alice@example.com now",
+            "from 203.0.113.7 now",
+            "from 2001:db8::1 now",
+            "from ::ffff:203.0.113.7 now",
+        ],
+    )
+    def test_pii_in_text(self, text: str) -> None:
+        """E-mail and client IP addresses are redacted unless PII may be sent."""
+        prefix, _, suffix = text.split(" ")
+
+        assert f"{prefix} {REDACTED} {suffix}" == Redactor().redact_text(text)
+        assert text == Redactor(send_pii=True).redact_text(text)
+
+    @pytest.mark.parametrize(
+        "text",
+        ["listening on 127.0.0.1:5000", "bind 0.0.0.0", "bind ::1", "version 1.2.3", "at 04:59:07"],
+    )
+    def test_not_client_addresses(self, redactor: Redactor, text: str) -> None:
+        """Loopback, unspecified addresses, versions and times are kept."""
+        assert text == redactor.redact_text(text)
+
+    def test_url_password_keeps_host_without_pii(self, redactor: Redactor) -> None:
+        """The host after a URL password is not mistaken for an e-mail address."""
+        assert "smtp://bob:[REDACTED]@mail.example.com" == redactor.redact_text(
+            "smtp://bob:pw@mail.example.com"
+        )
+
+    def test_extra_patterns(self) -> None:
+        """User patterns: whole match, or group 1 when the pattern has groups."""
+        redactor = Redactor(extra_patterns=[r"MINA-\d{6}", re.compile(r"ticket #(\w+)")])
+
+        assert f"ref {REDACTED}, ticket #{REDACTED}." == redactor.redact_text(
+            "ref MINA-123456, ticket #abc42."
+        )
+
+    def test_invalid_extra_pattern_raises_value_error(self) -> None:
+        """A bad pattern fails at construction (configuration time), as re.error."""
+        with pytest.raises(re.error):
+            Redactor(extra_patterns=["("])
+
+    def test_huge_text_is_truncated(self) -> None:
+        """Only max_text characters are scanned; the rest is dropped and counted."""
+        redactor = Redactor(max_text=100)
+        text = "password=hunter2 " + "word " * 100
+
+        redacted = redactor.redact_text(text)
+
+        head, marker = redacted.split("...")
+        assert head.startswith("password=[REDACTED] word")
+        assert text.startswith(head.replace(REDACTED, "hunter2"))
+        assert f"[TRUNCATED {len(text) - len(head) + len(REDACTED) - 7} chars]" == marker
+
+    def test_truncation_drops_a_cut_token(self) -> None:
+        """A token cut at the limit is dropped entirely, not half-leaked."""
+        redactor = Redactor(max_text=30)
+        token = "ghp_" + "Z" * 36
+
+        redacted = redactor.redact_text("see " + token)
+
+        assert "ZZZ" not in redacted
+        assert redacted.startswith("see ...[TRUNCATED")
+
+
+@dataclasses.dataclass
+class Login:
+    username: str
+    password: str
+
+
+class Boom:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class Leaky:
+    def __repr__(self) -> str:
+        return "Leaky(token=abc123)"
+
+
+class Model:
+    """Pydantic-v2-like."""
+
+    def model_dump(self) -> dict[str, Any]:
+        return {"name": "m", "api_key": "k"}
+
+
+class TestStructures:
+    def test_nested(self, redactor: Redactor) -> None:
+        """Mappings, lists and tuples are walked; sensitive keys keep their key."""
+        value = {
+            "meeting_id": "m1",
+            "headers": {"Authorization": "Bearer x", "Accept": "*/*"},
+            "items": [{"password": "p"}, ("GET", "/a?token=t")],
+        }
+
+        assert {
+            "meeting_id": "m1",
+            "headers": {"Authorization": REDACTED, "Accept": "*/*"},
+            "items": [{"password": REDACTED}, ("GET", f"/a?token={REDACTED}")],
+        } == redactor.redact(value)
+        assert "p" == value["items"][0]["password"]  # the input is not modified
+
+    def test_copy_on_write(self, redactor: Redactor) -> None:
+        """Unchanged containers come back as themselves."""
+        value = {"a": [1, "x", {"b": (2, "y")}], "meeting_id": "m"}
+
+        assert value is redactor.redact(value)
+
+    def test_types(self, redactor: Redactor) -> None:
+        """Sets become lists, other mappings dicts, namedtuples keep their type."""
+        Point = namedtuple("Point", "x token")
+        when = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+        ident = uuid.uuid4()
+
+        assert ["a"] == redactor.redact({"a"})
+        assert ["a"] == redactor.redact(frozenset({"a"}))
+        assert {"token": REDACTED} == redactor.redact(OrderedDict(token="t"))
+        assert Point(1, "x") == redactor.redact(Point(1, "x"))
+        assert [1, 2.5, None, True, when, ident] == redactor.redact(
+            [1, 2.5, None, True, when, ident]
+        )
+
+    def test_dataclass_and_models(self, redactor: Redactor) -> None:
+        """Dataclasses and Pydantic-like models become redacted dicts."""
+        assert {"username": "bob", "password": REDACTED} == redactor.redact(Login("bob", "pw"))
+        assert {"name": "m", "api_key": REDACTED} == redactor.redact(Model())
+
+    def test_bytes_become_text(self, redactor: Redactor) -> None:
+        """Bytes are decoded as UTF-8 (bad bytes replaced) and scanned."""
+        assert f"token={REDACTED} \ufffd" == redactor.redact(b"token=abc \xff")
+        assert "ok" == redactor.redact(bytearray(b"ok"))
+
+    def test_annotated_value(self, redactor: Redactor) -> None:
+        """Sentry's AnnotatedValue keeps its metadata, its value is redacted."""
+        value = AnnotatedValue("password=hunter2", {"rem": []})
+
+        redacted = redactor.redact(value)
+
+        assert AnnotatedValue(f"password={REDACTED}", {"rem": []}) == redacted
+
+    def test_objects(self, redactor: Redactor) -> None:
+        """Objects are kept unless their repr holds a secret; they never make it raise."""
+        plain = object()
+
+        assert plain is redactor.redact(plain)
+        assert f"Leaky(token={REDACTED})" == redactor.redact(Leaky())
+        assert "<unrepresentable Boom>" == redactor.redact(Boom())
+        assert f"ValueError: bad password={REDACTED}" == redactor.redact(
+            ValueError("bad password=hunter2")
+        )
+
+    def test_cycles(self, redactor: Redactor) -> None:
+        """A container that contains itself becomes a placeholder; no loop, no raise."""
+        loop: dict[str, Any] = {"token": "t", "meeting_id": "m"}
+        loop["self"] = loop
+        items: list[Any] = ["x"]
+        items.append(items)
+
+        assert {"token": REDACTED, "meeting_id": "m", "self": "<cycle>"} == redactor.redact(loop)
+        assert ["x", "<cycle>"] == redactor.redact(items)
+
+    def test_shared_is_not_a_cycle(self, redactor: Redactor) -> None:
+        """The same object twice (not nested in itself) is redacted twice."""
+        shared = {"token": "t"}
+
+        assert [{"token": REDACTED}] * 2 == redactor.redact([shared, shared])
+
+    def test_depth(self) -> None:
+        """Nesting deeper than max_depth becomes a placeholder."""
+        value: Any = "leaf"
+        for _ in range(10):
+            value = [value]
+
+        redacted = Redactor(max_depth=3).redact(value)
+
+        assert [[["<max depth>"]]] == redacted
+
+    def test_very_deep_never_raises(self, redactor: Redactor) -> None:
+        """Depth far beyond the recursion limit is fine."""
+        value: Any = {}
+        for _ in range(5000):
+            value = {"a": value}
+
+        assert isinstance(redactor.redact(value), dict)
+
+
+class TestProcessor:
+    def test_redacts_in_place(self, redactor: Redactor) -> None:
+        """The structlog processor redacts keys, values and the event text in place."""
+        event_dict: dict[str, Any] = {
+            "event": "login failed for password=hunter2",
+            "level": "warning",
+            "meeting_id": "m1",
+            "api_key": "k",
+            "headers": {"Cookie": "session=s"},
+            "count": 3,
+        }
+
+        result = redactor(None, "warning", event_dict)
+
+        assert result is event_dict
+        assert {
+            "event": f"login failed for password={REDACTED}",
+            "level": "warning",
+            "meeting_id": "m1",
+            "api_key": REDACTED,
+            "headers": {"Cookie": REDACTED},
+            "count": 3,
+        } == event_dict
+        assert ["event", "level", "meeting_id", "api_key", "headers", "count"] == list(event_dict)
+
+    def test_exc_info_is_passed_through(self, redactor: Redactor) -> None:
+        """exc_info stays an exception for the renderer (the formatter redacts the text)."""
+        exc = ValueError("token=abc")
+        event_dict: dict[str, Any] = {"event": "x", "exc_info": exc}
+
+        assert exc is redactor(None, "error", event_dict)["exc_info"]
+
+    def test_secret_key_is_renamed(self, redactor: Redactor) -> None:
+        """A key that is itself a secret is replaced by the marker."""
+        token = "sk-" + "A1b2" * 6
+        event_dict: dict[str, Any] = {"event": "x", token: 1}
+
+        assert {"event": "x", REDACTED: 1} == redactor(None, "info", event_dict)
+
+    def test_processor_never_raises(self, redactor: Redactor) -> None:
+        """An unrepresentable value does not break the log call."""
+        event_dict: dict[str, Any] = {"event": "x", "obj": Boom()}
+
+        assert {"event": "x", "obj": "<unrepresentable Boom>"} == redactor(None, "info", event_dict)
+
+
+def realistic_event() -> dict[str, Any]:
+    """A Sentry error event as the SDK hands it to before_send (serialised)."""
+    return {
+        "event_id": "9ec79c33ec9942ab8353589fcb2e04dc",
+        "timestamp": "2026-11-29T05:00:00.000000Z",
+        "platform": "python",
+        "level": "error",
+        "logger": "mina.web",
+        "release": "mina@0.1.0",
+        "environment": "production",
+        "server_name": "web-1",
+        "sdk": {"name": "sentry.python.flask", "version": "2.75.0"},
+        "modules": {"pyjwt": "2.8.0", "django-otp": "1.0"},
+        "logentry": {
+            "message": "login failed for %s with token=%s",
+            "params": ["bob", "tok-123456"],
+            "formatted": "login failed for bob with token=tok-123456",
+        },
+        "message": "password=hunter2",
+        "exception": {
+            "values": [
+                {
+                    "type": "ValueError",
+                    "module": None,
+                    "value": "bad Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOjF9.sig123",
+                    "mechanism": {"type": "flask", "handled": False},
+                    "stacktrace": {
+                        "frames": [
+                            {
+                                "filename": "mina/web.py",
+                                "abs_path": "/app/mina/web.py",
+                                "function": "login",
+                                "module": "mina.web",
+                                "lineno": 42,
+                                "pre_context": ["def login():", "    # the secret path"],
+                                "context_line": '    password = request.json["password"]',
+                                "post_context": ["    token=issue(password)"],
+                                "vars": {
+                                    "password": "'hunter2'",
+                                    "api_key": "'k-live-9'",
+                                    "meeting_id": "'m-77'",
+                                    "url": "'https://x/?token=urltok&page=2'",
+                                    "db": "'postgres://mina:dbpw@db/mina'",
+                                },
+                                "in_app": True,
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+        "request": {
+            "url": "https://mina.example.com/api/login",
+            "method": "POST",
+            "query_string": "next=/home&access_token=qtok",
+            "headers": {
+                "Authorization": "Bearer headtok",
+                "X-Api-Key": "headkey",
+                "Cookie": "session=cookietok",
+                "User-Agent": "curl/8",
+                "X-Request-ID": "r-1",
+            },
+            "cookies": {"session": "cookietok"},
+            "data": {"username": "bob", "password": "formpw", "remember": True},
+            "env": {"REMOTE_ADDR": "203.0.113.9", "SERVER_NAME": "mina"},
+        },
+        "user": {
+            "id": "42",
+            "username": "bob",
+            "email": "bob@example.com",
+            "ip_address": "203.0.113.9",
+        },
+        "tags": {"meeting_id": "m-77", "auth": "tagtok"},
+        "contexts": {
+            "trace": {
+                "trace_id": "771a43a4192642f0b136d5159a501700",
+                "span_id": "a1b2c3d4e5f60718",
+            },
+            "runtime": {"name": "CPython", "version": "3.11.9"},
+        },
+        "extra": {"client_secret": "extrasecret", "duration_ms": 12},
+        "breadcrumbs": {
+            "values": [
+                {
+                    "type": "log",
+                    "category": "mina.web",
+                    "message": "calling https://api?api_key=crumbkey",
+                    "data": {"refresh_token": "crumbtok", "meeting_id": "m-77"},
+                    "timestamp": "2026-11-29T04:59:59Z",
+                }
+            ]
+        },
+        "spans": [
+            {
+                "op": "db",
+                "description": "UPDATE users SET password='sqlpw' WHERE id=42",
+                "data": {"db.params": {"password": "sqlparam"}, "db.system": "sqlite"},
+                "span_id": "b1b2c3d4e5f60718",
+                "trace_id": "771a43a4192642f0b136d5159a501700",
+            }
+        ],
+        "transaction": "/api/login",
+    }
+
+
+SECRETS = [
+    "tok-123456",
+    "hunter2",
+    "eyJhbGciOiJIUzI1NiJ9",
+    "k-live-9",
+    "urltok",
+    "dbpw",
+    "qtok",
+    "headtok",
+    "headkey",
+    "cookietok",
+    "formpw",
+    "tagtok",
+    "extrasecret",
+    "crumbkey",
+    "crumbtok",
+    "sqlpw",
+    "sqlparam",
+]
+
+
+class TestSentry:
+    def test_event(self, redactor: Redactor) -> None:
+        """No secret survives; Sentry's structure and harmless context do."""
+        event = realistic_event()
+        original = json.dumps(event)
+
+        result = redact_sentry_event(redactor, event)
+        dumped = json.dumps(result, default=str)
+
+        assert [] == [s for s in SECRETS if s in dumped]
+        assert original == json.dumps(event)  # the input is not modified
+        for key in ("event_id", "timestamp", "sdk", "modules", "release", "environment"):
+            assert event[key] == result[key]
+        assert event["contexts"] == result["contexts"]
+        frame = result["exception"]["values"][0]["stacktrace"]["frames"][0]
+        assert '    password = request.json["password"]' == frame["context_line"]
+        assert ["    token=issue(password)"] == frame["post_context"]
+        assert "'m-77'" == frame["vars"]["meeting_id"]
+        assert ("mina/web.py", "login", 42) == (
+            frame["filename"],
+            frame["function"],
+            frame["lineno"],
+        )
+        assert {"id": "42", "username": "bob"} == result["user"]
+        assert "REMOTE_ADDR" not in result["request"]["env"]
+        assert "curl/8" == result["request"]["headers"]["User-Agent"]
+        assert "/api/login" == result["transaction"]
+        assert "m-77" == result["tags"]["meeting_id"]
+        assert 12 == result["extra"]["duration_ms"]
+        assert "login failed for %s with token=%s" == result["logentry"]["message"]
+
+    def test_event_with_pii(self) -> None:
+        """With send_pii the user's e-mail and IP stay; secrets still go."""
+        result = redact_sentry_event(Redactor(send_pii=True), realistic_event())
+
+        assert "bob@example.com" == result["user"]["email"]
+        assert "203.0.113.9" == result["user"]["ip_address"]
+        assert "203.0.113.9" == result["request"]["env"]["REMOTE_ADDR"]
+        assert [] == [s for s in SECRETS if s in json.dumps(result, default=str)]
+
+    def test_code_lines_keep_code_but_not_credentials(self, redactor: Redactor) -> None:
+        """Source lines lose only credential shapes (a hard-coded token), never code."""
+        key = "AKIAIOSFODNN7EXAMPLE"
+        event = {
+            "stacktrace": {
+                "frames": [
+                    {
+                        "context_line": f'    client(key="{key}", password=request.args["pw"])',
+                        "pre_context": ['    url = f"postgres://{user}:{pw}@{host}"'],
+                    }
+                ]
+            }
+        }
+
+        frame = redact_sentry_event(redactor, event)["stacktrace"]["frames"][0]
+
+        assert f'    client(key="{REDACTED}", password=request.args["pw"])' == frame["context_line"]
+        assert ['    url = f"postgres://{user}:{pw}@{host}"'] == frame["pre_context"]
+
+    def test_breadcrumb(self, redactor: Redactor) -> None:
+        """Breadcrumb message and data are redacted."""
+        crumb = {
+            "category": "httplib",
+            "message": "GET /x?token=t1",
+            "data": {"url": "https://h/?api_key=t2", "Authorization": "t3", "status_code": 200},
+        }
+
+        assert {
+            "category": "httplib",
+            "message": f"GET /x?token={REDACTED}",
+            "data": {
+                "url": f"https://h/?api_key={REDACTED}",
+                "Authorization": REDACTED,
+                "status_code": 200,
+            },
+        } == redact_breadcrumb(redactor, crumb)
+
+    def test_log(self, redactor: Redactor) -> None:
+        """Sentry Logs: body and attributes (plain or typed) are redacted, shapes kept."""
+        log = {
+            "severity_text": "info",
+            "body": "login password=hunter2",
+            "attributes": {
+                "sentry.message.parameter.token": "t1",
+                "api_key": {"value": "t2", "type": "string"},
+                "meeting_id": {"value": "m-1", "type": "string"},
+                "count": {"value": 3, "type": "integer"},
+                "pin": {"value": 1234, "type": "integer"},
+            },
+            "trace_id": "771a43a4192642f0b136d5159a501700",
+        }
+
+        assert {
+            "severity_text": "info",
+            "body": f"login password={REDACTED}",
+            "attributes": {
+                "sentry.message.parameter.token": REDACTED,
+                "api_key": {"value": REDACTED, "type": "string"},
+                "meeting_id": {"value": "m-1", "type": "string"},
+                "count": {"value": 3, "type": "integer"},
+                "pin": {"value": REDACTED, "type": "string"},
+            },
+            "trace_id": "771a43a4192642f0b136d5159a501700",
+        } == redact_sentry_log(redactor, log)
+
+
+# -- properties ----------------------------------------------------------------------------
+
+SECRET_KEY_NAMES = ["password", "api_key", "accessToken", "X-Auth-Token", "client_secret", "Cookie"]
+HARMLESS = st.text(alphabet=string.ascii_lowercase + " ", max_size=12)
+leaves = st.one_of(st.integers(), HARMLESS, st.none(), st.booleans())
+trees = st.recursive(
+    leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(
+            st.sampled_from(["a", "b", "items", "data", "meeting_id"]), children, max_size=4
+        ),
+    ),
+    max_leaves=20,
+)
+canaries = st.text(alphabet=string.ascii_letters + string.digits, min_size=12, max_size=40).map(
+    lambda s: "CANARY" + s
+)
+
+
+def _plant(tree: Any, path: list[int], item: tuple[str, Any]) -> Any:
+    """Put *item* (key, value) in the first dict along *path*, or wrap *tree* in one."""
+    key, value = item
+    node = tree
+    for step in path:
+        children = list(node.values()) if isinstance(node, dict) else node
+        if not isinstance(children, list) or not children:
+            break
+        child = children[step % len(children)]
+        if not isinstance(child, dict | list):
+            break
+        node = child
+    if isinstance(node, dict):
+        node[key] = value
+        return tree
+    if isinstance(node, list):
+        node.append({key: value})
+        return tree
+    return {"root": tree, key: value}
+
+
+def _plantings(canary: str) -> list[tuple[str, Any]]:
+    return [
+        ("secret", canary),  # replaced by the key below
+        ("url", f"https://mina.example.com/cb?token={canary}&page=2"),
+        ("headers", f"Authorization: Bearer {canary}"),
+        ("error", f"ValueError('login failed: password={canary}')"),
+        ("exc", ValueError(f"bad token={canary}")),
+        ("dsn", f"postgres://mina:{canary}@db/mina"),
+        ("blob", f"token={canary}".encode()),
+    ]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tree=trees,
+    canary=canaries,
+    path=st.lists(st.integers(min_value=0, max_value=5), max_size=4),
+    how=st.integers(min_value=0, max_value=6),
+    key=st.sampled_from(SECRET_KEY_NAMES),
+)
+def test_canary_never_survives(tree: Any, canary: str, path: list[int], how: int, key: str) -> None:
+    """A secret planted anywhere, in any form, never appears in the redacted output."""
+    name, value = _plantings(canary)[how]
+    if how == 0:
+        name = key
+    tree = _plant(tree, path, (name, value))
+    tree = _plant(tree, path[::-1], ("meeting_id", "keep-me-42"))
+
+    redacted = Redactor().redact(tree)
+
+    assert canary not in repr(redacted)
+    assert "keep-me-42" in repr(redacted)
+
+
+@settings(max_examples=100, deadline=None)
+@given(tree=trees)
+def test_harmless_trees_are_returned_as_is(tree: Any) -> None:
+    """Without secrets, redaction is the identity (and allocates nothing)."""
+    assert tree is Redactor().redact(tree)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=200))
+def test_text_never_raises_and_is_idempotent(text: str) -> None:
+    """Arbitrary text never breaks the redactor; a second pass changes nothing."""
+    redactor = Redactor()
+
+    once = redactor.redact_text(text)
+
+    assert once == redactor.redact_text(once)
