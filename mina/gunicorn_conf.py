@@ -53,3 +53,6 @@ worker_class = "gthread"
 logger_class = GunicornLogger
 accesslog = None
 errorlog = "-"
+# gunicorn 27's control socket sits at one path per user: two servers on one host (tests,
+# a second `make run`) would fight over it, and Mina is run by signals anyway.
+control_socket_disable = True

@@ -93,15 +93,16 @@ class Observability:
             "method": request.method,
             "path": request.path,
             "route": request.url_rule.rule if request.url_rule is not None else None,
-            "user_agent": (request.user_agent.string or "")[:_USER_AGENT_MAX] or None,
         }
+        if request.user_agent.string:
+            fields["user_agent"] = request.user_agent.string[:_USER_AGENT_MAX]
         if context.send_pii():
             fields["client_ip"] = request.remote_addr
         structlog.contextvars.bind_contextvars(**fields)
         scope = sentry_sdk.get_isolation_scope()
         scope.set_tag("request_id", request_id)
-        if fields["route"] is not None:
-            scope.set_tag("route", fields["route"])
+        if request.url_rule is not None:
+            scope.set_tag("route", request.url_rule.rule)
         meeting_id = (request.view_args or {}).get("meeting_id")
         if meeting_id is not None:
             context.bind_meeting(str(meeting_id))

@@ -9,12 +9,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import sentry_sdk
@@ -113,7 +114,13 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
 class Server:
     """A real gunicorn serving Mina on 127.0.0.1, its stdout collected."""
 
-    def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        workers: int = 2,
+        threads: int = 4,
+        app: str = "mina:create_app()",
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -131,7 +138,7 @@ class Server:
                 "gunicorn",
                 "--config",
                 "python:mina.gunicorn_conf",
-                "mina:create_app()",
+                app,
             ],
             env=full_env,
             cwd=ROOT,
@@ -139,16 +146,34 @@ class Server:
             stderr=subprocess.PIPE,
             text=True,
         )
+        # Drained continuously: a full pipe would block the server's writes (and with
+        # them every request that logs) until the test reads.
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
+            for stream, sink in ((self.process.stdout, self._out), (self.process.stderr, self._err))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _drain(stream: IO[str] | None, sink: list[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            sink.append(line)
 
     def stop(self) -> tuple[list[dict[str, Any]], str]:
         """Stop gunicorn; return its stdout lines (parsed) and its stderr."""
         self.process.terminate()
         try:
-            out, err = self.process.communicate(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, err = self.process.communicate(timeout=5)
-        return [json.loads(line) for line in out.splitlines()], err
+            self.process.wait(timeout=5)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return [json.loads(line) for line in self._out], "".join(self._err)
 
 
 @pytest.fixture
@@ -162,8 +187,7 @@ def gunicorn() -> Iterator[Callable[..., Server]]:
         try:
             wait_http(server.url + "/healthz")
         except OSError:
-            server.process.kill()
-            _, err = server.process.communicate(timeout=5)
+            _, err = server.stop()
             raise AssertionError(f"gunicorn did not start: {err[-2000:]}") from None
         return server
 
@@ -171,4 +195,4 @@ def gunicorn() -> Iterator[Callable[..., Server]]:
     for server in servers:
         if server.process.poll() is None:
             server.process.kill()
-            server.process.communicate(timeout=5)
+            server.process.wait(timeout=5)
