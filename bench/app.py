@@ -1,0 +1,32 @@
+"""The app the request benchmark serves: Mina's app plus one route that writes three lines.
+
+The route lives here, not among Mina's production routes. gunicorn loads it with
+``bench.app:create_bench_app()`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import flask
+import structlog
+
+from mina import create_app
+
+__all__ = ["create_bench_app"]
+
+_log = structlog.get_logger("bench.work")
+
+
+def work() -> flask.Response:
+    """Write three log lines with a few keys each, answer a small JSON body."""
+    _log.info("work.started", items=3, kind="bench")
+    total = sum(i * i for i in range(200))
+    _log.info("work.step", step=1, total=total)
+    _log.info("work.finished", items=3, ok=True)
+    return flask.jsonify(ok=True, total=total)
+
+
+def create_bench_app() -> flask.Flask:
+    """Return Mina's app (`mina.create_app`) with ``GET /bench/work`` added."""
+    app = create_app()
+    app.add_url_rule("/bench/work", "bench_work", work)
+    return app
