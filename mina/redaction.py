@@ -107,6 +107,8 @@ _SECRET_KEYS: Final = (
     "pin",  # meeting and card PINs are secrets
     "ssn",  # never needed in a log
     "symfony",
+    "db params",  # positional SQL parameters: no name tells which one is the password
+    "db query parameter",
 )
 # Sent only when PII may be sent.
 _PII_KEYS: Final = ("ip", "ip address", "remote addr", "x forwarded for", "x real ip", "forwarded")
@@ -129,6 +131,7 @@ _CACHE_MAX: Final = 4096
 _CLEAN_MAX_LEN: Final = 256
 
 _SCALARS: Final = frozenset({int, float, bool, type(None), complex})
+_CONTAINERS: Final = frozenset({dict, list, tuple})  # checked before the slower ABCs
 # Rendered by the encoders in a form that cannot carry a secret.
 _OPAQUE: Final = (
     datetime.date,
@@ -158,12 +161,12 @@ _SCHEME: Final = re.compile(rf"(?i)\b(bearer|basic)[ \t]+({_TOKEN}+=*)")
 _PLAIN_WORD: Final = re.compile(r"[A-Z]?[a-z]+")
 # scheme://user:password@host; the password ends at the authority's last "@".
 _USERINFO: Final = re.compile(
-    r"\b[A-Za-z][A-Za-z0-9+.\-]*://([^\s:/?#@]*)(?::([^\s/?#]*))?@(?=[^\s/?#@]*[A-Za-z0-9\]])"
+    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://([^\s:/?#@]*)(?::([^\s/?#]*))?@(?=[^\s/?#@]*[A-Za-z0-9\]])"
 )
 _DSN_KEY: Final = re.compile(r"[0-9a-f]{32}")
 # The name half of a name=value / "name": value pair; the value is matched separately.
 _PAIR: Final = re.compile(
-    r"(?<![\w.\-\[\]])([\"']?)([A-Za-z_][\w.\-\[\]]{0,63})\1([ \t]*[:=][ \t]*)(?![/=:])"
+    r"(?<![\w.\-\[\]])(\\?[\"']|)([A-Za-z_][\w.\-\[\]]*)\1([ \t]*[:=][ \t]*)(?![/=:])"
 )
 _QUOTED: Final = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'")
 _BARE_VALUE: Final = re.compile(r"[^\s&#;\"'<>]+")
@@ -173,7 +176,9 @@ _JSON_VALUE: Final = re.compile(r"[^\s,}\]]+")
 _LINE_VALUE: Final = re.compile(r"(?:(?i:bearer|basic)[ \t]+)?([^\r\n]+)")
 # Every card format starts with four digits; requiring them keeps the scan cheap.
 _CARD: Final = re.compile(r"(?<![0-9A-Za-z])\d{4}(?:[ \-]?\d){9,15}(?![0-9A-Za-z])")
-_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_EMAIL: Final = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+)
 _IPV4: Final = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6: Final = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
@@ -183,7 +188,6 @@ _BENIGN: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
 )
-_TAIL: Final = re.compile(r"\S{1,512}\Z")
 
 _Span = tuple[int, int]
 
@@ -205,6 +209,45 @@ def _find(words: tuple[str, ...], phrases: tuple[tuple[str, ...], ...]) -> int:
             if words[i : i + size] == phrase:
                 end = max(end, i + size)
     return end
+
+
+def _value_span(text: str, pos: int, *, quoted_name: bool, sep: str) -> _Span | None:
+    """Return where the value of a sensitive ``name<sep>`` pair ending at *pos* is."""
+    if text.startswith(REDACTED, pos):  # keeps re-redaction a no-op
+        return None
+    quote = text[pos : pos + 2] if text.startswith(('\\"', "\\'"), pos) else text[pos : pos + 1]
+    if quote in ('"', "'", '\\"', "\\'"):  # quoted, also JSON inside JSON (\"...\")
+        start = pos + len(quote)
+        value = _QUOTED.match(text, pos) if len(quote) == 1 else None
+        if value is not None:
+            return start, value.end() - 1
+        end = text.find(quote, start)
+        if end < 0:  # unterminated (cut) quote: everything up to the line's end
+            end = _line_end(text, start)
+        return start, end
+    if quoted_name:  # "pin": 1234
+        value = _JSON_VALUE.match(text, pos)
+        return None if value is None else value.span()
+    if sep == "=":  # query strings, logfmt, --flag=value
+        value = _BARE_VALUE.match(text, pos)
+        if value is None:
+            return None
+        start, end = value.span()
+        # "f(token=abc)": a closing bracket without its opening one is not the value's.
+        while text[end - 1] in _CLOSERS and text.count(_CLOSERS[text[end - 1]], start, end) < (
+            text.count(text[end - 1], start, end)
+        ):
+            end -= 1
+        return start, end
+    if ":" in sep:  # a header or "name: value" line: the rest of the line
+        value = _LINE_VALUE.match(text, pos)
+        return None if value is None else value.span(1)
+    return None  # "password = request.json[...]" is code, not a secret
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
 
 
 def _luhn(digits: str) -> bool:
@@ -271,6 +314,7 @@ class Redactor:
 
     __slots__ = (
         "_clean",
+        "_clean_code",
         "_extra_keys",
         "_keys",
         "_patterns",
@@ -297,6 +341,7 @@ class Redactor:
         self._patterns = tuple(re.compile(p) for p in extra_patterns)
         self._keys: dict[str, int] = {}
         self._clean: set[str] = set()
+        self._clean_code: set[str] = set()
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -340,13 +385,15 @@ class Redactor:
         return self._text(text, code=False)
 
     def _text(self, text: str, *, code: bool) -> str:
-        if not code and len(text) <= _CLEAN_MAX_LEN and len(text) <= self.max_text:
-            # Event names, paths, methods... repeat: remember the short strings found clean
-            # (only those, so no secret is kept alive by the cache).
-            clean = self._clean
+        if len(text) <= _CLEAN_MAX_LEN and len(text) <= self.max_text:
+            # Event names, paths, methods, source lines... repeat: remember the short strings
+            # found clean (only those, so no secret is kept alive by the cache).
+            clean = self._clean_code if code else self._clean
             if text in clean:
                 return text
-            out = self._scan(text, code=False)
+            if 20 <= len(text) <= 36 and not self._patterns and _BENIGN.fullmatch(text):
+                return text  # ids and times: unique, not worth a place in the cache
+            out = self._scan(text, code=code)
             if out is text:
                 if len(clean) >= _CACHE_MAX:
                     clean.clear()
@@ -355,15 +402,21 @@ class Redactor:
         if len(text) <= self.max_text:
             return self._scan(text, code=code)
         head = text[: self.max_text]
-        # Drop a token cut in half rather than leak its first part.
-        head = _TAIL.sub("", head)
+        if not text[len(head)].isspace():
+            # Drop a token cut in half (up to 512 characters) rather than leak its start.
+            keep = len(head) - 512
+            head = head[: max(keep, *(head.rfind(c, keep) + 1 for c in " \t\r\n"))]
         cut = len(text) - len(head)
         return f"{self._scan(head, code=code)}...[TRUNCATED {cut} chars]"
 
+    def _known_clean(self, text: str) -> bool:
+        # The fast paths' test: a cached clean string, or an id or time.
+        return text in self._clean or (
+            20 <= len(text) <= 36 and not self._patterns and _BENIGN.fullmatch(text) is not None
+        )
+
     def _scan(self, text: str, *, code: bool) -> str:
         # Cheap substring checks gate each pattern: typical short values run two regexes.
-        if 20 <= len(text) <= 36 and not self._patterns and _BENIGN.fullmatch(text):
-            return text
         spans: list[_Span] = []
         add = spans.append
         if "-----BEGIN" in text:
@@ -421,47 +474,20 @@ class Redactor:
 
     def _pairs(self, text: str, spans: list[_Span]) -> None:
         for m in _PAIR.finditer(text):
-            name = m.group(2)
-            state = self._key_state(name)
+            state = self._key_state(m.group(2))
             if not state & (_SECRET | _COUNT_OK):
                 continue
-            pos = m.end()
-            if text.startswith(REDACTED, pos):  # keeps re-redaction a no-op
+            span = _value_span(text, m.end(), quoted_name=bool(m.group(1)), sep=m.group(3))
+            if span is None:
                 continue
-            quoted_name = bool(m.group(1))
-            separator = m.group(3)
-            value = _QUOTED.match(text, pos)
-            if value is not None:
-                start, end = value.start() + 1, value.end() - 1
-            elif quoted_name:  # "pin": 1234
-                value = _JSON_VALUE.match(text, pos)
-                if value is None:
-                    continue
-                start, end = value.span()
-            elif separator == "=":  # query strings, logfmt, --flag=value
-                value = _BARE_VALUE.match(text, pos)
-                if value is None:
-                    continue
-                start, end = value.span()
-                # "f(token=abc)": a closing bracket without its opening one is not the value's.
-                while text[end - 1] in _CLOSERS and text.count(
-                    _CLOSERS[text[end - 1]], start, end
-                ) < text.count(text[end - 1], start, end):
-                    end -= 1
-            elif ":" in separator:  # a header or "name: value" line: the rest of the line
-                value = _LINE_VALUE.match(text, pos)
-                if value is None:
-                    continue
-                start, end = value.span(1)
-            else:  # "password = request.json[...]" is code, not a secret
+            start, end = span
+            value = text[start:end]
+            if not value or value == REDACTED or (state & _COUNT_OK and value.isdigit()):
                 continue
-            if state & _COUNT_OK and text[start:end].isdigit():
-                continue
-            template = _PLACEHOLDER.match(text, start, end)
-            if template and not text[template.end() : end].strip(",.;:!?"):
+            template = _PLACEHOLDER.match(value)
+            if template and not value[template.end() :].strip(",.;:!?"):
                 continue  # a template ("token=%s"): it groups, and holds no secret
-            if end > start and text[start:end] != REDACTED:
-                spans.append((start, end))
+            spans.append(span)
 
     # -- structures -----------------------------------------------------------------------
 
@@ -488,14 +514,14 @@ class Redactor:
             return self._text(value, code=False)
         if kind in _SCALARS:
             return value
-        if isinstance(value, Mapping | list | tuple | set | frozenset):
+        if kind in _CONTAINERS or isinstance(value, Mapping | list | tuple | set | frozenset):
             if depth >= self.max_depth:
                 return MAX_DEPTH
             if id(value) in seen:
                 return CYCLE
             seen.add(id(value))
             try:
-                if isinstance(value, Mapping):
+                if kind is dict or isinstance(value, Mapping):
                     return self._mapping(value, depth, seen)
                 return self._sequence(value, depth, seen)
             finally:
@@ -521,10 +547,11 @@ class Redactor:
         out: dict[Any, Any] | None = None
         changed = not isinstance(value, dict)
         keys = self._keys
-        clean = self._clean
         for key, item in value.items():
             kind = type(item)
-            if (kind in _SCALARS or (kind is str and item in clean)) and keys.get(key) == _KEEP:
+            if (kind in _SCALARS or (kind is str and self._known_clean(item))) and keys.get(
+                key
+            ) == _KEEP:
                 new_key, new = key, item  # the common case, without the calls below
             else:
                 new_key, new = self._item(key, item, depth, seen)
@@ -587,13 +614,12 @@ class Redactor:
         changes: list[tuple[Any, Any, Any]] | None = None
         seen: set[int] = set()
         keys = self._keys
-        clean = self._clean
         for key, value in event_dict.items():
             # Fast path, most entries of most events: a known harmless key, and a number
             # or a string already found clean.
             if keys.get(key) == _KEEP:
                 kind = type(value)
-                if kind in _SCALARS or (kind is str and value in clean):
+                if kind in _SCALARS or (kind is str and self._known_clean(value)):
                     continue
             if key == "exc_info":
                 continue

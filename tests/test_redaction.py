@@ -95,6 +95,8 @@ MUST_REDACT_KEYS = [
     "pin",
     "meeting_pin",
     "ssn",
+    "db.params",
+    "db.query.parameter.0",
     "tokens",  # a list of tokens: the plural only passes with a number value
 ]
 
@@ -142,6 +144,8 @@ MUST_KEEP_KEYS = [
     "design",
     "oauth_provider",
     "secretary",
+    "db.paramstyle",
+    "db.system",
 ]
 
 
@@ -261,6 +265,10 @@ TEXT_CASES = [
     ("X-Api-Key: k-123 456", "X-Api-Key: [REDACTED]"),
     ("password: hunter2", "password: [REDACTED]"),
     ('password = request.json["password"]', 'password = request.json["password"]'),
+    (r"body {\"password\": \"p w\"}", r"body {\"password\": \"[REDACTED]\"}"),
+    ("password='cut-off\nnext", "password='[REDACTED]\nnext"),
+    ("x" * 80 + "_token=abc", "x" * 80 + "_token=[REDACTED]"),
+    ("login(password=hunter2) failed", "login(password=[REDACTED]) failed"),
     ("prompt_tokens=12", "prompt_tokens=12"),
     (
         "login with token=%s and password=%(pw)s, key={api_key}",
@@ -647,7 +655,7 @@ def realistic_event() -> dict[str, Any]:
             {
                 "op": "db",
                 "description": "UPDATE users SET password='sqlpw' WHERE id=42",
-                "data": {"db.params": {"password": "sqlparam"}, "db.system": "sqlite"},
+                "data": {"db.params": ["bob", "sqlparam"], "db.system": "sqlite"},
                 "span_id": "b1b2c3d4e5f60718",
                 "trace_id": "771a43a4192642f0b136d5159a501700",
             }
