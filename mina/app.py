@@ -9,7 +9,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from mina import api, auth, db, ops
+from mina import api, auth, cli, db, ops
 from mina.logging_config import configure_logging
 from mina.sentry import init_sentry
 from mina.settings import Settings
@@ -51,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
     auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
+    app.cli.add_command(cli.users)  # also `flask --app mina users create NAME`
     if settings.enable_test_routes:
         app.register_blueprint(ops.test_bp)
     # JSON errors carrying the request id. A 500 handler (not an Exception handler) keeps

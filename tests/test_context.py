@@ -1,0 +1,114 @@
+"""mina.context: one call binds the log context and the Sentry scope together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sentry_sdk
+import structlog
+
+from mina import context
+from mina.logging_config import current_redactor
+from mina.sentry import init_sentry
+from mina.settings import Settings
+from mina.testing import SentryIngest
+
+from .conftest import Lines
+
+
+def sentry_on(configure: Callable[..., Lines], ingest: SentryIngest, **overrides: object) -> Lines:
+    lines = configure(sentry_dsn=ingest.dsn, traces_sample_rate=1.0, **overrides)
+    init_sentry(
+        Settings(sentry_dsn=ingest.dsn, traces_sample_rate=1.0, **overrides),  # type: ignore[arg-type]
+        current_redactor(),
+    )
+    return lines
+
+
+def test_bind_user_meeting_and_fields_reach_both_sides(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    lines = sentry_on(configure, sentry_ingest)
+    log = structlog.get_logger("ctx")
+
+    context.bind_user(7, username="ada", email="ada@example.org")
+    context.bind_meeting("m-7", participants=3)
+    context.bind_meeting("m-7", audio_quality="good")
+    context.bind(tenant="acme", flags=["a", "b"])
+    log.error("ctx.failed", attempt=1)
+    sentry_sdk.flush(timeout=5)
+
+    [line] = lines.events("ctx.failed")
+    assert {"user_id": 7, "username": "ada", "meeting_id": "m-7", "tenant": "acme"}.items() <= (
+        line.items()
+    )
+    assert ["a", "b"] == line["flags"]
+    assert "user_email" not in line
+    [event] = sentry_ingest.wait_for_events()
+    assert {"id": "7", "username": "ada"} == event["user"]
+    assert ("m-7", "acme") == (event["tags"]["meeting_id"], event["tags"]["tenant"])
+    assert {"id": "m-7", "participants": 3, "audio_quality": "good"} == event["contexts"]["meeting"]
+    assert {"flags": ["a", "b"]} == event["contexts"]["mina"]
+    assert {"attempt": 1} == {k: v for k, v in event["extra"].items() if k != "sys.argv"}
+
+
+def test_bind_user_keeps_email_with_consent(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    lines = sentry_on(configure, sentry_ingest, send_pii=True)
+
+    context.bind_user(8, username="bo", email="bo@example.org")
+    structlog.get_logger().error("ctx.failed")
+    sentry_sdk.flush(timeout=5)
+
+    assert "bo@example.org" == lines.events("ctx.failed")[0]["user_email"]
+    assert "bo@example.org" == sentry_ingest.wait_for_events()[0]["user"]["email"]
+
+
+def test_bound_restores_previous_values_on_both_sides(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    lines = sentry_on(configure, sentry_ingest)
+    log = structlog.get_logger()
+    context.bind(job="outer")
+
+    @context.bound(job="decorated")
+    def work() -> None:
+        log.error("in.decorated")
+
+    with context.bound(job="inner", step=2):
+        log.error("in.block")
+    work()
+    log.error("after")
+    sentry_sdk.flush(timeout=5)
+
+    assert [
+        ("in.block", "inner", 2),
+        ("in.decorated", "decorated", None),
+        ("after", "outer", None),
+    ] == [(line["event"], line["job"], line.get("step")) for line in lines.all() if "job" in line]
+    events = sentry_ingest.wait_for_events(n=3)
+    assert ["inner", "decorated", "outer"] == [e["tags"]["job"] for e in events]
+    assert ["2", None, None] == [e["tags"].get("step") for e in events]
+
+
+def test_clear_forgets_log_context_and_meeting_fields(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    context.bind_meeting("m-1", title="old")
+    context.clear()
+    context.bind_meeting("m-2")
+    structlog.get_logger().info("fresh")
+
+    assert "m-2" == lines.events("fresh")[0]["meeting_id"]
+
+
+def test_long_tag_values_are_cut_for_sentry(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    sentry_on(configure, sentry_ingest)
+
+    context.bind(note="n" * 500)
+    sentry_sdk.capture_message("long tag")
+    sentry_sdk.flush(timeout=5)
+
+    assert 200 == len(sentry_ingest.wait_for_events()[0]["tags"]["note"])
