@@ -180,9 +180,7 @@ class Settings:
             log_level=_level(env),
             log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
             logging_config=Path(logging_config) if logging_config else None,
-            enable_test_routes=_flag(
-                env, "MINA_ENABLE_TEST_ROUTES", environment == "development"
-            ),
+            enable_test_routes=_flag(env, "MINA_ENABLE_TEST_ROUTES", environment == "development"),
             send_pii=_flag(env, "MINA_SEND_PII", False),
             redact_keys=_names(env, "MINA_REDACT_KEYS"),
             trusted_proxies=_count(env, "MINA_TRUSTED_PROXIES"),
