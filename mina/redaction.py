@@ -15,12 +15,31 @@ word is a measure (``token_count``, ``password_length``, ``token_expires_at``) o
 word is one (``max_tokens``, ``total_tokens``); the plural ``tokens`` names an amount when its
 value is a number (``prompt_tokens=12`` is kept, ``tokens=["..."]`` is not).
 
+Text rules (each has a near miss in the tests that is kept):
+
+- ``name=value`` with no spaces (query strings, logfmt, ``--flag=value``), ``"name": value``
+  (JSON, also escaped inside JSON, and reprs) and ``name: value`` (headers; the rest of the
+  line) are redacted when *name* is a sensitive key. ``name = value`` with spaces and an
+  unquoted value is code (``password = request.json["password"]``) and is kept, as are
+  templates (``token=%s``, ``{token}``) so Sentry still groups them.
+- ``Bearer <credential>`` of 8 characters or more (the scheme word is kept); ``Basic`` the
+  same unless the next word is a plain word (``Basic authentication``).
+- Shapes: JWTs, PEM private key bodies, URL passwords (``postgres://u:[REDACTED]@host``),
+  Sentry DSN keys, Luhn-valid card numbers (13 to 19 digits), AWS ``AKIA``/``ASIA`` ids,
+  GitHub, Slack, Stripe secret (not publishable ``pk_``), OpenAI-style, Google, GitLab,
+  npm and PyPI tokens. Unless *send_pii*: e-mail addresses and IP addresses other than
+  loopback and unspecified ones.
+- Frames' source lines get only the shapes and string literals under sensitive names
+  (``password="hunter2"``), no other pairs and no PII: code stays readable while a
+  hard-coded secret still goes.
+
 `redact_sentry_event`, `redact_breadcrumb` and `redact_sentry_log` apply the same redactor
 to Sentry's payloads without touching Sentry's structural fields or frames' source lines.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime
 import decimal
@@ -58,6 +77,7 @@ _SECRET_KEYS: Final = (
     "password",
     "passwd",
     "pwd",
+    "pw",
     "pass",  # db_pass, smtp_pass; "passage" and "compass" are other words
     "passphrase",
     "passcode",
@@ -233,10 +253,14 @@ def _value_span(text: str, pos: int, *, quoted_name: bool, sep: str) -> _Span | 
         if value is None:
             return None
         start, end = value.span()
-        # "f(token=abc)": a closing bracket without its opening one is not the value's.
-        while text[end - 1] in _CLOSERS and text.count(_CLOSERS[text[end - 1]], start, end) < (
-            text.count(text[end - 1], start, end)
-        ):
+        # "f(token=abc)": a closing bracket without its opening one is not the value's
+        # (at most three: the count is linear, and deeper calls are rare).
+        for _ in range(3):
+            closer = text[end - 1]
+            if closer not in _CLOSERS or text.count(_CLOSERS[closer], start, end) >= (
+                text.count(closer, start, end)
+            ):
+                break
             end -= 1
         return start, end
     if ":" in sep:  # a header or "name: value" line: the rest of the line
@@ -444,8 +468,8 @@ class Redactor:
                     add(m.span(2))
                 elif _DSN_KEY.fullmatch(m.group(1)):
                     add(m.span(1))
-        if not code and ("=" in text or ":" in text):
-            self._pairs(text, spans)
+        if "=" in text or ":" in text:
+            self._pairs(text, spans, code=code)
         first = _CARD.search(text)
         for m in () if first is None else _CARD.finditer(text, first.start()):
             digits = m.group().replace(" ", "").replace("-", "")
@@ -453,9 +477,10 @@ class Redactor:
                 add(m.span())
         if not self.send_pii and not code:
             if "@" in text:
+                starts = [a for a, _ in authorities]  # in order: bisect, not a scan
                 for m in _EMAIL.finditer(text):
-                    start = m.start()
-                    if not any(a <= start < b for a, b in authorities):
+                    i = bisect.bisect_right(starts, m.start()) - 1
+                    if i < 0 or m.start() >= authorities[i][1]:  # not a URL's user:password@
                         add(m.span())
             if text.count(".") >= 3:
                 for m in _IPV4.finditer(text):
@@ -472,7 +497,9 @@ class Redactor:
                     add(span)
         return _splice(text, spans) if spans else text
 
-    def _pairs(self, text: str, spans: list[_Span]) -> None:
+    def _pairs(self, text: str, spans: list[_Span], *, code: bool) -> None:
+        # In source code only string literals count: password="hunter2" is a hard-coded
+        # secret, password=request.json["password"] and password: str are code.
         for m in _PAIR.finditer(text):
             state = self._key_state(m.group(2))
             if not state & (_SECRET | _COUNT_OK):
@@ -481,6 +508,8 @@ class Redactor:
             if span is None:
                 continue
             start, end = span
+            if code and text[start - 1 : start] not in ("'", '"'):
+                continue
             value = text[start:end]
             if not value or value == REDACTED or (state & _COUNT_OK and value.isdigit()):
                 continue
@@ -687,6 +716,7 @@ _SENTRY_STRUCTURE: Final = frozenset(
     }
 )
 _CODE_LINES: Final = ("pre_context", "post_context")
+_LOG_PARAMETER: Final = "sentry.message.parameter."
 
 
 def redact_sentry_event(redactor: Redactor, event: dict[str, Any]) -> dict[str, Any]:
@@ -730,22 +760,44 @@ def redact_sentry_log(redactor: Redactor, log: dict[str, Any]) -> dict[str, Any]
     """Return a redacted copy of a Sentry log: its ``body`` and ``attributes``.
 
     Attributes may be plain values or ``{"value": ..., "type": ...}``; a sensitive
-    attribute keeps its shape with its value replaced.
+    attribute keeps its shape with its value replaced. A positional message parameter
+    (``sentry.message.parameter.0``) is redacted when the body shows it only inside
+    something redacted, like `redact_sentry_event` does for ``logentry.params``.
     """
     out = dict(log)
+    body = out.get("body")
+    shown = redactor.redact(body)
     if "body" in out:
-        out["body"] = redactor.redact(out["body"])
+        out["body"] = shown
     attributes = out.get("attributes")
     if isinstance(attributes, Mapping):
         out["attributes"] = {
             name: _attribute(redactor, name, attr) for name, attr in attributes.items()
         }
+        if isinstance(body, str) and shown is not body:
+            for name, attr in attributes.items():
+                if str(name).startswith(_LOG_PARAMETER) and _hidden(_plain(attr), body, shown):
+                    out["attributes"][name] = _attribute(redactor, "password", attr)
     return out
+
+
+def _plain(attr: Any) -> Any:
+    typed = isinstance(attr, Mapping) and "value" in attr and "type" in attr
+    return attr["value"] if typed else attr
+
+
+def _hidden(param: Any, formatted: str, shown: str) -> bool:
+    # A parameter with no key to judge it by is a secret when the formatted message
+    # shows it only inside something that was redacted ("token=%s").
+    if not isinstance(param, str | int | float):
+        return False
+    text = str(param)
+    return bool(text) and text in formatted and text not in shown
 
 
 def _attribute(redactor: Redactor, name: Any, attr: Any) -> Any:
     typed = isinstance(attr, Mapping) and "value" in attr and "type" in attr
-    value = attr["value"] if typed else attr
+    value = _plain(attr)
     new = redactor.redact({name: value})
     new_value = next(iter(new.values())) if isinstance(new, dict) else REDACTED
     if not typed:
@@ -760,8 +812,6 @@ def _attribute(redactor: Redactor, name: Any, attr: Any) -> Any:
 
 
 def _logentry(redactor: Redactor, entry: Any) -> Any:
-    # A %s parameter has no key to tell it is a secret: it is one when the formatted
-    # message shows it only inside something redacted ("token=%s").
     redacted = redactor.redact(entry)
     params = entry.get("params") if isinstance(entry, Mapping) else None
     if not isinstance(params, list | tuple) or not isinstance(redacted, dict):
@@ -773,10 +823,7 @@ def _logentry(redactor: Redactor, entry: Any) -> Any:
         except Exception:  # a message that is not a %-format: nothing to compare with
             return redacted
     shown = redactor.redact_text(formatted)
-    hidden = [
-        isinstance(p, str | int | float) and str(p) in formatted and str(p) not in shown
-        for p in params
-    ]
+    hidden = [_hidden(p, formatted, shown) for p in params]
     if any(hidden):
         redacted = dict(redacted)
         redacted["params"] = [

@@ -6,12 +6,14 @@ import dataclasses
 import datetime
 import json
 import re
+import secrets
 import string
 import uuid
 from collections import OrderedDict, namedtuple
 from typing import Any
 
 import pytest
+import sentry_sdk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sentry_sdk._types import AnnotatedValue
@@ -23,6 +25,7 @@ from mina.redaction import (
     redact_sentry_event,
     redact_sentry_log,
 )
+from mina.testing import SentryIngest
 
 MUST_REDACT_KEYS = [
     "password",
@@ -30,6 +33,7 @@ MUST_REDACT_KEYS = [
     "PASSWORD",
     "passwd",
     "pwd",
+    "pw",
     "mysql_pwd",
     "db_pass",
     "db.password",
@@ -726,14 +730,19 @@ class TestSentry:
         assert [] == [s for s in SECRETS if s in json.dumps(result, default=str)]
 
     def test_code_lines_keep_code_but_not_credentials(self, redactor: Redactor) -> None:
-        """Source lines lose only credential shapes (a hard-coded token), never code."""
+        """Source lines lose only hard-coded secrets, never code."""
         key = "AKIAIOSFODNN7EXAMPLE"
         event = {
             "stacktrace": {
                 "frames": [
                     {
                         "context_line": f'    client(key="{key}", password=request.args["pw"])',
-                        "pre_context": ['    url = f"postgres://{user}:{pw}@{host}"'],
+                        "pre_context": [
+                            '    url = f"postgres://{user}:{pw}@{host}"',
+                            '    body = {"password": password, "token": "hard-coded"}',
+                            "def login(password: str, token: str = 'x') -> None:",
+                            '    password = request.json["password"]',
+                        ],
                     }
                 ]
             }
@@ -742,7 +751,12 @@ class TestSentry:
         frame = redact_sentry_event(redactor, event)["stacktrace"]["frames"][0]
 
         assert f'    client(key="{REDACTED}", password=request.args["pw"])' == frame["context_line"]
-        assert ['    url = f"postgres://{user}:{pw}@{host}"'] == frame["pre_context"]
+        assert [
+            '    url = f"postgres://{user}:{pw}@{host}"',
+            f'    body = {{"password": password, "token": "{REDACTED}"}}',
+            "def login(password: str, token: str = 'x') -> None:",
+            '    password = request.json["password"]',
+        ] == frame["pre_context"]
 
     def test_breadcrumb(self, redactor: Redactor) -> None:
         """Breadcrumb message and data are redacted."""
@@ -766,26 +780,30 @@ class TestSentry:
         """Sentry Logs: body and attributes (plain or typed) are redacted, shapes kept."""
         log = {
             "severity_text": "info",
-            "body": "login password=hunter2",
+            "body": "login bob password=hunter2",
             "attributes": {
                 "sentry.message.parameter.token": "t1",
                 "api_key": {"value": "t2", "type": "string"},
                 "meeting_id": {"value": "m-1", "type": "string"},
                 "count": {"value": 3, "type": "integer"},
                 "pin": {"value": 1234, "type": "integer"},
+                "sentry.message.parameter.0": {"value": "bob", "type": "string"},
+                "sentry.message.parameter.1": {"value": "hunter2", "type": "string"},
             },
             "trace_id": "771a43a4192642f0b136d5159a501700",
         }
 
         assert {
             "severity_text": "info",
-            "body": f"login password={REDACTED}",
+            "body": f"login bob password={REDACTED}",
             "attributes": {
                 "sentry.message.parameter.token": REDACTED,
                 "api_key": {"value": REDACTED, "type": "string"},
                 "meeting_id": {"value": "m-1", "type": "string"},
                 "count": {"value": 3, "type": "integer"},
                 "pin": {"value": REDACTED, "type": "string"},
+                "sentry.message.parameter.0": {"value": "bob", "type": "string"},
+                "sentry.message.parameter.1": {"value": REDACTED, "type": "string"},
             },
             "trace_id": "771a43a4192642f0b136d5159a501700",
         } == redact_sentry_log(redactor, log)
@@ -882,3 +900,49 @@ def test_text_never_raises_and_is_idempotent(text: str) -> None:
     once = redactor.redact_text(text)
 
     assert once == redactor.redact_text(once)
+
+
+def test_real_sdk_event_through_the_hooks(sentry_ingest: SentryIngest) -> None:
+    """The real sentry-sdk, its serializer and transport: nothing secret reaches the wire."""
+    # Made at run time, so they are not in this file's source lines that Sentry sends, and
+    # kept under a sensitive name, as this test's own frame (and its locals) is sent too.
+    secret = {name: f"CANARY{secrets.token_hex(8)}" for name in ("pw", "sid", "ctx", "crumb", "k")}
+    redactor = Redactor()
+    sentry_sdk.init(
+        dsn=sentry_ingest.dsn,
+        default_integrations=False,
+        auto_enabling_integrations=False,
+        http_proxy="",
+        include_local_variables=True,
+        before_send=lambda event, hint: redact_sentry_event(redactor, event),
+        before_breadcrumb=lambda crumb, hint: redact_breadcrumb(redactor, crumb),
+    )
+    sentry_sdk.set_user({"id": "42", "username": "bob", "email": "bob@example.com"})
+    sentry_sdk.set_tag("meeting_id", "m-77")
+    sentry_sdk.set_context("upstream", {"url": f"https://u:{secret['ctx']}@api/x", "region": "eu"})
+    sentry_sdk.add_breadcrumb(
+        message=f"GET /x?token={secret['crumb']}", data={"api_key": secret["k"]}
+    )
+
+    def login(password: str) -> None:
+        state = {"sessionid": secret["sid"], "meeting_id": "m-77"}
+        raise ValueError(f"login failed, password={password} session={state['sessionid']}")
+
+    try:
+        login(secret["pw"])
+    except ValueError:
+        sentry_sdk.capture_exception()
+    sentry_sdk.get_client().flush(timeout=5)
+
+    [event] = sentry_ingest.wait_for_events(1)
+    wire = b"".join(sentry_ingest.raw_bodies)
+
+    assert [] == re.findall(rb"CANARY\w*", wire)
+    assert b"bob@example.com" not in wire
+    assert {"id": "42", "username": "bob"} == event["user"]
+    assert "m-77" == event["tags"]["meeting_id"]
+    assert "eu" == event["contexts"]["upstream"]["region"]
+    frame = event["exception"]["values"][0]["stacktrace"]["frames"][-1]
+    assert "raise ValueError" in frame["context_line"]
+    assert REDACTED == frame["vars"]["password"]
+    assert {"sessionid": REDACTED, "meeting_id": "'m-77'"} == frame["vars"]["state"]
