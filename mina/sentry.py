@@ -11,19 +11,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from fnmatch import fnmatch
 from typing import Any, Final, TypeVar
 
 import sentry_sdk
 import structlog
+from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.flask import FlaskIntegration
-from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
-from sentry_sdk.utils import Dsn
+from sentry_sdk.integrations.logging import BreadcrumbHandler, LoggingIntegration, ignore_logger
+from sentry_sdk.utils import Dsn, capture_internal_exceptions
 from werkzeug.exceptions import HTTPException
 
+from mina.processors import EVENT_ATTR
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event, redact_sentry_log
 from mina.settings import Settings
 
-__all__ = ["init_sentry", "sentry_options"]
+__all__ = ["MinaLoggingIntegration", "init_sentry", "sentry_options"]
 
 #: Hook failures are reported on this logger, which Sentry itself ignores (no recursion).
 HOOK_LOGGER: Final = "mina.sentry"
@@ -45,6 +48,62 @@ def _fail_closed(name: str, hook: Callable[[T, Any], T | None]) -> Callable[[T, 
 
     guarded.__name__ = name
     return guarded
+
+
+_NAMES_MAX: Final = 4096  # logger names whose ignore decision is remembered
+
+
+class _BreadcrumbHandler(BreadcrumbHandler):
+    """Sentry's breadcrumb handler with the same breadcrumbs, for less per record.
+
+    Sentry's handler matches the record's logger name against every ignored logger with
+    `fnmatch` and formats the record again for each record; this one remembers the
+    decision per logger name (forgotten whenever the ignore list changes) and reuses the
+    message the stdout formatter already put on the record (``record.message``, computed
+    with ``getMessage()`` when no formatter did). The breadcrumb itself is built by
+    Sentry's own ``_breadcrumb_from_record``.
+    """
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level=level)
+        self._ignored: frozenset[str] = frozenset()
+        self._decisions: dict[str, bool] = {}
+
+    def _can_record(self, record: logging.LogRecord) -> bool:
+        ignored = sentry_logging._IGNORED_LOGGERS
+        if ignored != self._ignored:  # ignore_logger()/unignore_logger() since last time
+            self._ignored = frozenset(ignored)
+            self._decisions = {}
+        decisions = self._decisions
+        name = record.name
+        decision = decisions.get(name)
+        if decision is None:
+            stripped = name.strip()
+            decision = not any(fnmatch(stripped, pattern) for pattern in self._ignored)
+            if len(decisions) >= _NAMES_MAX:
+                decisions.clear()
+            decisions[name] = decision
+        return decision
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with capture_internal_exceptions():
+            if not self._can_record(record):
+                return
+            if "message" not in record.__dict__:
+                record.message = record.getMessage()
+            sentry_sdk.add_breadcrumb(
+                self._breadcrumb_from_record(record), hint={"log_record": record}
+            )
+
+
+class MinaLoggingIntegration(LoggingIntegration):
+    """Sentry's LoggingIntegration (same identifier, options and events) with
+    `_BreadcrumbHandler` for breadcrumbs."""
+
+    def __init__(self, level: int | None = logging.INFO, **kwargs: Any) -> None:
+        super().__init__(level=level, **kwargs)
+        if level is not None:
+            self._breadcrumb_handler = _BreadcrumbHandler(level=level)
 
 
 def _ignored_status(hint: Any, codes: frozenset[int]) -> bool:
@@ -72,6 +131,15 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         return redact_sentry_event(redactor, event)
 
     def before_breadcrumb(crumb: dict[str, Any], hint: Any) -> dict[str, Any] | None:
+        record = hint.get("log_record") if isinstance(hint, dict) else None
+        data = crumb.get("data")
+        if record is not None and EVENT_ATTR in record.__dict__ and isinstance(data, dict):
+            # A structlog call's record: its extras (the breadcrumb's data) are values the
+            # chain's redactor already returned, the same redactor as here, so walking
+            # them again changes nothing. The rest of the breadcrumb is still redacted.
+            out = redact_breadcrumb(redactor, {k: v for k, v in crumb.items() if k != "data"})
+            out["data"] = data
+            return out
         return redact_breadcrumb(redactor, crumb)
 
     def before_send_log(log: dict[str, Any], hint: Any) -> dict[str, Any] | None:
@@ -87,7 +155,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         "enable_logs": settings.sentry_enable_logs,
         "debug": settings.sentry_debug,
         "integrations": [
-            LoggingIntegration(
+            MinaLoggingIntegration(
                 level=logging.INFO,
                 event_level=logging.ERROR,
                 sentry_logs_level=logging.INFO if settings.sentry_enable_logs else None,
