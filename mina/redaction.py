@@ -44,6 +44,7 @@ import dataclasses
 import datetime
 import decimal
 import ipaddress
+import itertools
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -576,7 +577,7 @@ class Redactor:
         out: dict[Any, Any] | None = None
         changed = not isinstance(value, dict)
         keys = self._keys
-        for key, item in value.items():
+        for index, (key, item) in enumerate(value.items()):
             kind = type(item)
             if (kind in _SCALARS or (kind is str and self._known_clean(item))) and keys.get(
                 key
@@ -587,12 +588,8 @@ class Redactor:
             if out is None:
                 if new_key is key and new is item and not changed:
                     continue
-                # First change: copy what came before it.
-                out = {}
-                for k, v in value.items():
-                    if k is key:
-                        break
-                    out[k] = v
+                # First change: copy the unchanged items before it.
+                out = dict(itertools.islice(value.items(), index))
             out[new_key] = new
         return value if out is None else out
 

@@ -10,6 +10,7 @@ import secrets
 import string
 import uuid
 from collections import OrderedDict, namedtuple
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -453,6 +454,22 @@ class TestStructures:
             [1, 2.5, None, True, when, ident]
         )
 
+    def test_mapping_with_fresh_keys(self, redactor: Redactor) -> None:
+        """A Mapping that makes new key objects on each iteration is still redacted."""
+        token = "ghp_" + "k3Y" * 12
+
+        class Fresh(Mapping[str, Any]):
+            def __getitem__(self, key: str) -> Any:
+                return {"meeting_id": "m", token: 1, "api_key": "k"}[key]
+
+            def __iter__(self) -> Iterator[str]:
+                return iter(["".join(["meeting", "_id"]), "".join(token), "".join("api_key")])
+
+            def __len__(self) -> int:
+                return 3
+
+        assert {"meeting_id": "m", REDACTED: 1, "api_key": REDACTED} == redactor.redact(Fresh())
+
     def test_dataclass_and_models(self, redactor: Redactor) -> None:
         """Dataclasses and Pydantic-like models become redacted dicts."""
         assert {"username": "bob", "password": REDACTED} == redactor.redact(Login("bob", "pw"))
@@ -859,6 +876,36 @@ def _plantings(canary: str) -> list[tuple[str, Any]]:
         ("exc", ValueError(f"bad token={canary}")),
         ("dsn", f"postgres://mina:{canary}@db/mina"),
         ("blob", f"token={canary}".encode()),
+        ("body", json.dumps({"user": "bob", "client_secret": canary})),
+        ("nested", json.dumps(json.dumps({"password": canary}))),  # JSON inside JSON
+        ("raw", f"X-Api-Key: {canary}\nAccept: */*"),
+        ("login", Login("bob", canary)),
+        ("from", f"mail from {canary}@example.com"),
+        ("jwt", f"eyJhbGciOiJIUzI1NiJ9.eyJ{canary}.{canary}"),
+        ("aws", f"key=AKIA{canary.upper()[-16:].rjust(16, 'X')}"),
+    ]
+
+
+def _sentry_slots(event: dict[str, Any], canary: str) -> list[Callable[[], None]]:
+    """Ways to put *canary* into the user-controlled parts of a Sentry event."""
+    exc = event["exception"]["values"][0]
+    frame = exc["stacktrace"]["frames"][0]
+    request = event["request"]
+    return [
+        lambda: exc.update(value=f"failed: token={canary}"),
+        lambda: frame["vars"].update(refresh_token=repr(canary)),
+        lambda: frame["vars"].update(body=repr({"password": canary})),
+        lambda: request.update(query_string=f"a=1&api_key={canary}"),
+        lambda: request["headers"].update({"X-Auth-Token": canary}),
+        lambda: request.update(data=json.dumps({"secret": canary})),
+        lambda: request["cookies"].update(theme=canary),
+        lambda: event["breadcrumbs"]["values"][0]["data"].update(url=f"https://h?token={canary}"),
+        lambda: event["extra"].update(creds={"private_key": canary}),
+        lambda: event["tags"].update(session_id=canary),
+        lambda: event["contexts"].update(db={"dsn": f"postgres://u:{canary}@h/db"}),
+        lambda: event["spans"][0]["data"]["db.params"].append(canary),
+        lambda: event["user"].update(email=f"{canary}@example.com"),
+        lambda: event["logentry"].update(formatted=f"login with Bearer {canary}"),
     ]
 
 
@@ -867,7 +914,7 @@ def _plantings(canary: str) -> list[tuple[str, Any]]:
     tree=trees,
     canary=canaries,
     path=st.lists(st.integers(min_value=0, max_value=5), max_size=4),
-    how=st.integers(min_value=0, max_value=6),
+    how=st.integers(min_value=0, max_value=13),
     key=st.sampled_from(SECRET_KEY_NAMES),
 )
 def test_canary_never_survives(tree: Any, canary: str, path: list[int], how: int, key: str) -> None:
@@ -946,3 +993,16 @@ def test_real_sdk_event_through_the_hooks(sentry_ingest: SentryIngest) -> None:
     assert "raise ValueError" in frame["context_line"]
     assert REDACTED == frame["vars"]["password"]
     assert {"sessionid": REDACTED, "meeting_id": "'m-77'"} == frame["vars"]["state"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(canary=canaries, slot=st.integers(min_value=0, max_value=13))
+def test_canary_never_reaches_sentry(canary: str, slot: int) -> None:
+    """A secret planted in any user-controlled part of a Sentry event never survives."""
+    event = realistic_event()
+    _sentry_slots(event, canary)[slot]()
+
+    result = redact_sentry_event(Redactor(), event)
+
+    assert canary not in json.dumps(result, default=str)
+    assert "m-77" == result["tags"]["meeting_id"]
