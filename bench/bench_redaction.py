@@ -98,6 +98,21 @@ def sentry_event() -> dict[str, Any]:
     }
 
 
+def adversarial_texts() -> list[str]:
+    """64k-character strings shaped to make a careless regex quadratic."""
+    n = 64 * 1024
+    return [
+        "a" * n + "@",
+        "a." * (n // 2) + "://x@y",
+        "x" * n + "_token=abc",
+        "1 " * (n // 2),
+        "1:" * (n // 2) + "::",
+        "token=" + ")" * n,
+        '"a":' * (n // 4),
+        "x" * (n + 100),
+    ]
+
+
 def run(rounds: int) -> dict[str, float]:
     """Return the median microseconds per call of each case over *rounds* rounds."""
     redactor = Redactor()
@@ -105,6 +120,7 @@ def run(rounds: int) -> dict[str, float]:
     same = typical_event(0)
     big = sentry_event()
     counter = iter(range(len(events) * 2))
+    hostile = adversarial_texts()
 
     def processor_unique() -> None:
         redactor(None, "info", dict(events[next(counter) % len(events)]))
@@ -115,11 +131,15 @@ def run(rounds: int) -> dict[str, float]:
         "dict() copy of the event (baseline)": lambda: dict(same),
         "redact(), typical event (repeated)": lambda: redactor.redact(same),
         "redact_sentry_event, 100 crumbs + 20 frames": lambda: redact_sentry_event(redactor, big),
+        "redact_text, 8 hostile 64k strings": lambda: [redactor.redact_text(t) for t in hostile],
     }
+    calls_of = {name: CALLS_PER_ROUND for name in cases}
+    calls_of["redact_sentry_event, 100 crumbs + 20 frames"] = CALLS_PER_ROUND // 20
+    calls_of["redact_text, 8 hostile 64k strings"] = 1
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, case in cases.items():
-            calls = CALLS_PER_ROUND if "sentry" not in name else CALLS_PER_ROUND // 20
+            calls = calls_of[name]
             start = time.perf_counter_ns()
             for _ in range(calls):
                 case()
