@@ -133,12 +133,20 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     def before_breadcrumb(crumb: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         record = hint.get("log_record") if isinstance(hint, dict) else None
         data = crumb.get("data")
-        if record is not None and EVENT_ATTR in record.__dict__ and isinstance(data, dict):
-            # A structlog call's record: its extras (the breadcrumb's data) are values the
-            # chain's redactor already returned, the same redactor as here, so walking
-            # them again changes nothing. The rest of the breadcrumb is still redacted.
-            out = redact_breadcrumb(redactor, {k: v for k, v in crumb.items() if k != "data"})
-            out["data"] = data
+        if (
+            record is not None
+            and EVENT_ATTR in record.__dict__
+            and isinstance(data, dict)
+            and crumb.get("message") is record.msg
+        ):
+            # A structlog call's record: its message (the event name) and its extras (the
+            # breadcrumb's data) are what the chain's redactor, this same redactor, already
+            # returned, so walking them again changes nothing. The logger name is still
+            # scanned; type, level and timestamp are Sentry's own.
+            out = dict(crumb)
+            category = out.get("category")
+            if isinstance(category, str):
+                out["category"] = redactor.redact_text(category)
             return out
         return redact_breadcrumb(redactor, crumb)
 
