@@ -723,8 +723,9 @@ def redact_sentry_event(redactor: Redactor, event: dict[str, Any]) -> dict[str, 
     exception values, frame locals by name and value, request, breadcrumbs, tags, contexts,
     user, extra, spans, transaction). Sentry's structural fields are kept as they are, and
     frames' source lines only lose what matches a credential shape (never ``name=value``
-    pairs: ``password = request.json["password"]`` stays readable). Without *send_pii*,
-    the user's e-mail and IP and the request's ``REMOTE_ADDR`` are dropped.
+    pairs: ``password = request.json["password"]`` stays readable). Request cookies go
+    whole (any cookie may be a session), also with *send_pii*. Without *send_pii*, the
+    user's e-mail and IP and the request's ``REMOTE_ADDR`` are dropped.
     """
     out: dict[str, Any] = {}
     for key, value in event.items():
