@@ -9,9 +9,11 @@ here, because it only exists as text once the formatter renders it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import sys
+import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -26,6 +28,8 @@ __all__ = ["ConsoleFormatter", "JsonFormatter", "dumps", "json_default"]
 
 _OPTIONS: Final = orjson.OPT_NON_STR_KEYS
 _MAX_DEPTH: Final = 64
+# Encoded by orjson itself (ISO 8601, canonical UUID): the slow path leaves them alone.
+_NATIVE: Final = (dt.datetime, dt.date, dt.time, uuid.UUID)
 
 
 def _placeholder(obj: object) -> str:
@@ -69,6 +73,8 @@ def _sanitize(obj: Any, depth: int, seen: set[int]) -> Any:
         return obj if -(2**63) <= obj < 2**64 else str(obj)
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, _NATIVE):
+        return obj
     if depth > _MAX_DEPTH:
         return "<max depth>"
     if isinstance(obj, Mapping | list | tuple | set | frozenset):
