@@ -168,3 +168,33 @@ def test_concurrent_requests_never_cross_talk(
         trace_ids = {t["contexts"]["trace"]["trace_id"] for t in found}
         assert {line["trace_id"] for line in per_request[request_id]} == trace_ids
     assert set(expected) == set(by_request)
+
+
+def test_request_id_through_gunicorn(gunicorn: Callable[..., Server]) -> None:
+    server = gunicorn(workers=1, threads=2)
+    cases = {
+        "kept-1.2:3": "/healthz",
+        'quote"d': "/healthz",
+        "z" * 8000: "/api/meetings/m-1",  # gunicorn's own limit is 8190 bytes per field
+        "semi;colon": "/nowhere",
+    }
+
+    answers = {
+        value: call(server, "GET", path, {"X-Request-ID": value}) for value, path in cases.items()
+    }
+    lines, _ = server.stop()
+
+    assert "kept-1.2:3" == answers["kept-1.2:3"][1]["X-Request-ID"]
+    assert [200, 200, 401, 404] == [status for status, _, _ in answers.values()]
+    finished = {line["request_id"]: line for line in lines if line["event"] == "request.finished"}
+    for value, (status, headers, body) in answers.items():
+        echoed = headers["X-Request-ID"]
+        assert status == finished[echoed]["status"]
+        if value != "kept-1.2:3":
+            assert 32 == len(echoed) and echoed != value
+        if status >= 400:
+            assert echoed == json.loads(body)["request_id"]
+    rejected = [
+        line["rejected"] for line in lines if line["event"] == "request.request_id_rejected"
+    ]
+    assert ['quote"d', "z" * 64 + "...(8000 chars)", "semi;colon"] == rejected
