@@ -145,7 +145,7 @@ def table(results: dict[str, Any]) -> str:
         ]
     red = results.get("bench_redaction")
     if red:
-        lines += ["", "bench/bench_redaction.py:"]
+        lines += ["", "bench/bench_redaction.py (median us per call, its own rounds):"]
         lines += [f"  {k}: {v:.3f}" for k, v in red.items()]
     m = results["machine"]
     lines += [
