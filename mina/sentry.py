@@ -159,7 +159,6 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         "release": settings.sentry_release,
         "traces_sample_rate": settings.traces_sample_rate,
         "profiles_sample_rate": settings.profiles_sample_rate,
-        "send_default_pii": settings.send_pii,
         "enable_logs": settings.sentry_enable_logs,
         "debug": settings.sentry_debug,
         "integrations": [
@@ -175,6 +174,10 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         "before_breadcrumb": _fail_closed("before_breadcrumb", before_breadcrumb),
         "before_send_log": _fail_closed("before_send_log", before_send_log),
     }
+    if settings.send_pii:
+        # Only when asked: unset means no PII, and sentry-sdk 2.x warns on any explicit
+        # value now that data_collection supersedes it.
+        options["send_default_pii"] = True
     if settings.sentry_spotlight:
         options["spotlight"] = settings.sentry_spotlight
     return options
