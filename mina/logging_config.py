@@ -118,11 +118,13 @@ def build_processors(redactor: Redactor) -> list[Processor]:
     """Return the processor chain for structlog calls, in order, ending in the renderer."""
     return [
         structlog.contextvars.merge_contextvars,
+        # Before the pipeline's own keys: level, logger, timestamp and trace ids are
+        # generated here, never secret, and need no scan on every call.
+        redactor,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_ids,
-        redactor,
         RenameReservedKeys(),
         RenderToLogKwargs(),
     ]

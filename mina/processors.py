@@ -19,6 +19,7 @@ from structlog.typing import EventDict, WrappedLogger
 from mina.context import SCOPED_KEYS
 
 __all__ = [
+    "CALL_ATTR",
     "CONTEXT_ORDER",
     "EVENT_ATTR",
     "HEAD_KEYS",
@@ -62,6 +63,9 @@ _PIPELINE_KEYS: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"}
 
 #: The record attribute carrying the finished event dict to Mina's formatters.
 EVENT_ATTR: Final = "_mina_event"
+#: The record attribute carrying the call's own keys (Sentry's breadcrumb data) as a dict,
+#: so Sentry's handlers need not walk every record attribute to find them again.
+CALL_ATTR: Final = "_mina_call"
 
 
 def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
@@ -131,7 +135,8 @@ class RenderToLogKwargs:
     along in the private ``_mina_event`` extra: Mina's formatters serialise it as is
     instead of walking the record again, and Sentry skips underscore extras, so
     request-wide context reaches Sentry only through its own fields (tags, user,
-    contexts), set by `mina.context`.
+    contexts), set by `mina.context`. The call's keys also ride as one dict
+    (``_mina_call``) for Mina's breadcrumb handler.
     """
 
     __slots__ = ()
@@ -141,17 +146,20 @@ class RenderToLogKwargs:
     ) -> dict[str, Any]:
         line = ordered(event_dict)
         kwargs = render_to_log_kwargs(logger, method_name, event_dict)
-        line.pop("exc_info", None)
-        line.pop("stack_info", None)
-        line.pop("stacklevel", None)
+        if len(kwargs) > 2:  # exc_info, stack_info or stacklevel: log kwargs, not line keys
+            for key in kwargs.keys() - {"msg", "extra"}:
+                line.pop(key, None)
         scoped = SCOPED_KEYS
-        extra = {
+        call = {
             key: value
             for key, value in kwargs["extra"].items()
             if key not in _PIPELINE_KEYS and key not in scoped
         }
+        extra = dict(call)
         extra[EVENT_ATTR] = line
-        return {**kwargs, "extra": extra}
+        extra[CALL_ATTR] = call
+        kwargs["extra"] = extra
+        return kwargs
 
 
 def _iso(timestamp: float) -> str:

@@ -22,7 +22,7 @@ from sentry_sdk.integrations.logging import BreadcrumbHandler, LoggingIntegratio
 from sentry_sdk.utils import Dsn, capture_internal_exceptions
 from werkzeug.exceptions import HTTPException
 
-from mina.processors import EVENT_ATTR
+from mina.processors import CALL_ATTR, EVENT_ATTR
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event, redact_sentry_log
 from mina.settings import Settings
 
@@ -84,6 +84,11 @@ class _BreadcrumbHandler(BreadcrumbHandler):
                 decisions.clear()
             decisions[name] = decision
         return decision
+
+    def _extra_from_record(self, record: logging.LogRecord) -> Any:
+        # A structlog call's keys, already collected by the chain (`RenderToLogKwargs`).
+        call = record.__dict__.get(CALL_ATTR)
+        return dict(call) if call is not None else super()._extra_from_record(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         with capture_internal_exceptions():
