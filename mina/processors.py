@@ -141,9 +141,7 @@ class RenderToLogKwargs:
 
     __slots__ = ()
 
-    def __call__(
-        self, logger: WrappedLogger, method_name: str, event_dict: EventDict
-    ) -> dict[str, Any]:
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         line = ordered(event_dict)
         kwargs = render_to_log_kwargs(logger, method_name, event_dict)
         if len(kwargs) > 2:  # exc_info, stack_info or stacklevel: log kwargs, not line keys
