@@ -26,8 +26,10 @@ import logging
 import logging.config
 import sys
 import threading
+import traceback
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final
 
 import structlog
@@ -84,6 +86,38 @@ def _report_failure(event: object, exc: Exception) -> None:
         )
 
 
+class _AppCallerLogger(logging.Logger):
+    """A stdlib logger whose caller is the application's frame.
+
+    With ``caller_info`` on, a structlog call's record must point past structlog's frames
+    and `MinaBoundLogger`'s (structlog's own fixed logger only knows its own), and a
+    foreign call's past logging's.
+    """
+
+    def findCaller(
+        self, stack_info: bool = False, stacklevel: int = 1
+    ) -> tuple[str, int, str, str | None]:
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None and _internal(frame):
+            frame = frame.f_back
+        for _ in range(stacklevel - 1):  # the caller asked to point further up
+            if frame is None or frame.f_back is None:
+                break
+            frame = frame.f_back
+        if frame is None:
+            return "(unknown file)", 0, "(unknown function)", None
+        stack = None
+        if stack_info:
+            lines = traceback.format_stack(frame)
+            stack = "Stack (most recent call last):\n" + "".join(lines).rstrip("\n")
+        return frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name, stack
+
+
+def _internal(frame: FrameType) -> bool:
+    name = frame.f_globals.get("__name__", "")
+    return name == __name__ or name.partition(".")[0] in {"logging", "structlog"}
+
+
 def _set_level(level: int) -> None:
     source = structlog.make_filtering_bound_logger(level)
     for name, value in vars(source).items():
@@ -104,6 +138,7 @@ class _Pipeline:
 
 _lock = threading.Lock()
 _current: _Pipeline | None = None
+_SRCFILE: Final = logging._srcfile
 # One list object for the life of the process: cached loggers hold a reference to it,
 # so reconfiguration replaces its contents instead of the list.
 _processors: list[Processor] = []
@@ -202,7 +237,11 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
         if _current is not None and _current.settings == settings and not force:
             return _current.redactor
         raw = _read_yaml(settings)
-        keys, patterns = _redaction_options(raw.pop("mina", None) or {})
+        own = raw.pop("mina", None) or {}
+        keys, patterns = _redaction_options(own)
+        caller_info = own.get("caller_info", False)
+        if not isinstance(caller_info, bool):
+            raise ConfigError("logging.yaml", "mina.caller_info", "expected true or false")
         try:
             redactor = Redactor(
                 extra_keys=[*settings.redact_keys, *keys],
@@ -218,12 +257,17 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             name = "MINA_LOGGING_CONFIG" if settings.logging_config else "logging.yaml"
             raise ConfigError(name, str(settings.logging_config or "packaged"), str(exc)) from None
         context.set_pii_policy(settings.send_pii)
+        # stdlib's documented switch: without a source file to skip, records get no caller
+        # (pathname, lineno, funcName), which Mina's outputs never show.
+        logging._srcfile = _SRCFILE if caller_info else None
         _processors[:] = build_processors(redactor)
         _set_level(_min_level(config))
+        factory = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])
+        logging.setLoggerClass(_AppCallerLogger)  # instead of the one the factory just set
         structlog.configure(
             processors=_processors,
             wrapper_class=MinaBoundLogger,
-            logger_factory=structlog.stdlib.LoggerFactory(),
+            logger_factory=factory,
             cache_logger_on_first_use=True,
         )
         _current = _Pipeline(settings, redactor, _processors)

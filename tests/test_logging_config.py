@@ -400,3 +400,31 @@ def test_subprocess_stdout_is_one_json_object_per_line() -> None:
     assert b"pw-canary" not in result.stdout
     assert 6 == len(lines)
     assert b"" == result.stderr
+
+
+@pytest.mark.parametrize(
+    ("caller_info", "expected"), [(False, "(unknown function)"), (True, "call_site")]
+)
+def test_caller_info_is_opt_in(
+    configure: Callable[..., Lines], tmp_path: Path, caller_info: bool, expected: str
+) -> None:
+    config = (ROOT / "mina" / "logging.yaml").read_text()
+    path = tmp_path / "logging.yaml"
+    path.write_text(
+        config.replace("caller_info: false", f"caller_info: {str(caller_info).lower()}")
+    )
+    configure(logging_config=path)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(handler)
+
+    def call_site() -> None:
+        structlog.get_logger().info("where.am.i")
+        logging.getLogger("foreign").info("and here")
+
+    call_site()
+    logging.getLogger().removeHandler(handler)
+    configure_logging(Settings(), force=True)  # back to the packaged default
+
+    assert [expected, expected] == [record.funcName for record in records]
