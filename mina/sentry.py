@@ -111,6 +111,33 @@ class MinaLoggingIntegration(LoggingIntegration):
             self._breadcrumb_handler = _BreadcrumbHandler(level=level)
 
 
+class _RedactedCrumb(dict[str, Any]):
+    """A breadcrumb as ``before_breadcrumb`` returned it: already redacted.
+
+    Sentry copies the scope's breadcrumbs into every event; ``before_send`` skips these
+    instead of walking up to a hundred of them again on the calling thread. Anything else
+    in an event's breadcrumbs (say, passed to ``capture_event`` by hand) is redacted there.
+    """
+
+    __slots__ = ()
+
+
+def _redact_crumbs(redactor: Redactor, crumbs: Any) -> Any:
+    values = crumbs.get("values") if isinstance(crumbs, dict) else None
+    if not isinstance(values, list) or len(crumbs) != 1:
+        return redactor.redact(crumbs)
+    return {
+        "values": [
+            crumb
+            if type(crumb) is _RedactedCrumb
+            else redact_breadcrumb(redactor, crumb)
+            if isinstance(crumb, dict)
+            else redactor.redact(crumb)
+            for crumb in values
+        ]
+    }
+
+
 def _ignored_status(hint: Any, codes: frozenset[int]) -> bool:
     exc_info = hint.get("exc_info") if isinstance(hint, dict) else None
     exc = exc_info[1] if exc_info else None
@@ -130,7 +157,11 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         if _ignored_status(hint, ignored):
             return None
-        return redact_sentry_event(redactor, event)
+        crumbs = event.pop("breadcrumbs", None)
+        event = redact_sentry_event(redactor, event)
+        if crumbs is not None:
+            event["breadcrumbs"] = _redact_crumbs(redactor, crumbs)
+        return event
 
     def before_send_transaction(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         return redact_sentry_event(redactor, event)
@@ -148,12 +179,12 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
             # breadcrumb's data) are what the chain's redactor, this same redactor, already
             # returned, so walking them again changes nothing. The logger name is still
             # scanned; type, level and timestamp are Sentry's own.
-            out = dict(crumb)
+            out = _RedactedCrumb(crumb)
             category = out.get("category")
             if isinstance(category, str):
                 out["category"] = redactor.redact_text(category)
             return out
-        return redact_breadcrumb(redactor, crumb)
+        return _RedactedCrumb(redact_breadcrumb(redactor, crumb))
 
     def before_send_log(log: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         return redact_sentry_log(redactor, log)
