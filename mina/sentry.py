@@ -19,6 +19,7 @@ import structlog
 from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.flask import FlaskIntegration
 from sentry_sdk.integrations.logging import BreadcrumbHandler, LoggingIntegration, ignore_logger
+from sentry_sdk.scrubber import EventScrubber
 from sentry_sdk.utils import Dsn, capture_internal_exceptions
 from werkzeug.exceptions import HTTPException
 
@@ -111,31 +112,40 @@ class MinaLoggingIntegration(LoggingIntegration):
             self._breadcrumb_handler = _BreadcrumbHandler(level=level)
 
 
-class _RedactedCrumb(dict[str, Any]):
-    """A breadcrumb as ``before_breadcrumb`` returned it: already redacted.
+#: Set by ``before_breadcrumb`` on what it returns, removed by ``before_send``: Sentry
+#: serialises an event (copying every dict) before ``before_send`` sees it, so only a key
+#: survives to say "already redacted".
+_REDACTED_MARK: Final = "_mina_redacted"
 
-    Sentry copies the scope's breadcrumbs into every event; ``before_send`` skips these
-    instead of walking up to a hundred of them again on the calling thread. Anything else
-    in an event's breadcrumbs (say, passed to ``capture_event`` by hand) is redacted there.
+
+class _MinaScrubs(EventScrubber):
+    """Sentry's event scrubber, handing the job to Mina's redactor.
+
+    Mina's hooks redact a superset of the scrubber's denylist in every payload; the
+    scrubber would walk each event once more on the calling thread and write a second
+    marker (``[Filtered]``) beside Mina's ``[REDACTED]``.
     """
 
-    __slots__ = ()
+    def scrub_event(self, event: Any) -> None:
+        """Leave *event* to ``before_send``."""
 
 
 def _redact_crumbs(redactor: Redactor, crumbs: Any) -> Any:
+    # Every scope breadcrumb went through before_breadcrumb already; walking up to a
+    # hundred of them again for each event, on the calling thread, would change nothing.
+    # Breadcrumbs without the mark (passed to capture_event by hand) are redacted here.
     values = crumbs.get("values") if isinstance(crumbs, dict) else None
     if not isinstance(values, list) or len(crumbs) != 1:
         return redactor.redact(crumbs)
-    return {
-        "values": [
-            crumb
-            if type(crumb) is _RedactedCrumb
-            else redact_breadcrumb(redactor, crumb)
-            if isinstance(crumb, dict)
-            else redactor.redact(crumb)
-            for crumb in values
-        ]
-    }
+    redacted = []
+    for crumb in values:
+        if isinstance(crumb, dict) and crumb.pop(_REDACTED_MARK, False) is True:
+            redacted.append(crumb)
+        elif isinstance(crumb, dict):
+            redacted.append(redact_breadcrumb(redactor, crumb))
+        else:
+            redacted.append(redactor.redact(crumb))
+    return {"values": redacted}
 
 
 def _ignored_status(hint: Any, codes: frozenset[int]) -> bool:
@@ -164,7 +174,11 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         return event
 
     def before_send_transaction(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
-        return redact_sentry_event(redactor, event)
+        crumbs = event.pop("breadcrumbs", None)
+        event = redact_sentry_event(redactor, event)
+        if crumbs is not None:
+            event["breadcrumbs"] = _redact_crumbs(redactor, crumbs)
+        return event
 
     def before_breadcrumb(crumb: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         record = hint.get("log_record") if isinstance(hint, dict) else None
@@ -179,12 +193,14 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
             # breadcrumb's data) are what the chain's redactor, this same redactor, already
             # returned, so walking them again changes nothing. The logger name is still
             # scanned; type, level and timestamp are Sentry's own.
-            out = _RedactedCrumb(crumb)
+            out = dict(crumb)
             category = out.get("category")
             if isinstance(category, str):
                 out["category"] = redactor.redact_text(category)
-            return out
-        return _RedactedCrumb(redact_breadcrumb(redactor, crumb))
+        else:
+            out = redact_breadcrumb(redactor, crumb)
+        out[_REDACTED_MARK] = True
+        return out
 
     def before_send_log(log: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         return redact_sentry_log(redactor, log)
@@ -205,6 +221,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
             ),
             FlaskIntegration(transaction_style="url"),
         ],
+        "event_scrubber": _MinaScrubs(),
         "before_send": _fail_closed("before_send", before_send),
         "before_send_transaction": _fail_closed("before_send_transaction", before_send_transaction),
         "before_breadcrumb": _fail_closed("before_breadcrumb", before_breadcrumb),
