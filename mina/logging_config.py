@@ -128,12 +128,22 @@ def _set_level(level: int) -> None:
 class _Pipeline:
     """What one configuration built: kept so a second identical call is a no-op."""
 
-    __slots__ = ("processors", "redactor", "settings")
+    __slots__ = ("key", "redactor")
 
-    def __init__(self, settings: Settings, redactor: Redactor, processors: list[Processor]):
-        self.settings = settings
+    def __init__(self, key: tuple[Any, ...], redactor: Redactor):
+        self.key = key
         self.redactor = redactor
-        self.processors = processors
+
+
+def _settings_key(settings: Settings) -> tuple[Any, ...]:
+    # The settings the pipeline reads: others changing is no reason to rebuild it.
+    return (
+        settings.log_level,
+        settings.log_format,
+        settings.logging_config,
+        settings.send_pii,
+        settings.redact_keys,
+    )
 
 
 _lock = threading.Lock()
@@ -234,7 +244,8 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
     global _current
     settings = Settings.from_env() if settings is None else settings
     with _lock:
-        if _current is not None and _current.settings == settings and not force:
+        key = _settings_key(settings)
+        if _current is not None and _current.key == key and not force:
             return _current.redactor
         raw = _read_yaml(settings)
         own = raw.pop("mina", None) or {}
@@ -270,7 +281,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             logger_factory=factory,
             cache_logger_on_first_use=True,
         )
-        _current = _Pipeline(settings, redactor, _processors)
+        _current = _Pipeline(key, redactor)
         return redactor
 
 

@@ -34,7 +34,7 @@ HOOK_LOGGER: Final = "mina.sentry"
 
 _log = structlog.get_logger(HOOK_LOGGER)
 _lock = threading.Lock()
-_initialized: Settings | None = None
+_initialized: tuple[tuple[Any, ...], Redactor] | None = None
 
 T = TypeVar("T")
 
@@ -242,24 +242,52 @@ def _ingest(dsn: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc}{parsed.path}{parsed.project_id}"
 
 
+def _options_key(settings: Settings) -> tuple[Any, ...]:
+    # The settings sentry_options reads: anything else changing is no reason to re-init.
+    return (
+        settings.sentry_dsn,
+        settings.sentry_environment,
+        settings.sentry_release,
+        settings.traces_sample_rate,
+        settings.profiles_sample_rate,
+        settings.sentry_ignore_status_codes,
+        settings.sentry_enable_logs,
+        settings.sentry_spotlight,
+        settings.sentry_debug,
+        settings.send_pii,
+    )
+
+
+def _close_client() -> None:
+    # Flush and unbind the current client. Never a bare sentry_sdk.init(): it would read
+    # SENTRY_DSN from the environment again and start a client without Mina's hooks.
+    client = sentry_sdk.get_client()
+    if client.is_active():
+        client.close(timeout=2)
+    sentry_sdk.get_global_scope().set_client(None)
+
+
 def init_sentry(settings: Settings, redactor: Redactor) -> bool:
     """Initialise Sentry for *settings* once per process; return whether it is on.
 
-    Logs ``sentry.initialized`` (environment, release, rates, the DSN with its key
-    masked) or ``sentry.disabled`` with the reason, so operators can tell at a glance.
+    Calling it again with the same Sentry settings and redactor does nothing; with other
+    ones the previous client is flushed and closed first. Logs ``sentry.initialized``
+    (environment, release, rates, the ingest host without the key) or ``sentry.disabled``
+    with the reason, so operators can tell at a glance.
     """
     global _initialized
+    key = (_options_key(settings), redactor)
     with _lock:
-        if _initialized == settings:
+        if _initialized is not None and _initialized == key:
             return sentry_sdk.get_client().is_active()
-        _initialized = settings
-        if not settings.sentry_dsn:
-            if sentry_sdk.get_client().is_active():  # turned off by a reconfiguration
-                sentry_sdk.init()
-            _log.info("sentry.disabled", reason="SENTRY_DSN is not set")
-            return False
-        ignore_logger(HOOK_LOGGER)
-        sentry_sdk.init(**sentry_options(settings, redactor))
+        _close_client()
+        if settings.sentry_dsn:
+            ignore_logger(HOOK_LOGGER)
+            sentry_sdk.init(**sentry_options(settings, redactor))
+        _initialized = key
+    if not settings.sentry_dsn:
+        _log.info("sentry.disabled", reason="SENTRY_DSN is not set")
+        return False
     _log.info(
         "sentry.initialized",
         ingest=_ingest(settings.sentry_dsn),

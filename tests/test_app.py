@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sentry_sdk
+import structlog
 
 import mina
 from mina.testing import SentryIngest
@@ -95,23 +98,40 @@ def test_unhandled_error_is_one_event_and_a_json_500(
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
+@pytest.mark.parametrize(("ignored", "reported"), [(None, False), ("", True), ("500", True)])
 def test_ignored_statuses_are_not_events(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, status: int
+    configure: Callable[..., Lines],
+    sentry_ingest: SentryIngest,
+    status: int,
+    ignored: str | None,
+    reported: bool,
 ) -> None:
     from flask import abort
+    from werkzeug.exceptions import HTTPException
 
     lines = configure()
-    app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "0"})
+    config = {"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "0"}
+    if ignored is not None:
+        config["SENTRY_IGNORE_STATUS_CODES"] = ignored
+    app = mina.create_app(config)
 
     @app.get("/deny")
     def deny() -> str:
-        abort(status)
+        try:
+            abort(status)
+        except HTTPException:
+            # Flask never reports an HTTPException itself; a logged one reaches before_send.
+            structlog.get_logger().exception("access.denied")
+            raise
 
     assert status == app.test_client().get("/deny").status_code
     sentry_sdk.capture_message("sentinel")
     sentry_sdk.flush(timeout=5)
 
-    assert ["sentinel"] == [e.get("message") for e in sentry_ingest.wait_for_events()]
+    messages = [
+        e.get("message") or e["logentry"]["message"] for e in sentry_ingest.wait_for_events()
+    ]
+    assert (["access.denied", "sentinel"] if reported else ["sentinel"]) == sorted(messages)
     [finished] = lines.events("request.finished")
     assert ("warning", status) == (finished["level"], finished["status"])
 
@@ -131,3 +151,35 @@ def test_gunicorn_serves_json_logs_and_says_sentry_is_off(
     [finished] = [line for line in lines if line.get("request_id") == "e2e-1"]
     assert ("e2e-1", 200) == (finished["request_id"], finished["status"])
     assert "" == stderr
+
+
+def test_turning_sentry_off_leaves_no_client_even_with_a_dsn_in_the_env(
+    configure: Callable[..., Lines],
+    sentry_ingest: SentryIngest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configure()
+    monkeypatch.setenv("SENTRY_DSN", sentry_ingest.dsn)
+    mina.create_app()
+    assert sentry_sdk.get_client().is_active()
+
+    mina.create_app({"SENTRY_DSN": ""})
+    sentry_sdk.capture_message("token=abcd1234secret after switching off")
+    sentry_sdk.flush(timeout=2)
+
+    assert not sentry_sdk.get_client().is_active()
+    assert [] == sentry_ingest.events
+
+
+def test_create_app_again_keeps_the_sentry_client_and_logging(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    configure()
+    mina.create_app({"SENTRY_DSN": sentry_ingest.dsn})
+    client = sentry_sdk.get_client()
+    handlers = list(logging.getLogger().handlers)
+
+    mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "MINA_DATABASE": str(tmp_path / "b.db")})
+
+    assert client is sentry_sdk.get_client()
+    assert handlers == logging.getLogger().handlers
