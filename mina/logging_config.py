@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import inspect
 import logging
 import logging.config
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -43,6 +46,7 @@ from mina.processors import (
     ForeignRecord,
     RenameReservedKeys,
     RenderToLogKwargs,
+    add_timestamp,
     add_trace_ids,
 )
 from mina.redaction import Redactor
@@ -66,16 +70,34 @@ class MinaBoundLogger(structlog.BoundLoggerBase):
 
     Its level methods are those of `structlog.make_filtering_bound_logger`, copied onto
     this one class: a call below the level is a bare ``return None``, and reconfiguring
-    the level reaches loggers that were already cached. A failing processor or handler
-    never raises into the application: the failure is reported on stderr instead.
+    the level reaches loggers that were already cached. The enabled ones are guarded: a
+    bad call (``log.info("%d", "x")``, an unknown level) or a failing processor or
+    handler never raises into the application; the failure is reported on stderr.
     """
 
-    def _proxy_to_logger(self, method_name: str, event: str | None = None, **event_kw: Any) -> Any:
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def aguarded(self: Any, *args: Any, **kw: Any) -> Any:
+            try:
+                return await method(self, *args, **kw)
+            except Exception as exc:  # logging must never break the caller
+                _report_failure(args[0] if args else None, exc)
+                return None
+
+        return aguarded
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kw: Any) -> Any:
         try:
-            return super()._proxy_to_logger(method_name, event, **event_kw)
+            return method(self, *args, **kw)
         except Exception as exc:  # logging must never break the caller
-            _report_failure(event, exc)
+            _report_failure(args[0] if args else None, exc)
             return None
+
+    return guarded
 
 
 def _report_failure(event: object, exc: Exception) -> None:
@@ -86,17 +108,27 @@ def _report_failure(event: object, exc: Exception) -> None:
         )
 
 
-class _AppCallerLogger(logging.Logger):
-    """A stdlib logger whose caller is the application's frame.
+_NO_CALLER: Final = ("(unknown file)", 0, "(unknown function)", None)
 
-    With ``caller_info`` on, a structlog call's record must point past structlog's frames
-    and `MinaBoundLogger`'s (structlog's own fixed logger only knows its own), and a
+
+class _AppCallerLogger(logging.Logger):
+    """The stdlib logger class for loggers created once Mina is configured.
+
+    Without ``caller_info`` it skips the stack walk (records say "unknown", as stdlib's
+    own ``logging._srcfile = None`` would make them, but only for these loggers and
+    ``stack_info`` still works). With it, a structlog call's record points past
+    structlog's and Mina's frames (structlog's fixed logger only skips its own), and a
     foreign call's past logging's.
     """
+
+    #: Set by `configure_logging` from logging.yaml's ``mina.caller_info``.
+    caller_info = False
 
     def findCaller(
         self, stack_info: bool = False, stacklevel: int = 1
     ) -> tuple[str, int, str, str | None]:
+        if not (self.caller_info or stack_info):
+            return _NO_CALLER  # walking the stack costs ~5 us a call, for unused fields
         frame: FrameType | None = sys._getframe(1)
         while frame is not None and _internal(frame):
             frame = frame.f_back
@@ -105,7 +137,7 @@ class _AppCallerLogger(logging.Logger):
                 break
             frame = frame.f_back
         if frame is None:
-            return "(unknown file)", 0, "(unknown function)", None
+            return _NO_CALLER
         stack = None
         if stack_info:
             lines = traceback.format_stack(frame)
@@ -121,8 +153,13 @@ def _internal(frame: FrameType) -> bool:
 def _set_level(level: int) -> None:
     source = structlog.make_filtering_bound_logger(level)
     for name, value in vars(source).items():
-        if not name.startswith("__"):
-            setattr(MinaBoundLogger, name, value)
+        if name.startswith("__"):
+            continue
+        # Disabled levels are structlog's bare `_nop`/`_anop`, kept as they are: a
+        # filtered call stays one empty function call.
+        if callable(value) and not getattr(value, "__name__", "").startswith(("_nop", "_anop")):
+            value = _guarded(value)
+        setattr(MinaBoundLogger, name, value)
 
 
 class _Pipeline:
@@ -148,7 +185,6 @@ def _settings_key(settings: Settings) -> tuple[Any, ...]:
 
 _lock = threading.Lock()
 _current: _Pipeline | None = None
-_SRCFILE: Final = logging._srcfile
 # One list object for the life of the process: cached loggers hold a reference to it,
 # so reconfiguration replaces its contents instead of the list.
 _processors: list[Processor] = []
@@ -166,11 +202,11 @@ def build_processors(redactor: Redactor) -> list[Processor]:
         # Before the pipeline's own keys: level, logger, timestamp and trace ids are
         # generated here, never secret, and need no scan on every call.
         redactor,
+        RenameReservedKeys(),
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_timestamp,
         add_trace_ids,
-        RenameReservedKeys(),
         RenderToLogKwargs(),
     ]
 
@@ -268,9 +304,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             name = "MINA_LOGGING_CONFIG" if settings.logging_config else "logging.yaml"
             raise ConfigError(name, str(settings.logging_config or "packaged"), str(exc)) from None
         context.set_pii_policy(settings.send_pii)
-        # stdlib's documented switch: without a source file to skip, records get no caller
-        # (pathname, lineno, funcName), which Mina's outputs never show.
-        logging._srcfile = _SRCFILE if caller_info else None
+        _AppCallerLogger.caller_info = caller_info
         _processors[:] = build_processors(redactor)
         _set_level(_min_level(config))
         factory = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])

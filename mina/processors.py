@@ -28,6 +28,7 @@ __all__ = [
     "ForeignRecord",
     "RenameReservedKeys",
     "RenderToLogKwargs",
+    "add_timestamp",
     "add_trace_ids",
     "ordered",
 ]
@@ -68,6 +69,12 @@ EVENT_ATTR: Final = "_mina_event"
 CALL_ATTR: Final = "_mina_call"
 
 
+def add_timestamp(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Add ``timestamp``: now, ISO 8601 in UTC with microseconds, always the same width."""
+    event_dict["timestamp"] = _iso_now()
+    return event_dict
+
+
 def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Add ``trace_id`` and ``span_id`` of the Sentry trace this line belongs to.
 
@@ -91,16 +98,19 @@ def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict
 
 
 class RenameReservedKeys:
-    """Rename keys that collide with `logging.LogRecord` attributes.
+    """Rename keys that collide with `logging.LogRecord` attributes or the line's head.
 
-    ``log.info("x", name="Ada")`` would make `logging.Logger.makeRecord` raise KeyError;
-    the key becomes ``name_`` instead (``name__`` if that is taken too), so the call is
-    logged and nothing is lost.
+    ``log.info("x", name="Ada")`` would make `logging.Logger.makeRecord` raise KeyError,
+    and ``level=``, ``logger=`` or ``timestamp=`` would be overwritten by the pipeline's
+    own; the key becomes ``name_`` instead (``name__`` if that is taken too), so the call
+    is logged and nothing is lost. Runs before the pipeline adds its head keys.
     """
 
     __slots__ = ("_reserved",)
 
-    def __init__(self, reserved: Iterable[str] = RESERVED_RECORD_KEYS) -> None:
+    def __init__(
+        self, reserved: Iterable[str] = RESERVED_RECORD_KEYS | {"level", "logger", "timestamp"}
+    ) -> None:
         # exc_info and stack_info are log kwargs, not extras: render_to_log_kwargs pops them.
         self._reserved = frozenset(reserved) - {"exc_info", "stack_info"}
 
@@ -161,7 +171,12 @@ class RenderToLogKwargs:
 
 
 def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+    # "+00:00" cut for "Z"; timespec keeps ".000000" that isoformat() would drop.
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 #: A processor that returns an event dict (not a rendered value): the foreign chain's kind.
@@ -196,6 +211,9 @@ class ForeignRecord:
         }
         for key, value in record.__dict__.items():
             if key not in RESERVED_RECORD_KEYS and not key.startswith("_"):
+                # extra={"level": ...} must not overwrite the record's own head keys.
+                while key in event_dict:
+                    key += "_"
                 event_dict[key] = value
         for processor in self._processors:
             event_dict = processor(None, record.levelname.lower(), event_dict)

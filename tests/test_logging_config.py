@@ -423,8 +423,68 @@ def test_caller_info_is_opt_in(
         structlog.get_logger().info("where.am.i")
         logging.getLogger("foreign").info("and here")
 
-    call_site()
-    logging.getLogger().removeHandler(handler)
-    configure_logging(Settings(), force=True)  # back to the packaged default
+    try:
+        call_site()
+    finally:
+        logging.getLogger().removeHandler(handler)
+        configure_logging(Settings(), force=True)  # back to the packaged default
 
     assert [expected, expected] == [record.funcName for record in records]
+
+
+def test_bad_calls_never_raise_and_are_reported(
+    configure: Callable[..., Lines], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = configure()
+    log = structlog.get_logger()
+
+    log.info("progress %d", "not a number")
+    log.log(25, "custom level")
+    log.log("info", "level as a string")  # type: ignore[arg-type]
+    log.info("after.the.bad.ones")
+
+    assert ["after.the.bad.ones"] == [line["event"] for line in lines.all()]
+    reported = capsys.readouterr().err.splitlines()
+    assert 3 == len(reported)
+    assert all(line.startswith("mina: logging failed for event ") for line in reported)
+
+
+def test_head_keys_are_never_overwritten(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    structlog.get_logger("mine").warning("clash", level="debug", logger="x", timestamp="y")
+    logging.getLogger("other").error(
+        "quota", extra={"event": "e", "level": "debug", "logger": "l", "timestamp": "t"}
+    )
+
+    own, foreign = lines.all()
+    assert ("warning", "mine", "clash") == (own["level"], own["logger"], own["event"])
+    assert ("debug", "x", "y") == (own["level_"], own["logger_"], own["timestamp_"])
+    assert ("error", "other", "quota") == (foreign["level"], foreign["logger"], foreign["event"])
+    assert ("e", "debug", "l", "t") == (
+        foreign["event_"],
+        foreign["level_"],
+        foreign["logger_"],
+        foreign["timestamp_"],
+    )
+
+
+@freeze_time("2026-11-29 10:20:30")
+def test_timestamp_keeps_its_width_on_whole_seconds(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    structlog.get_logger().info("tick")
+    logging.getLogger("foreign").warning("tock")
+
+    assert ["2026-11-29T10:20:30.000000Z"] * 2 == [line["timestamp"] for line in lines.all()]
+
+
+def test_stack_info_works_without_caller_info(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+
+    def where() -> None:
+        structlog.get_logger().info("with.stack", stack_info=True)
+
+    where()
+
+    [line] = lines.all()
+    assert line["stack"].startswith("Stack (most recent call last):")
+    assert "in where" in line["stack"]
