@@ -25,29 +25,35 @@ __all__ = [
     "bind_meeting",
     "bind_user",
     "bound",
+    "bound_keys",
     "clear",
     "send_pii",
     "set_pii_policy",
 ]
 
 #: Keys mirrored into Sentry's own fields. The pipeline keeps them out of Sentry's
-#: ``extra`` and breadcrumb ``data`` (trimmed to ten keys) since the scope carries them.
-#: `bind` adds the names it is given.
-SCOPED_KEYS: Final[set[str]] = {
-    "request_id",
-    "method",
-    "path",
-    "route",
-    "client_ip",
-    "user_agent",
-    "user_id",
-    "username",
-    "user_email",
-    "meeting_id",
-}
+#: ``extra`` and breadcrumb ``data`` (trimmed to ten keys) since the scope carries them;
+#: `bound_keys` adds those `bind` was given in the current context.
+SCOPED_KEYS: Final = frozenset(
+    {
+        "request_id",
+        "method",
+        "path",
+        "route",
+        "client_ip",
+        "user_agent",
+        "user_id",
+        "username",
+        "user_email",
+        "meeting_id",
+    }
+)
 
 _TAG_MAX: Final = 200  # Sentry truncates tag values at 200 characters
 _meeting_fields: ContextVar[Mapping[str, Any] | None] = ContextVar("mina_meeting", default=None)
+# Per context, not per process: a key bound in one request must not vanish from another
+# request's Sentry extra.
+_bound_keys: ContextVar[frozenset[str]] = ContextVar("mina_bound_keys", default=frozenset())
 _send_pii = False
 
 
@@ -81,13 +87,18 @@ def _to_scope(scope: sentry_sdk.Scope, fields: Mapping[str, Any]) -> None:
         scope.set_context("mina", structured)
 
 
-def bind_user(user_id: int | str, username: str | None = None, email: str | None = None) -> None:
+def bound_keys() -> frozenset[str]:
+    """Return the keys `bind` and `bound` added in the current context."""
+    return _bound_keys.get()
+
+
+def bind_user(id: int | str, username: str | None = None, email: str | None = None) -> None:
     """Bind the authenticated user: ``user_id`` and ``username`` on log lines, Sentry user.
 
     *email* is kept only when ``MINA_SEND_PII=1``; otherwise it reaches neither output.
     """
-    fields: dict[str, Any] = {"user_id": user_id}
-    sentry_user: dict[str, Any] = {"id": str(user_id)}
+    fields: dict[str, Any] = {"user_id": id}
+    sentry_user: dict[str, Any] = {"id": str(id)}
     if username is not None:
         fields["username"] = username
         sentry_user["username"] = username
@@ -104,7 +115,10 @@ def bind_meeting(meeting_id: str, **fields: Any) -> None:
     ``meeting_id`` goes on log lines and is a Sentry tag; the other *fields* (duration,
     participants, audio quality, ...) accumulate in the Sentry context ``meeting``.
     """
-    merged = {**(_meeting_fields.get() or {}), "id": meeting_id, **fields}
+    previous = _meeting_fields.get() or {}
+    # Fields accumulate for one meeting; another meeting starts afresh.
+    kept = previous if previous.get("id") == meeting_id else {}
+    merged = {**kept, "id": meeting_id, **fields}
     _meeting_fields.set(merged)
     structlog.contextvars.bind_contextvars(meeting_id=meeting_id)
     sentry_sdk.set_tag("meeting_id", _tag_value(meeting_id))
@@ -117,7 +131,7 @@ def bind(**fields: Any) -> None:
     Scalars become tags (cut to Sentry's 200 characters); other values go to the Sentry
     context ``mina``.
     """
-    SCOPED_KEYS.update(fields)
+    _bound_keys.set(_bound_keys.get() | fields.keys())
     structlog.contextvars.bind_contextvars(**fields)
     _to_scope(sentry_sdk.get_isolation_scope(), fields)
 
@@ -134,13 +148,17 @@ def bound(**fields: Any) -> Iterator[None]:
         @mina.context.bound(job="cleanup")
         def cleanup(): ...
     """
-    SCOPED_KEYS.update(fields)
-    with structlog.contextvars.bound_contextvars(**fields), sentry_sdk.new_scope() as scope:
-        _to_scope(scope, fields)
-        yield
+    token = _bound_keys.set(_bound_keys.get() | fields.keys())
+    try:
+        with structlog.contextvars.bound_contextvars(**fields), sentry_sdk.new_scope() as scope:
+            _to_scope(scope, fields)
+            yield
+    finally:
+        _bound_keys.reset(token)
 
 
 def clear() -> None:
     """Forget all bound log context (the end of a request). Sentry scopes end by themselves."""
     structlog.contextvars.clear_contextvars()
     _meeting_fields.set(None)
+    _bound_keys.set(frozenset())

@@ -16,7 +16,7 @@ import sentry_sdk
 from structlog.stdlib import render_to_log_kwargs
 from structlog.typing import EventDict, WrappedLogger
 
-from mina.context import SCOPED_KEYS
+from mina.context import SCOPED_KEYS, bound_keys
 
 __all__ = [
     "CALL_ATTR",
@@ -42,13 +42,15 @@ CONTEXT_ORDER: Final = (
     "method",
     "path",
     "route",
-    "client_ip",
-    "user_agent",
     "user_id",
     "username",
     "meeting_id",
     "trace_id",
     "span_id",
+    # known context beyond DESIGN's list, still before the call's own keys
+    "user_email",
+    "client_ip",
+    "user_agent",
 )
 
 #: Names `logging.Logger.makeRecord` refuses in ``extra`` (it raises KeyError for them).
@@ -60,7 +62,7 @@ RESERVED_RECORD_KEYS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", (), 
 #: Keys Sentry gets through its own fields (scope, event timestamp/level/logger), so they
 #: stay out of the event's ``extra`` and the breadcrumb's ``data``, which Sentry trims to
 #: ten keys.
-_PIPELINE_KEYS: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"}
+_HIDDEN_KEYS: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"} | SCOPED_KEYS
 
 #: The record attribute carrying the finished event dict to Mina's formatters.
 EVENT_ATTR: Final = "_mina_event"
@@ -157,11 +159,11 @@ class RenderToLogKwargs:
         if len(kwargs) > 2:  # exc_info, stack_info or stacklevel: log kwargs, not line keys
             for key in kwargs.keys() - {"msg", "extra"}:
                 line.pop(key, None)
-        scoped = SCOPED_KEYS
+        bound = bound_keys()
         call = {
             key: value
             for key, value in kwargs["extra"].items()
-            if key not in _PIPELINE_KEYS and key not in scoped
+            if key not in _HIDDEN_KEYS and key not in bound
         }
         extra = dict(call)
         extra[EVENT_ATTR] = line

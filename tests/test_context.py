@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 
 import sentry_sdk
@@ -112,3 +113,39 @@ def test_long_tag_values_are_cut_for_sentry(
     sentry_sdk.flush(timeout=5)
 
     assert 200 == len(sentry_ingest.wait_for_events()[0]["tags"]["note"])
+
+
+def test_another_meeting_starts_with_fresh_fields(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    sentry_on(configure, sentry_ingest)
+
+    context.bind_meeting("m-secret", room="private")
+    context.bind_meeting("m-2", participants=2)
+    sentry_sdk.capture_message("which meeting")
+    sentry_sdk.flush(timeout=5)
+
+    assert {"id": "m-2", "participants": 2} == (
+        sentry_ingest.wait_for_events()[0]["contexts"]["meeting"]
+    )
+
+
+def test_bound_keys_stay_in_their_own_context(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+) -> None:
+    sentry_on(configure, sentry_ingest)
+    log = structlog.get_logger()
+
+    def other_request() -> None:  # its own contextvars and Sentry scope, as under Flask
+        with sentry_sdk.isolation_scope():
+            context.bind(chunk_id=1)
+
+    contextvars.copy_context().run(other_request)
+    log.error("upload.failed", chunk_id=7, reason="disk")
+    sentry_sdk.flush(timeout=5)
+
+    [event] = sentry_ingest.wait_for_events()
+    assert {"chunk_id": 7, "reason": "disk"} == {
+        k: v for k, v in event["extra"].items() if k != "sys.argv"
+    }
+    assert "chunk_id" not in event.get("tags", {})
