@@ -16,20 +16,13 @@ from typing import Any
 from gunicorn import glogging
 
 from mina.logging_config import configure_logging
-from mina.settings import ConfigError, Settings
-
-
-def _positive(name: str, default: str) -> int:
-    raw = os.environ.get(name, default)
-    if not raw.strip().isdigit() or int(raw) < 1:
-        raise ConfigError(name, raw, "expected a whole number, 1 or more")
-    return int(raw)
-
+from mina.settings import ConfigError, Settings, whole_number
 
 try:
     _settings = Settings.from_env()
-    workers = _positive("MINA_WORKERS", "2")
-    threads = _positive("MINA_THREADS", "4")
+    workers = whole_number(os.environ, "MINA_WORKERS", 2, minimum=1)
+    threads = whole_number(os.environ, "MINA_THREADS", 4, minimum=1)
+    configure_logging(_settings)  # here, so a bad logging.yaml also stops with one line
 except ConfigError as exc:
     # One line naming the variable, before gunicorn prints a traceback of its own.
     sys.stderr.write(f"mina: configuration error: {exc}\n")
@@ -41,7 +34,7 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        configure_logging(_settings)
+        configure_logging(_settings)  # already done at import: a no-op unless reloaded
         for log in (self.error_log, self.access_log):
             for handler in list(log.handlers):
                 log.removeHandler(handler)

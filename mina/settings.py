@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["LOG_FORMATS", "ConfigError", "Settings", "mask_dsn"]
+__all__ = ["LOG_FORMATS", "ConfigError", "Settings", "mask_dsn", "whole_number"]
 
 #: Accepted values of ``LOG_FORMAT``.
 LOG_FORMATS = ("json", "console")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
-_DSN_KEY = re.compile(r"(?<=://)[^@/]*(?=@)")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class ConfigError(ValueError):
@@ -36,8 +36,11 @@ class ConfigError(ValueError):
 
 
 def mask_dsn(dsn: str) -> str:
-    """Return *dsn* with its key (the userinfo part) replaced by ``***``."""
-    return _DSN_KEY.sub("***", dsn, count=1)
+    """Return *dsn* with its key (everything before the last ``@``) replaced by ``***``."""
+    if "@" not in dsn:
+        return dsn
+    scheme = _SCHEME.match(dsn)
+    return (scheme.group() if scheme else "") + "***@" + dsn.rpartition("@")[2]
 
 
 def _version() -> str:
@@ -80,9 +83,10 @@ def _status_codes(env: Mapping[str, str], name: str, default: str) -> frozenset[
     raw = env.get(name, default)
     codes = set()
     for part in _names({name: raw}, name):
-        if not part.isdigit() or not 100 <= int(part) <= 599:
+        code = _int(part)
+        if code is None or not 100 <= code <= 599:
             raise ConfigError(name, raw, f"{part!r} is not an HTTP status code")
-        codes.add(int(part))
+        codes.add(code)
     return frozenset(codes)
 
 
@@ -115,11 +119,26 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
-def _count(env: Mapping[str, str], name: str) -> int:
-    raw = env.get(name, "0")
-    if not raw.strip().isdigit():
-        raise ConfigError(name, raw, "expected a whole number of proxies, 0 or more")
-    return int(raw)
+def _int(raw: str) -> int | None:
+    # str.isdigit() accepts "²" and other digits int() refuses; ask int() itself.
+    try:
+        return int(raw.strip())
+    except ValueError:
+        return None
+
+
+def whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    """Read variable *name* as a whole number of at least *minimum*.
+
+    :raises ConfigError: naming the variable, for anything else.
+    """
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = _int(raw)
+    if value is None or value < minimum:
+        raise ConfigError(name, raw, f"expected a whole number, {minimum} or more")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +202,6 @@ class Settings:
             enable_test_routes=_flag(env, "MINA_ENABLE_TEST_ROUTES", environment == "development"),
             send_pii=_flag(env, "MINA_SEND_PII", False),
             redact_keys=_names(env, "MINA_REDACT_KEYS"),
-            trusted_proxies=_count(env, "MINA_TRUSTED_PROXIES"),
+            trusted_proxies=whole_number(env, "MINA_TRUSTED_PROXIES", 0),
             database=Path(env.get("MINA_DATABASE") or "var/mina.sqlite3"),
         )

@@ -137,3 +137,41 @@ def test_bad_value_stops_gunicorn_with_one_line(variable: str, value: str) -> No
 def test_create_app_raises_config_error() -> None:
     with pytest.raises(ConfigError, match=r"^LOG_FORMAT="):
         mina.create_app({"LOG_FORMAT": "yaml"})
+
+
+def test_dsn_without_a_scheme_is_masked_too() -> None:
+    key = "0123456789abcdef0123456789abcdef"
+    assert "***@o1.ingest.sentry.io/1" == mask_dsn(f"{key}@o1.ingest.sentry.io/1")
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"SENTRY_DSN": f"{key}@o1.ingest.sentry.io/1"})
+    assert key not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["²", "1.5", "-1", " "])
+def test_whole_numbers_refuse_what_int_refuses(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^MINA_TRUSTED_PROXIES="):
+        Settings.from_env({"MINA_TRUSTED_PROXIES": value})
+
+
+def test_bad_logging_config_stops_gunicorn_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\nhandlers: {x: {class: no.such.Handler}}\nroot: {handlers: [x]}\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "python:mina.gunicorn_conf",
+            "mina:create_app()",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MINA_LOGGING_CONFIG": str(path), "MINA_BIND": "127.0.0.1:0"},
+        cwd=ROOT,
+    )
+
+    assert 2 == result.returncode
+    [line] = result.stderr.splitlines()
+    assert line.startswith("mina: configuration error: MINA_LOGGING_CONFIG=")
