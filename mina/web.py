@@ -23,6 +23,8 @@ import structlog
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mina import context
+from mina.logging_config import current_redactor
+from mina.redaction import Redactor
 from mina.settings import Settings
 
 __all__ = ["REQUEST_ID_HEADER", "Observability", "request_id_from"]
@@ -35,14 +37,19 @@ _REJECTED_MAX: Final = 64
 _log = structlog.get_logger("mina.request")
 
 
-def request_id_from(header: str | None) -> tuple[str, str | None]:
+def request_id_from(header: str | None, redactor: Redactor | None = None) -> tuple[str, str | None]:
     """Return ``(request_id, rejected)`` for an incoming ``X-Request-ID`` value.
 
-    The caller's id is kept when it is 1 to 128 characters of ``[A-Za-z0-9._:-]``;
-    otherwise a fresh one is generated and the rejected value comes back cut to 64
-    characters and escaped, safe to log.
+    The caller's id is kept when it is 1 to 128 characters of ``[A-Za-z0-9._:-]`` and,
+    given a *redactor*, holds nothing it would redact (an API token sent as a request id
+    would otherwise ride on every line and every Sentry tag); otherwise a fresh one is
+    generated and the rejected value comes back cut to 64 characters and escaped.
     """
-    if header is not None and _REQUEST_ID.fullmatch(header):
+    if (
+        header is not None
+        and _REQUEST_ID.fullmatch(header)
+        and (redactor is None or redactor.redact_text(header) == header)
+    ):
         return header, None
     rejected = None
     if header is not None:
@@ -85,7 +92,9 @@ class Observability:
         # No clear() here: the teardown of the previous request did it, and something may
         # already have bound context for this one (Sentry's FlaskIntegration loads the
         # Flask-Login user early when PII is on, which binds it).
-        request_id, rejected = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        request_id, rejected = request_id_from(
+            request.headers.get(REQUEST_ID_HEADER), current_redactor()
+        )
         flask.g.request_id = request_id
         flask.g.mina_started = time.perf_counter()
         fields: dict[str, Any] = {

@@ -16,7 +16,7 @@ import flask
 import pytest
 import sentry_sdk
 import structlog
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mina
@@ -109,7 +109,7 @@ def test_missing_request_id_is_generated() -> None:
     assert None is rejected
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_any_header_gives_a_safe_request_id(value: str) -> None:
     request_id, rejected = request_id_from(value)
@@ -332,3 +332,17 @@ def test_background_job_keeps_context_and_reports_to_sentry(
         t["contexts"]["trace"]["trace_id"] for t in request
     }
     assert running["trace_id"] == job[0]["contexts"]["trace"]["trace_id"]
+
+
+def test_a_secret_is_never_kept_as_request_id(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    app = mina.create_app()
+    token = "ghp_" + "A1b2C3d4E5" * 4  # a GitHub token shape: only [A-Za-z0-9_]
+
+    response = app.test_client().get("/healthz", headers={"X-Request-ID": token})
+
+    assert HEX32.fullmatch(response.headers["X-Request-ID"])
+    assert token not in lines.text
+    assert [response.headers["X-Request-ID"]] == [
+        line["request_id"] for line in lines.events("request.request_id_rejected")
+    ]
