@@ -141,7 +141,11 @@ def upload_chunk(meeting_id: str) -> tuple[Response, int]:
         size_bytes=chunk.size_bytes,
     )
     # The job gets the path, not this request's connection: that one closes with the request.
-    background.submit(process_chunk, current_app.config["MINA_DATABASE"], chunk.id, wav)
+    try:
+        background.submit(process_chunk, current_app.config["MINA_DATABASE"], chunk.id, wav)
+    except background.BackgroundBusy:
+        db.mark_chunk(db.get_db(), chunk.id, "failed")
+        raise ApiError(503, "busy", "too many chunks are being processed; retry shortly") from None
     return jsonify(chunk.to_json()), 202
 
 
