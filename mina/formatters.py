@@ -114,15 +114,33 @@ def dumps(data: Mapping[str, Any]) -> bytes:
     return out
 
 
-def _default_foreign() -> ForeignRecord:
-    return ForeignRecord([structlog.contextvars.merge_contextvars, Redactor()])
+def _pipeline_parts() -> tuple[ForeignRecord, Redactor]:
+    from mina.logging_config import current_parts  # that module imports this one
+
+    return current_parts()
 
 
 class _EventFormatting:
-    """What both formatters share: the event dict of a record, and its redacted traces."""
+    """What both formatters share: the event dict of a record, and its redacted traces.
 
-    foreign: ForeignRecord
-    redactor: Redactor
+    `mina.logging_config.configure_logging` hands each formatter the pipeline's foreign
+    chain and redactor. One built without them (declared with ``class:`` in a custom
+    YAML, or by hand) uses those of the configured pipeline at format time, so it never
+    redacts less than the pipeline does.
+    """
+
+    _foreign: ForeignRecord | None
+    _redactor: Redactor | None
+
+    @property
+    def foreign(self) -> ForeignRecord:
+        """The chain for records that did not come through structlog."""
+        return self._foreign or _pipeline_parts()[0]
+
+    @property
+    def redactor(self) -> Redactor:
+        """The redactor for rendered tracebacks."""
+        return self._redactor or _pipeline_parts()[1]
 
     def event_of(self, record: logging.LogRecord) -> Mapping[str, Any]:
         """Return the ordered, redacted event dict of *record*; shared, do not modify."""
@@ -159,8 +177,8 @@ class JsonFormatter(_EventFormatting, OrjsonFormatter):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.foreign = foreign or _default_foreign()
-        self.redactor = redactor or Redactor()
+        self._foreign = foreign
+        self._redactor = redactor
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
@@ -194,8 +212,8 @@ class ConsoleFormatter(_EventFormatting, logging.Formatter):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.foreign = foreign or _default_foreign()
-        self.redactor = redactor or Redactor()
+        self._foreign = foreign
+        self._redactor = redactor
         if colors is None:
             colors = sys.stdout.isatty()
         self._renderer = structlog.dev.ConsoleRenderer(colors=colors)

@@ -56,6 +56,7 @@ __all__ = [
     "MinaBoundLogger",
     "build_processors",
     "configure_logging",
+    "current_parts",
     "current_redactor",
 ]
 
@@ -165,11 +166,12 @@ def _set_level(level: int) -> None:
 class _Pipeline:
     """What one configuration built: kept so a second identical call is a no-op."""
 
-    __slots__ = ("key", "redactor")
+    __slots__ = ("foreign", "key", "redactor")
 
-    def __init__(self, key: tuple[Any, ...], redactor: Redactor):
+    def __init__(self, key: tuple[Any, ...], redactor: Redactor, foreign: ForeignRecord):
         self.key = key
         self.redactor = redactor
+        self.foreign = foreign
 
 
 def _settings_key(settings: Settings) -> tuple[Any, ...]:
@@ -227,7 +229,9 @@ def _read_yaml(settings: Settings) -> dict[str, Any]:
     return loaded
 
 
-def _dictconfig(raw: dict[str, Any], settings: Settings, redactor: Redactor) -> dict[str, Any]:
+def _dictconfig(
+    raw: dict[str, Any], settings: Settings, redactor: Redactor, foreign: ForeignRecord
+) -> dict[str, Any]:
     # LOG_LEVEL sets the root level; LOG_FORMAT picks the formatter of every handler that
     # uses Mina's json or console formatter; Mina's formatters get the redactor and the
     # foreign-record chain built on it.
@@ -244,7 +248,6 @@ def _dictconfig(raw: dict[str, Any], settings: Settings, redactor: Redactor) -> 
         for handler in (config.get("handlers") or {}).values():
             if handler.get("formatter") in by_kind.values():
                 handler["formatter"] = chosen
-    foreign = ForeignRecord(_context_processors(redactor))
     for name in by_kind.values():
         formatters[name].update(foreign=foreign, redactor=redactor)
     return config
@@ -297,7 +300,8 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             )
         except ValueError as exc:  # re.error is a ValueError
             raise ConfigError("mina.redaction.patterns", str(patterns), str(exc)) from None
-        config = _dictconfig(raw, settings, redactor)
+        foreign = ForeignRecord(_context_processors(redactor))
+        config = _dictconfig(raw, settings, redactor, foreign)
         try:
             logging.config.dictConfig(config)
         except (ValueError, TypeError, AttributeError, ImportError) as exc:
@@ -315,8 +319,26 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             logger_factory=factory,
             cache_logger_on_first_use=True,
         )
-        _current = _Pipeline(key, redactor)
+        _current = _Pipeline(key, redactor, foreign)
         return redactor
+
+
+_defaults: tuple[ForeignRecord, Redactor] | None = None
+
+
+def current_parts() -> tuple[ForeignRecord, Redactor]:
+    """Return the configured pipeline's foreign-record chain and redactor.
+
+    Before any configuration: default ones (no extra keys, no PII), never nothing, and
+    without configuring anything, since this runs inside logging handlers.
+    """
+    global _defaults
+    if _current is not None:
+        return _current.foreign, _current.redactor
+    if _defaults is None:
+        redactor = Redactor()
+        _defaults = ForeignRecord(_context_processors(redactor)), redactor
+    return _defaults
 
 
 def current_redactor() -> Redactor:

@@ -173,6 +173,9 @@ class Server:
             self.process.wait(timeout=5)
         for reader in self._readers:
             reader.join(timeout=5)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
         return [json.loads(line) for line in self._out], "".join(self._err)
 
 

@@ -488,3 +488,21 @@ def test_stack_info_works_without_caller_info(configure: Callable[..., Lines]) -
     [line] = lines.all()
     assert line["stack"].startswith("Stack (most recent call last):")
     assert "in where" in line["stack"]
+
+
+def test_formatter_declared_with_class_redacts_like_the_pipeline(
+    configure: Callable[..., Lines], tmp_path: Path
+) -> None:
+    path = tmp_path / "logging.yaml"
+    path.write_text(
+        "version: 1\n"
+        "formatters: {plain: {class: mina.formatters.JsonFormatter}}\n"
+        "handlers: {out: {class: logging.StreamHandler, stream: ext://sys.stdout,"
+        " formatter: plain}}\n"
+        "root: {level: INFO, handlers: [out]}\n"
+    )
+    lines = configure(logging_config=path, redact_keys=("room_code",))
+    logging.getLogger("vendor").info("joined", extra={"room_code": "xyz", "seats": 2})
+
+    [line] = lines.all()
+    assert ("[REDACTED]", 2) == (line["room_code"], line["seats"])
