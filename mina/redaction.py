@@ -4,16 +4,36 @@
 ``X-Api-Key``) and by *shape* (credentials recognisable inside any text: ``Bearer`` tokens,
 JWTs, PEM private keys, URL passwords, ``token=`` pairs, card numbers, well-known API key
 formats, and, unless PII may be sent, e-mail and client IP addresses). Every secret becomes
-`REDACTED`; the text around it is kept, so messages stay readable and errors still group.
+`REDACTED`, the only marker; the text around it is kept, so messages stay readable and errors
+still group.
 
 Key rule: a key is split into words (on ``_ - .``, spaces, brackets and camelCase, so
 ``accessToken``, ``X-Api-Key``, ``AWS_SECRET_ACCESS_KEY`` and ``db.password`` all work) and is
 sensitive when it contains one of the secret word sequences (``password``, ``token``,
 ``api key``, ``private key``, ...). Words, not substrings: ``author`` is not ``auth`` and
-``passage`` is not ``pass``. A key is a *metric*, and kept, when a word after its last secret
-word is a measure (``token_count``, ``password_length``, ``token_expires_at``) or its first
-word is one (``max_tokens``, ``total_tokens``); the plural ``tokens`` names an amount when its
-value is a number (``prompt_tokens=12`` is kept, ``tokens=["..."]`` is not).
+``passage`` is not ``pass``. What happens to the value then:
+
+- ``None`` and booleans are never redacted, under any key (``has_password: True``,
+  ``token: None``): they cannot hold a secret.
+- A *measure* key has a measure word after its last secret (or PII) word (``token_count``,
+  ``password_length``, ``pin_attempts``, ``password_set``, ``ip_count``,
+  ``token_expires_at``) or one as its first word (``max_tokens``, ``total_tokens``). Its
+  value is kept when it is a number (also a number's text, ``"12"``), a date, time or
+  duration, and, for time words (``at``, ``expires``, ``until``, ...), an ISO 8601
+  timestamp string. Any other value is redacted: ``password_length="hunter2"`` is a bug
+  that must not leak.
+- A *label* key has a label word after its last secret word (``token_type``,
+  ``auth_method``, ``auth_provider``): its value names a kind and is kept when it is a
+  number or a plain word (letters, with ``_ - .`` or spaces between words: ``"bearer"``,
+  ``"password"``); anything with a digit or a symbol (``"hunter2"``) is redacted.
+- The plural ``tokens`` alone names an amount when its value is a number
+  (``prompt_tokens=12`` is kept, ``tokens=["..."]`` is not).
+- Every other sensitive key's value is redacted, numbers included (``pin: 1234``).
+- Kept values are still scanned like any other text (shapes, PII).
+- ``extra_keys`` are never measures or labels; PII keys (``ip``, ``remote_addr``...) are.
+- Under a harmless key whose last word names an id or a time (``user_id``, ``ids``, ``ts``,
+  ``time``, ``*_ns``, ``*_ms``, ``created``...), a bare digit string is an id or an epoch and
+  is not checked for card numbers (unless ``extra_patterns`` are set: then it is scanned).
 
 Text rules (each has a near miss in the tests that is kept):
 
@@ -22,13 +42,26 @@ Text rules (each has a near miss in the tests that is kept):
   line) are redacted when *name* is a sensitive key. ``name = value`` with spaces and an
   unquoted value is code (``password = request.json["password"]``) and is kept, as are
   templates (``token=%s``, ``{token}``) so Sentry still groups them.
+- ``--name value`` on a command line, and ``"--name", "value"`` as consecutive items of a
+  list of strings (``sys.argv``, also as Sentry's reprs ``"'--token'"``): the value after a
+  flag whose name is a sensitive key is judged like the value of that key (so
+  ``--max-tokens 100`` is kept). A value that is another ``--flag`` is not a value, and
+  ``--no-...`` flags are switches. ``--name=value`` is a pair (above). Not in source lines.
+- Unquoted ``null``/``None``/``true``/``True``/``false``/``False`` values are kept
+  (``"token": null``, ``Login(password=None)``).
 - ``Bearer <credential>`` of 8 characters or more (the scheme word is kept); ``Basic`` the
   same unless the next word is a plain word (``Basic authentication``).
 - Shapes: JWTs, PEM private key bodies, URL passwords (``postgres://u:[REDACTED]@host``),
-  Sentry DSN keys, Luhn-valid card numbers (13 to 19 digits), AWS ``AKIA``/``ASIA`` ids,
-  GitHub, Slack, Stripe secret (not publishable ``pk_``), OpenAI-style, Google, GitLab,
-  npm and PyPI tokens. Unless *send_pii*: e-mail addresses and IP addresses other than
-  loopback and unspecified ones.
+  Sentry DSN keys, card numbers (13 to 19 digits, optionally grouped by spaces or dashes,
+  with a known brand's issuer prefix and length, and Luhn-valid: see `_card`; other digit
+  runs such as ids and epoch nanoseconds are kept), AWS ``AKIA``/``ASIA`` ids, GitHub,
+  Slack, Stripe secret (not publishable ``pk_``), OpenAI-style, Google, GitLab, npm and PyPI
+  tokens, and Mina's own API tokens (``mina_`` and 43 or more URL-safe characters, with at
+  least one capital or digit, also glued to other text: ``req-mina_...``; ``mina_api`` and
+  long snake_case names are kept). `Redactor.changes` tells whether a text holds any of
+  this, for callers that must refuse a value rather than redact it.
+- Unless *send_pii*: e-mail addresses and IP addresses other than loopback and unspecified
+  ones.
 - Frames' source lines get only the shapes and string literals under sensitive names
   (``password="hunter2"``), no other pairs and no PII: code stays readable while a
   hard-coded secret still goes.
@@ -131,27 +164,72 @@ _SECRET_KEYS: Final = (
     "db params",  # positional SQL parameters: no name tells which one is the password
     "db query parameter",
 )
+_TIME_WORDS: Final = frozenset(
+    {"at", "expires", "expiry", "expiration", "expired", "until", "since", "time", "date"}
+    | {"issued", "created", "updated", "changed", "modified", "rotated", "last"}
+)
 # Sent only when PII may be sent.
 _PII_KEYS: Final = ("ip", "ip address", "remote addr", "x forwarded for", "x real ip", "forwarded")
-# A word after the secret word, or a first word, that makes the key a measure of the secret.
-_METRIC_WORDS: Final = frozenset(
+# A word after the last secret (or PII) word, or a first word, that makes the key a measure
+# of the secret: its value is kept when it is a number (or a number's text), a date, time or
+# duration, and, for the time words, an ISO timestamp. Any other value is still redacted
+# ("password_length": "hunter2" is a mistake that must not leak).
+_MEASURE_WORDS: Final = frozenset(
     {
         *("count", "counts", "total", "num", "len", "length", "size", "usage", "used"),
-        *("type", "types", "kind", "limit", "limits", "max", "min", "remaining", "rate"),
-        *("expires", "expiry", "expiration", "expired", "ttl", "age", "ms", "seconds", "at"),
+        *("limit", "limits", "max", "min", "remaining", "rate", "ttl", "age"),
+        *("ms", "ns", "us", "seconds", "secs", "minutes", "hours", "days", "duration"),
+        *("attempt", "attempts", "tries", "retries", "failures", "failed", "errors"),
+        *("set", "enabled", "disabled", "required", "present", "exists", "valid"),
+        *("timeout", "version", "index", "position", "entropy", "strength", "score"),
+        *_TIME_WORDS,
     }
 )
 _METRIC_FIRST: Final = frozenset({"max", "min", "total", "num", "n"})
+# A word after the last secret word that makes the key a *label* of the secret: its value
+# names a kind or method ("token_type": "bearer", "auth_method": "password"). Kept when it is
+# a plain word (letters only, with "_ - ." or spaces between words) or a number; a value with
+# digits or symbols is treated as a secret ("token_type": "hunter2" is redacted).
+_LABEL_WORDS: Final = frozenset(
+    {
+        *("type", "types", "kind", "method", "methods", "scheme", "schemes", "provider"),
+        *("algorithm", "alg", "format", "mode", "strategy", "backend", "status", "source"),
+    }
+)
+# A harmless key whose last word names an id or a time: a bare digit string under it is an
+# id or an epoch, never a card number ("user_id": "4111111111111111" is kept). "number" is
+# not one of them: "card_number" holds card numbers.
+_DIGITS_KEY_WORDS: Final = frozenset(
+    {
+        *("id", "ids", "uid", "pk", "seq", "offset", "ts", "time"),
+        *("timestamp", "epoch", "ns", "ms", "us", "at", "created", "updated", "modified"),
+    }
+)
 
-# Key states (cached per key).
+# Key states (cached per key; flags).
 _KEEP: Final = 0
-_SECRET: Final = 1
-_COUNT_OK: Final = 2  # secret, unless the value is a number ("prompt_tokens": 12)
+_SECRET: Final = 1  # every value but None and booleans is redacted
+_COUNT_OK: Final = 2  # the plural "tokens" alone: secret, unless the value is a number
 _DIRTY: Final = 4  # the key's own text contains a secret: never cached
+_MEASURE: Final = 8  # a measure of a secret (see _MEASURE_WORDS)
+_TIME: Final = 16  # a measure that is a time: ISO timestamps are kept too
+_LABEL: Final = 32  # a label of a secret (see _LABEL_WORDS)
+_DIGITS_OK: Final = 64  # a harmless id or time key: bare digit strings are not card numbers
+_JUDGED: Final = _SECRET | _COUNT_OK | _MEASURE | _LABEL  # the value decides
+_PASS: Final = frozenset({_KEEP, _DIGITS_OK})  # the fast paths' harmless states
 _CACHE_MAX: Final = 4096
 _CLEAN_MAX_LEN: Final = 256
 
 _SCALARS: Final = frozenset({int, float, bool, type(None), complex})
+# Non-text values a measure key may hold (numbers are checked first).
+_MEASURES: Final = (
+    int,
+    float,
+    decimal.Decimal,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+)
 _CONTAINERS: Final = frozenset({dict, list, tuple})  # checked before the slower ABCs
 # Rendered by the encoders in a form that cannot carry a secret.
 _OPAQUE: Final = (
@@ -175,24 +253,38 @@ _SHAPES: Final = re.compile(
     r"|eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}(?:\.[A-Za-z0-9_\-]*)?"  # JWT (JWS)
     r")(?![A-Za-z0-9_\-])"
 )
+# Mina's own API tokens (mina.db: TOKEN_PREFIX + secrets.token_urlsafe(32), 43 characters).
+# Not in _SHAPES: a token glued to an id ("req-mina_...") or to more text is still one.
+_MINA_TOKEN: Final = re.compile(r"(?<![A-Za-z0-9])mina_[A-Za-z0-9_\-]{43,}")
 _PEM: Final = re.compile(
     r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)[\s\S]*?(?=-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"
 )
 _SCHEME: Final = re.compile(rf"(?i)\b(bearer|basic)[ \t]+({_TOKEN}+=*)")
+# A long snake_case name ("mina_transcription_worker_...") has no capital and no digit; a
+# random 43-character token has one but with probability about 1e-15.
+_IDENTIFIER: Final = re.compile(r"[a-z_\-]+")
 _PLAIN_WORD: Final = re.compile(r"[A-Z]?[a-z]+")
 # scheme://user:password@host; the password ends at the authority's last "@".
 _USERINFO: Final = re.compile(
     r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://([^\s:/?#@]*)(?::([^\s/?#]*))?@(?=[^\s/?#@]*[A-Za-z0-9\]])"
 )
 _DSN_KEY: Final = re.compile(r"[0-9a-f]{32}")
-# The name half of a name=value / "name": value pair; the value is matched separately.
+# The name half of a name=value / "name": value pair (also --name=value); the value is matched
+# separately.
 _PAIR: Final = re.compile(
-    r"(?<![\w.\-\[\]])(\\?[\"']|)([A-Za-z_][\w.\-\[\]]*)\1([ \t]*[:=][ \t]*)(?![/=:])"
+    r"(?<![\w.\-\[\]])(?:--?)?(\\?[\"']|)([A-Za-z_][\w.\-\[\]]*)\1([ \t]*[:=][ \t]*)(?![/=:])"
 )
 _QUOTED: Final = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'")
 _BARE_VALUE: Final = re.compile(r"[^\s&#;\"'<>]+")
 _PLACEHOLDER: Final = re.compile(r"%(?:\([\w.]*\))?[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|\{[\w.!:\[\]]*\}")
 _CLOSERS: Final = {")": "(", "]": "[", "}": "{"}
+# "--password value" on a command line; "'--password', 'value'" in a list's repr.
+_FLAG_TEXT: Final = re.compile(
+    r"(?<![\w\-])--([A-Za-z][\w.\-]*)(?:[ \t]+|(['\"]),[ \t]*(?=['\"]))(?!--)"
+)
+_FLAG_VALUE: Final = re.compile(r"[^\s\"']+")
+# A flag as an item of an argv-like list (also as Sentry's repr of it: "'--token'").
+_FLAG_ITEM: Final = re.compile(r"(['\"]?)--?([A-Za-z][\w.\-]*)\1")
 _JSON_VALUE: Final = re.compile(r"[^\s,}\]]+")
 _LINE_VALUE: Final = re.compile(r"(?:(?i:bearer|basic)[ \t]+)?([^\r\n]+)")
 # Every card format starts with four digits; requiring them keeps the scan cheap.
@@ -209,6 +301,14 @@ _BENIGN: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
 )
+
+_NUMBER: Final = re.compile(r"[+-]?\d{1,20}(?:\.\d{1,20})?")
+_TIMESTAMP: Final = re.compile(
+    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)?"
+)
+_LABEL_VALUE: Final = re.compile(r"[A-Za-z]+(?:[ _.\-][A-Za-z]+)*")
+# Unquoted literals that are never secrets (JSON, Python reprs): "token": null, token=None.
+_LITERALS: Final = frozenset({"null", "None", "true", "True", "false", "False"})
 
 _Span = tuple[int, int]
 
@@ -270,9 +370,51 @@ def _value_span(text: str, pos: int, *, quoted_name: bool, sep: str) -> _Span | 
     return None  # "password = request.json[...]" is code, not a secret
 
 
+def _bare_kind(text: str, pair: re.Match[str]) -> str:
+    """Return ``=`` or ``:`` for an unquoted pair whose value is unquoted, else ``""``."""
+    pos = pair.end()
+    if pair.group(1) or text[pos : pos + 1] in ("'", '"', "\\"):
+        return ""
+    sep = pair.group(3)
+    return "=" if sep == "=" else ":" if ":" in sep else ""
+
+
 def _line_end(text: str, pos: int) -> int:
     end = text.find("\n", pos)
     return len(text) if end < 0 else end
+
+
+def _card(digits: str) -> bool:
+    """Return whether *digits* (13 to 19) can be a payment card number.
+
+    The issuer prefix (IIN) must be a known brand's and the length valid for that brand, and
+    the Luhn check must pass: Visa 4 (13, 16, 19 digits), Mastercard 51-55 and 2221-2720
+    (16), Amex 34 and 37 (15), Diners 300-305, 3095, 36, 38, 39 (14-19), JCB 3528-3589,
+    Discover 6011, 644-649 and 65, UnionPay 62 (16-19). Other digit runs (ids, epoch
+    nanoseconds) are not cards.
+    """
+    size = len(digits)
+    first = digits[0]
+    if first == "4":
+        valid = size in (13, 16, 19)
+    elif first == "5":
+        valid = size == 16 and "1" <= digits[1] <= "5"
+    elif first == "2":
+        valid = size == 16 and 2221 <= int(digits[:4]) <= 2720
+    elif first == "3":
+        two, four = digits[:2], int(digits[:4])
+        if two in ("34", "37"):
+            valid = size == 15
+        else:
+            diners = two in ("36", "38", "39") or 3000 <= four <= 3059 or four == 3095
+            jcb = 3528 <= four <= 3589
+            valid = (diners and 14 <= size <= 19) or (jcb and 16 <= size <= 19)
+    elif first == "6":
+        discover = digits.startswith(("6011", "65", "62")) or 644 <= int(digits[:3]) <= 649
+        valid = 16 <= size <= 19 and discover
+    else:
+        valid = False
+    return valid and _luhn(digits)
 
 
 def _luhn(digits: str) -> bool:
@@ -389,18 +531,34 @@ class Redactor:
         words = _words(key)
         if not words:
             return state
-        if _find(words, self._extra_keys) >= 0 or _find(words, self._pii_keys) >= 0:
+        if _find(words, self._extra_keys) >= 0:
             return state | _SECRET
-        end = _find(words, _BUILTIN_KEYS)
+        end = max(_find(words, self._pii_keys), _find(words, _BUILTIN_KEYS))
         if end < 0:
-            return state
-        if words[0] in _METRIC_FIRST or not _METRIC_WORDS.isdisjoint(words[end:]):
-            return state
-        if _find(words, _SINGULAR_KEYS) < 0:  # only the plural "tokens": maybe an amount
-            return state | _COUNT_OK
+            return state | _DIGITS_OK if words[-1] in _DIGITS_KEY_WORDS else state
+        tail = words[end:]
+        if words[0] in _METRIC_FIRST or not _MEASURE_WORDS.isdisjoint(tail):
+            return state | _MEASURE | (_TIME if not _TIME_WORDS.isdisjoint(tail) else 0)
+        if not _LABEL_WORDS.isdisjoint(tail):
+            return state | _LABEL
+        if _find(words, self._pii_keys) < 0 and _find(words, _SINGULAR_KEYS) < 0:
+            return state | _COUNT_OK  # only the plural "tokens": maybe an amount
         return state | _SECRET
 
-    # -- text -----------------------------------------------------------------------------
+    def _keeps(self, state: int, value: Any) -> bool:
+        """Return whether *value*, under a key in *state* (`_JUDGED`), cannot be a secret."""
+        kind = type(value)
+        if kind is bool or value is None:
+            return True  # "has_password": True, "token": None
+        if state & _SECRET:
+            return False
+        if isinstance(value, _MEASURES):
+            return True
+        if isinstance(value, str):
+            return _kept_text(state, value)
+        return False
+
+        # -- text -----------------------------------------------------------------------------
 
     def redact_text(self, text: str) -> str:
         """Return *text* with every secret in it replaced by `REDACTED`.
@@ -408,6 +566,15 @@ class Redactor:
         Harmless text is kept; *text* itself is returned when nothing was found.
         """
         return self._text(text, code=False)
+
+    def changes(self, text: str) -> bool:
+        """Return whether `redact_text` would change *text* (it holds a secret, or PII).
+
+        For callers that must refuse rather than redact a value, such as an incoming
+        ``X-Request-ID`` that is echoed back. Text longer than *max_text* counts as changed
+        (it would be truncated).
+        """
+        return self._text(text, code=False) is not text
 
     def _text(self, text: str, *, code: bool) -> str:
         if len(text) <= _CLEAN_MAX_LEN and len(text) <= self.max_text:
@@ -452,6 +619,10 @@ class Redactor:
         if first is not None:
             for m in _SHAPES.finditer(text, first.start()):
                 add(m.span())
+        if "mina_" in text:
+            for m in _MINA_TOKEN.finditer(text):
+                if not _IDENTIFIER.fullmatch(m.group()):
+                    add(m.span())
         lower = text.lower()
         if "bearer" in lower or "basic" in lower:
             for m in _SCHEME.finditer(text):
@@ -471,10 +642,12 @@ class Redactor:
                     add(m.span(1))
         if "=" in text or ":" in text:
             self._pairs(text, spans, code=code)
+        if not code and "--" in text:
+            self._flags(text, spans)
         first = _CARD.search(text)
         for m in () if first is None else _CARD.finditer(text, first.start()):
             digits = m.group().replace(" ", "").replace("-", "")
-            if _luhn(digits):
+            if _card(digits):
                 add(m.span())
         if not self.send_pii and not code:
             if "@" in text:
@@ -501,23 +674,64 @@ class Redactor:
     def _pairs(self, text: str, spans: list[_Span], *, code: bool) -> None:
         # In source code only string literals count: password="hunter2" is a hard-coded
         # secret, password=request.json["password"] and password: str are code.
+        # A pair inside a bare or a line value already redacted ("password=password=...")
+        # has its value inside that value too: skipping it keeps the scan linear.
+        covered = -1
+        covered_sep = ""
         for m in _PAIR.finditer(text):
+            pos = m.end()
+            if pos < covered and _bare_kind(text, m) == covered_sep:
+                continue
             state = self._key_state(m.group(2))
-            if not state & (_SECRET | _COUNT_OK):
+            if not state & _JUDGED:
                 continue
-            span = _value_span(text, m.end(), quoted_name=bool(m.group(1)), sep=m.group(3))
-            if span is None:
+            span = _value_span(text, pos, quoted_name=bool(m.group(1)), sep=m.group(3))
+            if span is not None:
+                before = len(spans)
+                self._judge(text, span, state, spans, code=code)
+                if len(spans) > before and span[1] > covered:
+                    kind = _bare_kind(text, m)
+                    if kind:
+                        covered, covered_sep = span[1], kind
+
+    def _judge(self, text: str, span: _Span, state: int, spans: list[_Span], *, code: bool) -> None:
+        # Add *span*, the value of a pair or flag under a key in *state*, unless it is kept.
+        start, end = span
+        quoted = text[start - 1 : start] in ("'", '"')
+        if code and not quoted:
+            return
+        value = text[start:end]
+        if not value or value == REDACTED or (not quoted and value in _LITERALS):
+            return
+        if _kept_text(state, value):
+            return
+        template = _PLACEHOLDER.match(value)
+        if template and not value[template.end() :].strip(",.;:!?"):
+            return  # a template ("token=%s"): it groups, and holds no secret
+        spans.append(span)
+
+    def _flags(self, text: str, spans: list[_Span]) -> None:
+        # "--password hunter2" and, in a list's repr, "'--password', 'hunter2'".
+        for m in _FLAG_TEXT.finditer(text):
+            state = self._flag_state(m.group(1))
+            if not state:
                 continue
-            start, end = span
-            if code and text[start - 1 : start] not in ("'", '"'):
-                continue
-            value = text[start:end]
-            if not value or value == REDACTED or (state & _COUNT_OK and value.isdigit()):
-                continue
-            template = _PLACEHOLDER.match(value)
-            if template and not value[template.end() :].strip(",.;:!?"):
-                continue  # a template ("token=%s"): it groups, and holds no secret
-            spans.append(span)
+            pos = m.end()
+            quote = text[pos : pos + 1]
+            if quote in ("'", '"'):
+                value = _QUOTED.match(text, pos)
+                end = value.end() - 1 if value is not None else _line_end(text, pos)
+                self._judge(text, (pos + 1, end), state, spans, code=False)
+            else:
+                bare = _FLAG_VALUE.match(text, pos)
+                if bare is not None:
+                    self._judge(text, bare.span(), state, spans, code=False)
+
+    def _flag_state(self, name: str) -> int:
+        # The key state of a command-line flag's name; 0 for "--no-auth" (a switch).
+        if name[:3].lower() in ("no-", "no_"):
+            return 0
+        return self._key_state(name) & _JUDGED
 
     # -- structures -----------------------------------------------------------------------
 
@@ -581,7 +795,7 @@ class Redactor:
             kind = type(item)
             if (kind in _SCALARS or (kind is str and self._known_clean(item))) and keys.get(
                 key
-            ) == _KEEP:
+            ) in _PASS:
                 new_key, new = key, item  # the common case, without the calls below
             else:
                 new_key, new = self._item(key, item, depth, seen)
@@ -599,12 +813,32 @@ class Redactor:
         state = self._key_state(key)
         if state & _DIRTY:
             key = self._scan(key, code=False)
-        if state & _SECRET or (state & _COUNT_OK and not _is_number(item)):
+        if state & _JUDGED and not self._keeps(state, item):
             return key, item if type(item) is str and item == REDACTED else REDACTED
+        if state & _DIGITS_OK and type(item) is str and item.isdigit() and not self._patterns:
+            return key, item  # an id or an epoch, not a card number
         return key, self._walk(item, depth + 1, seen)
 
     def _sequence(self, value: Any, depth: int, seen: set[int]) -> Any:
-        items = [self._walk(item, depth + 1, seen) for item in value]
+        items = []
+        flag = 0  # the state of the "--flag" just before (argv: ["--token", "abc"])
+        for item in value:
+            if flag and not (type(item) is str and item.startswith("--")):
+                new = self._walk(item, depth + 1, seen)
+                if type(new) is str:
+                    bare = new[1:-1] if new[:1] in ("'", '"') and new[-1:] == new[:1] else new
+                    if bare != REDACTED and not self._keeps(flag, bare):
+                        new = REDACTED
+                elif not self._keeps(flag, new):
+                    new = REDACTED
+            else:
+                new = self._walk(item, depth + 1, seen)
+            items.append(new)
+            flag = 0
+            if type(item) is str and item[:1] in ("-", "'", '"') and 2 < len(item) <= 64:
+                m = _FLAG_ITEM.fullmatch(item)
+                if m is not None:
+                    flag = self._flag_state(m.group(2))
         if isinstance(value, set | frozenset):
             return items
         if all(a is b for a, b in zip(items, value, strict=True)):
@@ -643,7 +877,7 @@ class Redactor:
         for key, value in event_dict.items():
             # Fast path, most entries of most events: a known harmless key, and a number
             # or a string already found clean.
-            if keys.get(key) == _KEEP:
+            if keys.get(key) in _PASS:
                 kind = type(value)
                 if kind in _SCALARS or (kind is str and self._known_clean(value)):
                     continue
@@ -672,8 +906,15 @@ _BUILTIN_KEYS: Final = _phrases(
 _SINGULAR_KEYS: Final = tuple(p for p in _BUILTIN_KEYS if p != ("tokens",))
 
 
-def _is_number(value: Any) -> bool:
-    return type(value) in (int, float)
+def _kept_text(state: int, text: str) -> bool:
+    # The text of a value under a measure or label key that cannot be a secret.
+    if state & _SECRET or len(text) > 40:
+        return False
+    if _NUMBER.fullmatch(text):
+        return True
+    if state & _TIME and _TIMESTAMP.fullmatch(text):
+        return True
+    return bool(state & _LABEL) and _LABEL_VALUE.fullmatch(text) is not None
 
 
 def _model_dict(value: Any) -> Mapping[str, Any] | None:

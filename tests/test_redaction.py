@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import json
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 import sentry_sdk
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sentry_sdk._types import AnnotatedValue
 
@@ -112,15 +113,8 @@ MUST_KEEP_KEYS = [
     "trace_id",
     "span_id",
     "parent_span_id",
-    "token_count",
-    "tokenCount",
-    "tokens_used",
-    "max_tokens",
-    "total_tokens",
-    "password_length",
-    "token_type",
-    "access_token_expires_at",
-    "session_ttl",
+    "token_type",  # a label: plain words are kept (see VALUE_CASES)
+    "auth_method",
     "duration_ms",
     "author",
     "authored_by",
@@ -154,6 +148,22 @@ MUST_KEEP_KEYS = [
 ]
 
 
+# Measures of a secret: not sensitive keys, but only numbers (and dates) under them are kept.
+MEASURE_KEYS = [
+    "token_count",
+    "tokenCount",
+    "tokens_used",
+    "max_tokens",
+    "total_tokens",
+    "password_length",
+    "access_token_expires_at",
+    "session_ttl",
+    "pin_attempts",
+    "password_set",
+    "ip_count",
+]
+
+
 @pytest.fixture(name="redactor")
 def _redactor() -> Redactor:
     return Redactor()
@@ -171,6 +181,13 @@ class TestKeys:
         """Ids, metrics and words that merely contain a secret word are kept."""
         assert not redactor.is_sensitive_key(key)
         assert {key: "harmless"} == redactor.redact({key: "harmless"})
+
+    @pytest.mark.parametrize("key", MEASURE_KEYS)
+    def test_measures_keep_numbers_only(self, redactor: Redactor, key: str) -> None:
+        """A measure of a secret keeps its number; a string under it is still a secret."""
+        assert not redactor.is_sensitive_key(key)
+        assert {key: 12} == redactor.redact({key: 12})
+        assert {key: REDACTED} == redactor.redact({key: "harmless"})
 
     @pytest.mark.parametrize("key", ["prompt_tokens", "completion_tokens", "tokens"])
     def test_plural_tokens_is_an_amount_only_when_a_number(
@@ -390,6 +407,351 @@ class TestText:
 
         assert "ZZZ" not in redacted
         assert redacted.startswith("see ...[TRUNCATED")
+
+
+# -- review fixes: Mina tokens, harmless values, argv flags, card numbers -------------------
+
+# Fixed examples of mina.db's TOKEN_PREFIX + secrets.token_urlsafe(32) (43 characters).
+MINA_TOKEN = "mina_" + "Qx3-rT9_kLmN0pZ" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4"
+MINA_TOKEN_2 = "mina_" + "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-9"  # one digit is enough
+
+MINA_TOKEN_CASES = [
+    # (input, expected): must-redact rows, then must-keep rows.
+    (MINA_TOKEN, REDACTED),
+    (f"created {MINA_TOKEN} for bob", f"created {REDACTED} for bob"),
+    (f"created {MINA_TOKEN_2}.", f"created {REDACTED}."),
+    (f"Authorization: Bearer {MINA_TOKEN}", f"Authorization: Bearer {REDACTED}"),
+    (f"req-{MINA_TOKEN}", f"req-{REDACTED}"),  # glued to an X-Request-ID
+    (f"{MINA_TOKEN}-extra", REDACTED),  # glued to more text
+    (f'{{"value": "{MINA_TOKEN}"}}', f'{{"value": "{REDACTED}"}}'),
+    (f"GET /api/tokens/{MINA_TOKEN}/revoke", f"GET /api/tokens/{REDACTED}/revoke"),
+    ("mina_api", "mina_api"),
+    ("mina_database is locked", "mina_database is locked"),
+    ("MINA_DATABASE=var/mina.sqlite3", "MINA_DATABASE=var/mina.sqlite3"),
+    ("mina_" + "Ab1" * 14, "mina_" + "Ab1" * 14),  # 42 characters: not a token
+    (
+        "queue mina_transcription_worker_high_priority_retry_dead_letters",
+        "queue mina_transcription_worker_high_priority_retry_dead_letters",
+    ),  # a long snake_case name, no capital and no digit
+    ("xmina_" + "Ab1" * 15, "xmina_" + "Ab1" * 15),  # another word
+]
+
+
+class TestMinaTokens:
+    @pytest.mark.parametrize(("text", "expected"), MINA_TOKEN_CASES)
+    def test_shape(self, redactor: Redactor, text: str, expected: str) -> None:
+        """A bare Mina API token is redacted anywhere; words starting with mina_ are kept."""
+        assert expected == redactor.redact_text(text)
+        assert (expected != text) is redactor.changes(text)
+
+    @settings(max_examples=200, deadline=None)
+    @given(raw=st.binary(min_size=32, max_size=32))
+    def test_every_issued_token_is_redacted(self, raw: bytes) -> None:
+        """Whatever token_urlsafe(32) returns (bar an all-lowercase one, p ~ 1e-15) goes."""
+        body = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        assume(not re.fullmatch(r"[a-z_\-]+", body))
+        token = "mina_" + body
+        redactor = Redactor()
+
+        assert 43 == len(body)
+        assert f"x {REDACTED} y" == redactor.redact_text(f"x {token} y")
+        assert redactor.changes(f"rid-{token}")
+
+    def test_real_token(self, redactor: Redactor) -> None:
+        """A token made the way mina.db makes it."""
+        from mina.db import TOKEN_PREFIX
+
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+        assert redactor.changes(token)
+        assert REDACTED == redactor.redact_text(token)
+
+    @pytest.mark.parametrize(
+        "request_id",
+        ["r-1", str(uuid.UUID(int=7)), "9ec79c33ec9942ab8353589fcb2e04dc", "mina_api-42"],
+    )
+    def test_changes_is_false_for_harmless_text(self, redactor: Redactor, request_id: str) -> None:
+        """changes() is what a caller refusing a secret-bearing X-Request-ID asks."""
+        assert not redactor.changes(request_id)
+        assert redactor.changes(f"{request_id}-Bearer-{'x' * 20} password=hunter2")
+
+
+VALUE_CASES = [
+    # (key, value, redacted?): must-keep rows ...
+    ("has_password", True, False),
+    ("password_set", False, False),
+    ("token", None, False),
+    ("password", False, False),
+    ("api_key", None, False),
+    ("ip_count", 3, False),
+    ("pin_attempts", 2, False),
+    ("password_length", 12, False),
+    ("token_count", "3", False),  # a number's text
+    ("max_tokens", 4096, False),
+    ("prompt_tokens", 12, False),
+    ("access_token_expires_at", datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC), False),
+    ("token_expires_at", "2026-11-29T05:00:00.123Z", False),
+    ("password_changed_at", "2026-11-29", False),
+    ("session_ttl", datetime.timedelta(hours=1), False),
+    ("auth_method", "password", False),  # a label: its value names a method
+    ("token_type", "Bearer", False),
+    ("auth_provider", "google-oauth", False),
+    # ... and must-redact rows.
+    ("password", 1234, True),  # a numeric password
+    ("pin", 1234, True),
+    ("password", "True", True),  # a string is a string
+    ("password_length", "hunter2", True),
+    ("max_tokens", "sk-" + "Ab1" * 8, True),
+    ("token_expires_at", "hunter2", True),
+    ("token_count", ["a", "b"], True),
+    ("session_ttl", "abc", True),
+    ("ip_count", "203.0.113.7", True),
+    ("token_type", "hunter2", True),
+    ("auth_method", "s3cr3t!", True),
+    ("tokens", "12 34", True),
+]
+
+
+class TestValues:
+    @pytest.mark.parametrize(("key", "value", "redacted"), VALUE_CASES)
+    def test_value_under_key(
+        self, redactor: Redactor, key: str, value: Any, redacted: bool
+    ) -> None:
+        """None and booleans never go; measures keep numbers, labels plain words."""
+        expected = REDACTED if redacted else value
+
+        assert {key: expected} == redactor.redact({key: value})
+        assert {"event": "x", key: expected} == redactor(None, "info", {"event": "x", key: value})
+
+    def test_kept_values_are_still_scanned(self, redactor: Redactor) -> None:
+        """A label's value that is a credential shape still goes (shapes apply everywhere)."""
+        assert {"token_count": REDACTED} == redactor.redact({"token_count": "4111111111111111"})
+
+    def test_extra_keys_are_never_measures(self) -> None:
+        """User keys redact everything but None and booleans."""
+        redactor = Redactor(extra_keys=["transcript"])
+
+        assert {"transcript_size": REDACTED} == redactor.redact({"transcript_size": 3})
+        assert {"transcript_set": True} == redactor.redact({"transcript_set": True})
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("token=None and secret=True", "token=None and secret=True"),
+            ('{"token": null, "password": false}', '{"token": null, "password": false}'),
+            ('{"password": "null"}', '{"password": "[REDACTED]"}'),  # quoted: a string
+            ("password_length=12", "password_length=12"),
+            ("password_length=hunter2", "password_length=[REDACTED]"),
+            ("max_tokens=sk-x", "max_tokens=[REDACTED]"),
+            ("token_expires_at=2026-11-29T05:00:00Z", "token_expires_at=2026-11-29T05:00:00Z"),
+            ("token_expires_at=hunter2", "token_expires_at=[REDACTED]"),
+            ("auth_method=password", "auth_method=password"),
+            ("token_type=hunter2", "token_type=[REDACTED]"),
+            ("pin_attempts=2 ip_count=3", "pin_attempts=2 ip_count=3"),
+            ("password=token=abc x", "password=[REDACTED] x"),  # nested: one value
+            ("a password: b token: c\nnext", "a password: [REDACTED]\nnext"),
+        ],
+    )
+    def test_in_text(self, redactor: Redactor, text: str, expected: str) -> None:
+        """Pairs in text follow the same value rules."""
+        assert expected == redactor.redact_text(text)
+
+
+ARGV_CASES = [
+    # (argv, expected): must-redact rows, then must-keep rows.
+    (["mina", "--password", "hunter2"], ["mina", "--password", REDACTED]),
+    (["mina", "--token", "t0k", "--port", "5000"], ["mina", "--token", REDACTED, "--port", "5000"]),
+    (["--api-key", "k", "serve"], ["--api-key", REDACTED, "serve"]),
+    (["--db-password", "pw"], ["--db-password", REDACTED]),
+    (["-password", "pw"], ["-password", REDACTED]),  # Java-style
+    (["--client_secret", "-starts-with-a-dash"], ["--client_secret", REDACTED]),
+    (["--password=hunter2"], [f"--password={REDACTED}"]),
+    (["'--token'", "'abc'"], ["'--token'", REDACTED]),  # Sentry's reprs of frame locals
+    (("--token", "abc"), ("--token", REDACTED)),
+    (["--max-tokens", "100"], ["--max-tokens", "100"]),
+    (["--max-tokens", "sk-x"], ["--max-tokens", REDACTED]),
+    (["--auth-method", "password"], ["--auth-method", "password"]),
+    (["--token", "--verbose"], ["--token", "--verbose"]),  # a switch, then another flag
+    (["--no-auth", "serve"], ["--no-auth", "serve"]),
+    (["--port", "5000", "--author", "ann"], ["--port", "5000", "--author", "ann"]),
+    (["--password"], ["--password"]),
+    (["-", "--", "x"], ["-", "--", "x"]),
+]
+
+FLAG_TEXT_CASES = [
+    (
+        "mina serve --password hunter2 --port 5000",
+        f"mina serve --password {REDACTED} --port 5000",
+    ),
+    ("run --token 'p w' now", f"run --token '{REDACTED}' now"),
+    ('run --api-key "k 1"', f'run --api-key "{REDACTED}"'),
+    ("run --api-key\tabc", f"run --api-key\t{REDACTED}"),
+    ("['mina', '--password', 'hunter2']", f"['mina', '--password', '{REDACTED}']"),
+    ('["mina", "--token", "abc"]', f'["mina", "--token", "{REDACTED}"]'),
+    ("run --password %s", "run --password %s"),
+    ("run --token {token}", "run --token {token}"),
+    ("run --password=hunter2 -token=abc", f"run --password={REDACTED} -token={REDACTED}"),
+    ("run --port=5000 --author=ann", "run --port=5000 --author=ann"),
+    ("run --token --verbose", "run --token --verbose"),
+    ("run --max-tokens 100", "run --max-tokens 100"),
+    ("run --no-auth now", "run --no-auth now"),
+    ("run --port 5000 --author ann", "run --port 5000 --author ann"),
+    ("x--password y", "x--password y"),
+    ("-----BEGIN CERTIFICATE-----", "-----BEGIN CERTIFICATE-----"),
+]
+
+
+class TestArgv:
+    @pytest.mark.parametrize(("argv", "expected"), ARGV_CASES)
+    def test_lists(self, redactor: Redactor, argv: Any, expected: Any) -> None:
+        """The item after a sensitive --flag in a list of strings is its value."""
+        assert expected == redactor.redact(argv)
+
+    def test_unchanged_list_is_the_same_object(self, redactor: Redactor) -> None:
+        """Copy-on-write holds for argv lists with harmless flags."""
+        argv = ["mina", "--port", "5000", "--max-tokens", "100"]
+
+        assert argv is redactor.redact(argv)
+
+    @pytest.mark.parametrize(("text", "expected"), FLAG_TEXT_CASES)
+    def test_text(self, redactor: Redactor, text: str, expected: str) -> None:
+        """``--password value`` in a command line or a list's repr."""
+        assert expected == redactor.redact_text(text)
+        assert expected == redactor.redact_text(expected)
+
+    def test_sentry_sys_argv(self, redactor: Redactor) -> None:
+        """Sentry's extra["sys.argv"] loses the secret and keeps the rest."""
+        event = {"extra": {"sys.argv": ["gunicorn", "--api-key", "k-1", "-w", "2"]}}
+
+        result = redact_sentry_event(redactor, event)
+
+        assert ["gunicorn", "--api-key", REDACTED, "-w", "2"] == result["extra"]["sys.argv"]
+
+    def test_not_in_source_lines(self, redactor: Redactor) -> None:
+        """Code keeps its flags (only hard-coded literals under secret names go)."""
+        line = '    cmd = f"mina --password {pw}"'
+        event = {"stacktrace": {"frames": [{"context_line": line}]}}
+
+        assert (
+            line == redact_sentry_event(redactor, event)["stacktrace"]["frames"][0]["context_line"]
+        )
+
+
+def _check_digit(prefix: str) -> str:
+    """Return *prefix* followed by its Luhn check digit."""
+    total = 0
+    for i, ch in enumerate(reversed(prefix)):
+        d = int(ch)
+        if i % 2 == 0:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return prefix + str(-total % 10)
+
+
+def _luhn_ok(digits: str) -> bool:
+    return _check_digit(digits[:-1]) == digits
+
+
+def _brand_ok(digits: str) -> bool:
+    """The test's own IIN and length table (written apart from mina.redaction's)."""
+    n = len(digits)
+    p2, p3, p4 = int(digits[:2]), int(digits[:3]), int(digits[:4])
+    rules = [
+        (digits[0] == "4", n in (13, 16, 19)),  # Visa
+        (51 <= p2 <= 55 or 2221 <= p4 <= 2720, n == 16),  # Mastercard
+        (p2 in (34, 37), n == 15),  # Amex
+        (p2 in (36, 38, 39) or 300 <= p3 <= 305 or p4 == 3095, 14 <= n <= 19),  # Diners
+        (3528 <= p4 <= 3589, 16 <= n <= 19),  # JCB
+        (p4 == 6011 or p2 in (62, 65) or 644 <= p3 <= 649, 16 <= n <= 19),  # Discover, UnionPay
+    ]
+    return any(prefix and length for prefix, length in rules)
+
+
+CARDS = [
+    "4111111111111111",  # Visa
+    "4012888888881881",
+    "4222222222222",  # Visa, 13 digits
+    "378282246310005",  # Amex
+    "371449635398431",
+    "5555555555554444",  # Mastercard
+    "5105105105105100",
+    "2223003122003222",  # Mastercard 2-series
+    "6011111111111117",  # Discover
+    "6011000990139424",
+    "30569309025904",  # Diners, 14 digits
+    "38520000023237",
+    "3530111333300000",  # JCB
+    "3566002020360505",
+    "6200000000000005",  # UnionPay
+]
+NOT_CARDS = [
+    _check_digit("123456781234567"),  # Luhn-valid, no brand starts with 1
+    _check_digit("173285634712345678"),  # epoch nanoseconds (19 digits)
+    _check_digit("900000000000000"),  # 9: no brand
+    _check_digit("41111111111111"),  # Visa prefix, 15 digits
+    _check_digit("378282246310005"),  # Amex prefix, 16 digits
+    _check_digit("560000000000000"),  # 56: not Mastercard
+    _check_digit("272100000000000"),  # 2721: past Mastercard's range
+    _check_digit("601200000000000"),  # 6012: not Discover
+    "4111111111111112",  # Visa prefix, Luhn fails
+]
+
+
+class TestCards:
+    @pytest.mark.parametrize("card", CARDS)
+    def test_cards(self, redactor: Redactor, card: str) -> None:
+        """Known brands' test numbers are redacted, bare and grouped."""
+        grouped = " ".join(card[i : i + 4] for i in range(0, len(card), 4))
+
+        assert f"pay {REDACTED} now" == redactor.redact_text(f"pay {card} now")
+        assert f"pay {REDACTED} now" == redactor.redact_text(f"pay {grouped} now")
+        assert {"note": REDACTED} == redactor.redact({"note": card})
+        assert {"card_number": REDACTED} == redactor.redact({"card_number": card})
+
+    @pytest.mark.parametrize("digits", NOT_CARDS)
+    def test_not_cards(self, redactor: Redactor, digits: str) -> None:
+        """Luhn-valid digit runs without a brand's prefix and length are kept."""
+        assert f"id {digits}" == redactor.redact_text(f"id {digits}")
+
+    @pytest.mark.parametrize(
+        "key", ["user_id", "meeting_ids", "requestId", "ts", "time", "created", "start_ns", "t_ms"]
+    )
+    def test_digit_strings_under_id_and_time_keys(self, redactor: Redactor, key: str) -> None:
+        """Under an id or time key a bare digit string is an id, even a card-like one."""
+        value = {key: "4111111111111111"}
+
+        assert value is redactor.redact(value)
+        assert {key: REDACTED} == redactor.redact({key: "4111 1111 1111 1111"})
+
+    def test_id_keys_with_extra_patterns_are_scanned(self) -> None:
+        """With user patterns, digit ids are scanned (the pattern may be about them)."""
+        redactor = Redactor(extra_patterns=[r"\b4111\d{12}\b"])
+
+        assert {"user_id": REDACTED} == redactor.redact({"user_id": "4111111111111111"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(digits=st.text(alphabet=string.digits, min_size=13, max_size=19))
+def test_digit_runs_without_a_brand_are_never_cards(digits: str) -> None:
+    """Random 13-19 digit strings failing the IIN/length (or Luhn) check are kept."""
+    assume(not (_brand_ok(digits) and _luhn_ok(digits)))
+
+    assert f"n={digits};" == Redactor().redact_text(f"n={digits};")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.sampled_from(["4", "51", "55", "2221", "2720", "34", "37", "36", "3095", "3528"])
+    | st.sampled_from(["3589", "6011", "644", "649", "65", "62", "300", "305", "38", "39"]),
+    digits=st.text(alphabet=string.digits, min_size=19, max_size=19),
+    size=st.integers(min_value=13, max_value=19),
+)
+def test_branded_luhn_valid_runs_are_cards(prefix: str, digits: str, size: int) -> None:
+    """Every digit run with a brand's prefix and length and a Luhn check digit goes."""
+    card = _check_digit((prefix + digits)[: size - 1])
+    assume(_brand_ok(card))
+
+    assert f"n={REDACTED};" == Redactor().redact_text(f"n={card};")
 
 
 @dataclasses.dataclass
