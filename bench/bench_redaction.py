@@ -113,6 +113,18 @@ def adversarial_texts() -> list[str]:
     ]
 
 
+def adversarial_pairs() -> list[str]:
+    """64k-character strings of nested pairs and flags (each name inside the last value)."""
+    n = 64 * 1024
+    return [
+        "password=" * (n // 9),
+        "-token=" * (n // 7),
+        "password: " * (n // 10),
+        "--token " * (n // 8),
+        "'--token', " * (n // 11),
+    ]
+
+
 def run(rounds: int) -> dict[str, float]:
     """Return the median microseconds per call of each case over *rounds* rounds."""
     redactor = Redactor()
@@ -121,6 +133,7 @@ def run(rounds: int) -> dict[str, float]:
     big = sentry_event()
     counter = iter(range(len(events) * 2))
     hostile = adversarial_texts()
+    nested = adversarial_pairs()
 
     def processor_unique() -> None:
         redactor(None, "info", dict(events[next(counter) % len(events)]))
@@ -132,10 +145,14 @@ def run(rounds: int) -> dict[str, float]:
         "redact(), typical event (repeated)": lambda: redactor.redact(same),
         "redact_sentry_event, 100 crumbs + 20 frames": lambda: redact_sentry_event(redactor, big),
         "redact_text, 8 hostile 64k strings": lambda: [redactor.redact_text(t) for t in hostile],
+        "redact_text, 5 nested pair/flag 64k strings": lambda: [
+            redactor.redact_text(t) for t in nested
+        ],
     }
     calls_of = {name: CALLS_PER_ROUND for name in cases}
     calls_of["redact_sentry_event, 100 crumbs + 20 frames"] = CALLS_PER_ROUND // 20
     calls_of["redact_text, 8 hostile 64k strings"] = 1
+    calls_of["redact_text, 5 nested pair/flag 64k strings"] = 1
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, case in cases.items():
