@@ -14,11 +14,12 @@ from contextlib import closing
 from typing import Final
 
 import structlog
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mina import audio, auth, background, context, db
 from mina.tracing import span
+from mina.web import http_error
 
 __all__ = ["ApiError", "bp", "process_chunk"]
 
@@ -41,12 +42,7 @@ class ApiError(HTTPException):
         self.error = error
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> tuple[Response, int]:
-    code = exc.code or 500
-    error = exc.error if isinstance(exc, ApiError) else exc.name.lower().replace(" ", "_")
-    body = jsonify(error=error, message=exc.description, request_id=g.get("request_id"))
-    return body, code
+bp.register_error_handler(HTTPException, http_error)  # also when mounted on a bare app
 
 
 def _owned_meeting(meeting_id: str) -> db.MeetingRow:

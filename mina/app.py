@@ -13,19 +13,9 @@ from mina import api, auth, cli, db, ops
 from mina.logging_config import configure_logging
 from mina.sentry import init_sentry
 from mina.settings import Settings
-from mina.web import Observability
+from mina.web import Observability, http_error
 
 __all__ = ["create_app"]
-
-
-def _error_response(exc: HTTPException) -> tuple[flask.Response, int]:
-    code = exc.code or 500
-    body = {
-        "error": (exc.name or "error").lower().replace(" ", "_"),
-        "message": exc.description,
-        "request_id": flask.g.get("request_id"),
-    }
-    return flask.jsonify(body), code
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
@@ -56,6 +46,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
         app.register_blueprint(ops.test_bp)
     # JSON errors carrying the request id. A 500 handler (not an Exception handler) keeps
     # Flask's got_request_exception signal, which is how Sentry sees unhandled errors.
-    app.register_error_handler(HTTPException, _error_response)
-    app.register_error_handler(InternalServerError, _error_response)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(InternalServerError, http_error)
     return app

@@ -16,6 +16,7 @@ import flask
 import flask_login
 
 from mina import context, db
+from mina.web import json_error
 
 __all__ = ["User", "current_user", "init_app", "login_required"]
 
@@ -85,11 +86,8 @@ def _load_user(request: flask.Request) -> User | None:
 
 
 def _unauthorized() -> flask.Response:
-    response = flask.jsonify(
-        error="unauthorized",
-        message="a valid API token is required: send 'Authorization: Bearer <token>'",
-        request_id=flask.g.get("request_id"),
+    response = json_error(
+        401, "unauthorized", "a valid API token is required: send 'Authorization: Bearer <token>'"
     )
-    response.status_code = 401
     response.headers["WWW-Authenticate"] = 'Bearer realm="mina"'
     return response

@@ -20,6 +20,7 @@ from typing import Any, Final
 import flask
 import sentry_sdk
 import structlog
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mina import context
@@ -27,7 +28,7 @@ from mina.logging_config import current_redactor
 from mina.redaction import Redactor
 from mina.settings import Settings
 
-__all__ = ["REQUEST_ID_HEADER", "Observability", "request_id_from"]
+__all__ = ["REQUEST_ID_HEADER", "Observability", "http_error", "json_error", "request_id_from"]
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -48,7 +49,7 @@ def request_id_from(header: str | None, redactor: Redactor | None = None) -> tup
     if (
         header is not None
         and _REQUEST_ID.fullmatch(header)
-        and (redactor is None or redactor.redact_text(header) == header)
+        and (redactor is None or not redactor.changes(header))
     ):
         return header, None
     rejected = None
@@ -58,6 +59,27 @@ def request_id_from(header: str | None, redactor: Redactor | None = None) -> tup
         if len(header) > _REJECTED_MAX:
             rejected += f"...({len(header)} chars)"
     return uuid.uuid4().hex, rejected
+
+
+def json_error(status: int, error: str, message: str | None) -> flask.Response:
+    """A JSON error answer, ``{"error", "message", "request_id"}``, with *status*.
+
+    *error* is a code word for programs (``not_found``), *message* a sentence for people;
+    the request id lets a user's report lead to the request's lines and Sentry event.
+    """
+    response = flask.jsonify(error=error, message=message, request_id=flask.g.get("request_id"))
+    response.status_code = status
+    return response
+
+
+def http_error(exc: HTTPException) -> flask.Response:
+    """Flask error handler: any `HTTPException` as a `json_error`.
+
+    The code word is the exception's ``error`` attribute when it has one (as
+    `mina.api.ApiError` does), else its name (``Not Found`` becomes ``not_found``).
+    """
+    error = getattr(exc, "error", None) or (exc.name or "error").lower().replace(" ", "_")
+    return json_error(exc.code or 500, error, exc.description)
 
 
 class Observability:
