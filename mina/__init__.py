@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import metadata
+from mina.settings import package_version
 
-try:
-    __version__ = metadata.version("mina")
-except metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = package_version()
 
 from mina.app import create_app
 

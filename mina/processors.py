@@ -82,20 +82,21 @@ def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict
 
     Uses the active span when there is one, else the scope's propagation context: the
     same values Sentry puts into the ``trace`` context of events, so a log line leads to
-    its trace. Without an active Sentry client there is no per-request trace, so nothing
-    is added rather than a process-wide id that would tie unrelated lines together.
+    its trace (outside any request, that is the process's own trace, as for Sentry's
+    events there). A ``trace_id``/``span_id`` the call or the context brought is kept as
+    ``trace_id_``/``span_id_`` when it differs. Without an active Sentry client nothing
+    is added: no per-request trace exists then.
     """
     if not sentry_sdk.get_client().is_active():
         return event_dict
     scope = sentry_sdk.get_current_scope()
     span = scope.span
-    if span is not None:
-        event_dict.setdefault("trace_id", span.trace_id)
-        event_dict.setdefault("span_id", span.span_id)
-    else:
-        propagation = scope.get_active_propagation_context()
-        event_dict.setdefault("trace_id", propagation.trace_id)
-        event_dict.setdefault("span_id", propagation.span_id)
+    source: Any = span if span is not None else scope.get_active_propagation_context()
+    for key, value in (("trace_id", source.trace_id), ("span_id", source.span_id)):
+        own = event_dict.get(key, value)
+        if own != value:
+            event_dict[key + "_"] = own
+        event_dict[key] = value
     return event_dict
 
 

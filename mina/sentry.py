@@ -44,7 +44,9 @@ def _fail_closed(name: str, hook: Callable[[T, Any], T | None]) -> Callable[[T, 
         try:
             return hook(item, hint)
         except Exception as exc:  # dropping beats sending something unredacted
-            _log.warning("sentry.hook_failed", hook=name, error=type(exc).__name__)
+            _log.warning(
+                "sentry.hook_failed", hook=name, error=type(exc).__name__, detail=str(exc)[:200]
+            )
             return None
 
     guarded.__name__ = name

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["LOG_FORMATS", "ConfigError", "Settings", "mask_dsn", "whole_number"]
+__all__ = [
+    "LOG_FORMATS",
+    "ConfigError",
+    "Settings",
+    "mask_dsn",
+    "package_version",
+    "whole_number",
+]
 
 #: Accepted values of ``LOG_FORMAT``.
 LOG_FORMATS = ("json", "console")
@@ -43,7 +50,8 @@ def mask_dsn(dsn: str) -> str:
     return (scheme.group() if scheme else "") + "***@" + dsn.rpartition("@")[2]
 
 
-def _version() -> str:
+def package_version() -> str:
+    """Return Mina's installed version (``0+unknown`` in a source tree never installed)."""
     try:
         return metadata.version("mina")
     except metadata.PackageNotFoundError:  # running from a source tree without install
@@ -151,7 +159,7 @@ class Settings:
 
     sentry_dsn: str | None = None
     sentry_environment: str = "development"
-    sentry_release: str = field(default_factory=lambda: f"mina@{_version()}")
+    sentry_release: str = field(default_factory=lambda: f"mina@{package_version()}")
     traces_sample_rate: float = 0.1
     profiles_sample_rate: float = 0.1
     sentry_ignore_status_codes: frozenset[int] = frozenset({401, 403, 404})
@@ -184,10 +192,17 @@ class Settings:
             spotlight = spotlight_raw
         else:
             spotlight = _flag(env, "SENTRY_SPOTLIGHT", False)
+        if spotlight and environment != "development":
+            # The SDK posts to the sidecar synchronously, on the thread that logs.
+            raise ConfigError(
+                "SENTRY_SPOTLIGHT",
+                spotlight_raw,
+                "Spotlight sends from the request thread; only with SENTRY_ENVIRONMENT=development",
+            )
         return cls(
             sentry_dsn=_dsn(env),
             sentry_environment=environment,
-            sentry_release=(env.get("SENTRY_RELEASE") or "").strip() or f"mina@{_version()}",
+            sentry_release=(env.get("SENTRY_RELEASE") or "").strip() or f"mina@{package_version()}",
             traces_sample_rate=_rate(env, "SENTRY_TRACES_SAMPLE_RATE", 0.1),
             profiles_sample_rate=_rate(env, "SENTRY_PROFILES_SAMPLE_RATE", 0.1),
             sentry_ignore_status_codes=_status_codes(

@@ -85,7 +85,8 @@ def http_error(exc: HTTPException) -> flask.Response:
 class Observability:
     """Bind request context, log one finished line per request, echo ``X-Request-ID``.
 
-    :param settings: trusted-proxy count and PII policy; read from the environment when
+    :param settings: the trusted-proxy count (the PII policy is the pipeline's, see
+        `mina.context.send_pii`); read from the environment when
         omitted.
     """
 

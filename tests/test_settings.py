@@ -82,6 +82,7 @@ def test_values_are_parsed() -> None:
         ("MINA_TRUSTED_PROXIES", "-1", "MINA_TRUSTED_PROXIES='-1' is invalid"),
         ("MINA_LOGGING_CONFIG", "/no/such.yaml", "MINA_LOGGING_CONFIG='/no/such.yaml' is invalid"),
         ("SENTRY_DSN", "not a dsn", "SENTRY_DSN='not a dsn' is invalid"),
+        ("SENTRY_SPOTLIGHT", "maybe", "SENTRY_SPOTLIGHT='maybe' is invalid: expected 1/0"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str, message: str) -> None:
@@ -175,3 +176,12 @@ def test_bad_logging_config_stops_gunicorn_with_one_line(tmp_path: Path) -> None
     assert 2 == result.returncode
     [line] = result.stderr.splitlines()
     assert line.startswith("mina: configuration error: MINA_LOGGING_CONFIG=")
+
+
+def test_spotlight_only_in_development() -> None:
+    assert Settings.from_env({"SENTRY_SPOTLIGHT": "1"}).sentry_spotlight is True
+    assert "http://localhost:8969/stream" == (
+        Settings.from_env({"SENTRY_SPOTLIGHT": "http://localhost:8969/stream"}).sentry_spotlight
+    )
+    with pytest.raises(ConfigError, match=r"^SENTRY_SPOTLIGHT='1' is invalid: Spotlight sends"):
+        Settings.from_env({"SENTRY_SPOTLIGHT": "1", "SENTRY_ENVIRONMENT": "production"})
