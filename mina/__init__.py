@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from mina.app import create_app
 from mina.settings import package_version
 
 __version__ = package_version()
-
-from mina.app import create_app
 
 __all__ = ["__version__", "create_app"]
