@@ -21,6 +21,7 @@ from sentry_sdk.integrations.flask import FlaskIntegration
 from sentry_sdk.integrations.logging import BreadcrumbHandler, LoggingIntegration, ignore_logger
 from sentry_sdk.scrubber import EventScrubber
 from sentry_sdk.utils import Dsn, capture_internal_exceptions
+from sentry_sdk.utils import logger as sdk_logger
 from werkzeug.exceptions import HTTPException
 
 from mina.processors import CALL_ATTR, EVENT_ATTR
@@ -52,6 +53,8 @@ def _fail_closed(name: str, hook: Callable[[T, Any], T | None]) -> Callable[[T, 
     guarded.__name__ = name
     return guarded
 
+
+_NOTHING: Final = logging.CRITICAL + 1  # a level no record reaches
 
 _NAMES_MAX: Final = 4096  # logger names whose ignore decision is remembered
 
@@ -166,21 +169,17 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     """
     ignored = settings.sentry_ignore_status_codes
 
-    def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
-        if _ignored_status(hint, ignored):
-            return None
-        crumbs = event.pop("breadcrumbs", None)
-        event = redact_sentry_event(redactor, event)
-        if crumbs is not None:
-            event["breadcrumbs"] = _redact_crumbs(redactor, crumbs)
-        return event
-
     def before_send_transaction(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         crumbs = event.pop("breadcrumbs", None)
         event = redact_sentry_event(redactor, event)
         if crumbs is not None:
             event["breadcrumbs"] = _redact_crumbs(redactor, crumbs)
         return event
+
+    def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
+        if _ignored_status(hint, ignored):
+            return None
+        return before_send_transaction(event, hint)  # the same redaction for both
 
     def before_breadcrumb(crumb: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         record = hint.get("log_record") if isinstance(hint, dict) else None
@@ -286,6 +285,9 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
         if settings.sentry_dsn:
             ignore_logger(HOOK_LOGGER)
             sentry_sdk.init(**sentry_options(settings, redactor))
+            # Without debug, the SDK's own filter drops every record of its logger, yet
+            # the logger is set to DEBUG: two records a request were built for nothing.
+            sdk_logger.setLevel(logging.DEBUG if settings.sentry_debug else _NOTHING)
         _initialized = key
     if not settings.sentry_dsn:
         _log.info("sentry.disabled", reason="SENTRY_DSN is not set")
