@@ -234,16 +234,21 @@ def _mina(env: Env) -> tuple[Any, Any]:
 
 def _mina_logger(env: Env, name: str) -> Any:
     _mina(env)
-    from mina.logging_config import MinaBoundLogger, _processors
+    from mina import logging_config as lc
 
-    structlog.configure(  # back to Mina's configuration, which a peer's setup replaced
-        processors=_processors,
-        wrapper_class=MinaBoundLogger,
-        logger_factory=structlog.stdlib.LoggerFactory(),
+    # Back to Mina's structlog configuration and stdlib logger class, which a peer's
+    # setup replaced, exactly as configure_logging leaves them.
+    factory = structlog.stdlib.LoggerFactory(ignore_frame_names=[lc.__name__])
+    logging.setLoggerClass(lc._AppCallerLogger)
+    structlog.configure(
+        processors=lc._processors,
+        wrapper_class=lc.MinaBoundLogger,
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    log = structlog.get_logger(name)
-    log.bind()  # resolve and cache under Mina's configuration
+    log = lc.get_logger(name)  # what Mina's own modules use
+    for method in ("debug", "info", "error"):
+        getattr(log, method)  # resolved now, under Mina's configuration, and kept
     return log
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from contextlib import closing
 from typing import Final
 
-import structlog
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mina import audio, auth, background, context, db
+from mina.logging_config import get_logger
 from mina.tracing import span
 from mina.web import http_error
 
@@ -26,7 +26,7 @@ __all__ = ["ApiError", "bp", "process_chunk"]
 #: The API's blueprint, mounted at ``/api``.
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 TITLE_MAX: Final = 200
 # The spellings of WAV media types seen in the wild.

@@ -29,6 +29,7 @@ import logging.config
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -54,10 +55,12 @@ from mina.settings import ConfigError, Settings
 
 __all__ = [
     "MinaBoundLogger",
+    "MinaLogger",
     "build_processors",
     "configure_logging",
     "current_parts",
     "current_redactor",
+    "get_logger",
 ]
 
 _MINA_FORMATTERS: Final = {
@@ -320,6 +323,8 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             cache_logger_on_first_use=True,
         )
         _current = _Pipeline(key, redactor, foreign)
+        for logger in list(_loggers):
+            logger.__dict__.clear()  # methods of the previous level and chain
         return redactor
 
 
@@ -339,6 +344,50 @@ def current_parts() -> tuple[ForeignRecord, Redactor]:
         redactor = Redactor()
         _defaults = ForeignRecord(_context_processors(redactor)), redactor
     return _defaults
+
+
+class MinaLogger:
+    """A module-level logger (`get_logger`) whose calls cost one attribute lookup.
+
+    Like structlog's lazy proxy it can be made at import time, before configuration;
+    unlike it, once Mina is configured it keeps the bound logger's methods on itself, so
+    ``log.info`` is a plain instance attribute and a filtered ``log.debug`` a bare
+    ``return None`` (structlog's proxy resolves itself again on every call).
+    `configure_logging` makes every one of them forget, so a new level or chain applies.
+    """
+
+    __slots__ = ("__dict__", "__weakref__", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        _loggers.add(self)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):  # copy, pickle and friends probing: not a log method
+            raise AttributeError(attr)
+        value = getattr(structlog.get_logger(self._name).bind(), attr)
+        if _current is not None:  # before configuration, structlog's defaults: not kept
+            self.__dict__[attr] = value
+        return value
+
+    def __repr__(self) -> str:
+        return f"<MinaLogger {self._name!r}>"
+
+
+_loggers: weakref.WeakSet[MinaLogger] = weakref.WeakSet()
+
+
+def get_logger(name: str | None = None) -> MinaLogger:
+    """Return a logger for *name* (default: the calling module's ``__name__``).
+
+    Use it like ``structlog.get_logger``, at module level::
+
+        log = mina.logging_config.get_logger(__name__)
+        log.info("meeting.created", meeting_id=meeting_id)
+    """
+    if name is None:
+        name = sys._getframe(1).f_globals.get("__name__", "root")
+    return MinaLogger(name)
 
 
 def current_redactor() -> Redactor:

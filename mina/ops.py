@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import flask
 import sentry_sdk
-import structlog
+
+from mina.logging_config import get_logger
 
 __all__ = ["bp", "test_bp"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 bp = flask.Blueprint("ops", __name__)
 #: Registered only where test routes are enabled (``MINA_ENABLE_TEST_ROUTES``).

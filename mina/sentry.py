@@ -15,7 +15,6 @@ from fnmatch import fnmatch
 from typing import Any, Final, TypeVar
 
 import sentry_sdk
-import structlog
 from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.flask import FlaskIntegration
 from sentry_sdk.integrations.logging import BreadcrumbHandler, LoggingIntegration, ignore_logger
@@ -24,6 +23,7 @@ from sentry_sdk.utils import Dsn, capture_internal_exceptions
 from sentry_sdk.utils import logger as sdk_logger
 from werkzeug.exceptions import HTTPException
 
+from mina.logging_config import get_logger
 from mina.processors import CALL_ATTR, EVENT_ATTR
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event, redact_sentry_log
 from mina.settings import Settings
@@ -33,7 +33,7 @@ __all__ = ["MinaLoggingIntegration", "init_sentry", "sentry_options"]
 #: Hook failures are reported on this logger, which Sentry itself ignores (no recursion).
 HOOK_LOGGER: Final = "mina.sentry"
 
-_log = structlog.get_logger(HOOK_LOGGER)
+_log = get_logger(HOOK_LOGGER)
 _lock = threading.Lock()
 _initialized: tuple[tuple[Any, ...], Redactor] | None = None
 

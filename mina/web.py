@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mina import context
-from mina.logging_config import current_redactor
+from mina.logging_config import current_redactor, get_logger
 from mina.redaction import Redactor
 from mina.settings import Settings
 
@@ -35,7 +35,7 @@ _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _USER_AGENT_MAX: Final = 256
 _REJECTED_MAX: Final = 64
 
-_log = structlog.get_logger("mina.request")
+_log = get_logger("mina.request")
 
 
 def request_id_from(header: str | None, redactor: Redactor | None = None) -> tuple[str, str | None]:

@@ -506,3 +506,18 @@ def test_formatter_declared_with_class_redacts_like_the_pipeline(
 
     [line] = lines.all()
     assert ("[REDACTED]", 2) == (line["room_code"], line["seats"])
+
+
+def test_mina_logger_follows_reconfiguration(configure: Callable[..., Lines]) -> None:
+    from mina.logging_config import get_logger
+
+    log = get_logger()  # made before configuration, like a module-level logger
+    lines = configure(log_level=logging.WARNING)
+    log.debug("hidden")
+    log.warning("shown", n=1)
+    lines = configure(log_level=logging.DEBUG)
+    log.debug("now.shown")
+
+    assert ["now.shown"] == [line["event"] for line in lines.all()]
+    assert __name__ == lines.all()[0]["logger"]
+    assert "<MinaLogger 'tests.test_logging_config'>" == repr(log)
