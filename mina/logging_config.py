@@ -2,8 +2,8 @@
 
 ::
 
-    structlog call ──► merge contextvars ─► level ─► logger ─► timestamp ─► trace ids
-                       ─► redaction ─► reserved-key guard ─► RenderToLogKwargs
+    structlog call ──► merge contextvars ─► redaction ─► reserved/head-key guard
+                       ─► level ─► logger ─► timestamp ─► trace ids ─► RenderToLogKwargs
                                                                    │
     logging.getLogger(...) record ─────────────────────────────────┤ (same context and
                                                                    ▼  redaction in the
@@ -14,8 +14,11 @@
                                                                   (redacted again in before_*)
 
 `configure_logging` builds it once per process (calling it again with the same settings
-does nothing). The chain's processors are in `mina.processors`, redaction in
-`mina.redaction`, stdout handlers in ``logging.yaml``, Sentry options in `mina.sentry`.
+does nothing); `get_logger` hands out module loggers that follow it. The chain's
+processors are in `mina.processors`, redaction in `mina.redaction`, stdout handlers in
+``logging.yaml``, Sentry options and hooks in `mina.sentry`, the Flask wiring in
+`mina.web`. A new piece of context belongs in `mina.context`; a new redaction rule in
+`mina.redaction` (or, without code, ``MINA_REDACT_KEYS`` and ``logging.yaml``).
 """
 
 from __future__ import annotations
