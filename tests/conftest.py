@@ -7,11 +7,13 @@ import json
 import logging
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+import wave
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +29,18 @@ from mina.settings import Settings
 from mina.testing import SentryIngest
 
 ROOT = Path(__file__).resolve().parent.parent
+_FORMATS = {1: "B", 2: "h", 4: "i"}
+
+
+def make_wav(samples: list[int], *, width: int = 2, channels: int = 1, rate: int = 16000) -> bytes:
+    """A PCM WAV file holding *samples* (interleaved, already in the width's range)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(channels)
+        writer.setsampwidth(width)
+        writer.setframerate(rate)
+        writer.writeframes(struct.pack(f"<{len(samples)}{_FORMATS[width]}", *samples))
+    return buffer.getvalue()
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +55,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
     with sentry_sdk.isolation_scope():
         yield
     context.clear()
+    context.set_pii_policy(False)
     # No Sentry client leaks into the next test; a closed client flushes first.
     client = sentry_sdk.get_client()
     if client.is_active():

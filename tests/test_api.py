@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import struct
-import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -17,30 +14,10 @@ import structlog
 from structlog.testing import capture_logs
 
 import mina
-from mina import api, audio, auth, background, context, db
+from mina import api, audio, auth, background, db
 from mina.testing import SentryIngest
 
-from .conftest import Lines
-
-
-def make_wav(samples: list[int], *, rate: int = 16000, channels: int = 1) -> bytes:
-    """A 16-bit PCM WAV file holding *samples*."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(channels)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(struct.pack(f"<{len(samples)}h", *samples))
-    return buffer.getvalue()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_context() -> Iterator[None]:
-    """Bound log context and the Sentry scope do not leak between tests."""
-    context.clear()
-    with sentry_sdk.isolation_scope():
-        yield
-    context.clear()
+from .conftest import Lines, make_wav
 
 
 @pytest.fixture

@@ -13,19 +13,9 @@ from hypothesis import strategies as st
 
 from mina.audio import SILENCE_DBFS, InvalidAudio, read_wav, rms_dbfs
 
+from .conftest import make_wav
+
 _LIMITS = {1: (0, 255), 2: (-32768, 32767), 4: (-(2**31), 2**31 - 1)}
-_FORMATS = {1: "B", 2: "h", 4: "i"}
-
-
-def make_wav(samples: list[int], *, width: int = 2, channels: int = 1, rate: int = 16000) -> bytes:
-    """A PCM WAV file holding *samples* (interleaved, already in the width's range)."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(channels)
-        writer.setsampwidth(width)
-        writer.setframerate(rate)
-        writer.writeframes(struct.pack(f"<{len(samples)}{_FORMATS[width]}", *samples))
-    return buffer.getvalue()
 
 
 def reference_dbfs(samples: list[int], width: int) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -13,16 +12,6 @@ import sentry_sdk
 import structlog
 
 from mina import auth, context, db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_context() -> Iterator[None]:
-    """Bound log context and the Sentry user do not leak between tests."""
-    context.clear()
-    with sentry_sdk.isolation_scope():
-        yield
-    context.clear()
-    context.set_pii_policy(False)
 
 
 @pytest.fixture

@@ -8,10 +8,7 @@ request_id, user and meeting.
 from __future__ import annotations
 
 import http.client
-import io
 import json
-import struct
-import wave
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -21,20 +18,10 @@ from typing import Any
 from mina import db
 from mina.testing import SentryIngest
 
-from .conftest import Server
+from .conftest import Server, make_wav
 
 USERS = 6
 ROUNDS = 4
-
-
-def wav_bytes() -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(8000)
-        writer.writeframes(struct.pack("<800h", *([3000, -3000] * 400)))
-    return buffer.getvalue()
 
 
 def call(
@@ -95,7 +82,7 @@ def test_concurrent_requests_never_cross_talk(
                     "POST",
                     f"/api/meetings/{meeting}/chunks",
                     {**auth, "Content-Type": "audio/wav"},
-                    wav_bytes(),
+                    make_wav([3000, -3000] * 400, rate=8000),
                     202,
                 ),
                 (f"{base}-boom", "GET", f"/api/meetings/{meeting}/explode", auth, None, 500),

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import re
-import struct
-import wave
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -24,7 +21,7 @@ from mina import background, db
 from mina.testing import SentryIngest
 from mina.web import request_id_from
 
-from .conftest import Lines
+from .conftest import Lines, make_wav
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -34,16 +31,6 @@ def make_user(path: str, username: str, email: str | None = None) -> tuple[int, 
     with closing(db.connect(path)) as conn:
         user = db.create_user(conn, username, email)
         return user.id, db.create_token(conn, user.id)
-
-
-def wav_bytes(frames: int = 1600) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(16000)
-        writer.writeframes(struct.pack(f"<{frames}h", *([1000, -1000] * (frames // 2))))
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -304,7 +291,7 @@ def test_background_job_keeps_context_and_reports_to_sentry(
 
     response = client.post(
         f"/api/meetings/{meeting['id']}/chunks",
-        data=wav_bytes(),
+        data=make_wav([1000, -1000] * 800),
         headers={**auth, "Content-Type": "audio/wav"},
     )
     queued = client.post(f"/api/meetings/{meeting['id']}/fail-later", headers=auth)
