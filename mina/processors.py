@@ -73,7 +73,7 @@ CALL_ATTR: Final = "_mina_call"
 
 def add_timestamp(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Add ``timestamp``: now, ISO 8601 in UTC with microseconds, always the same width."""
-    event_dict["timestamp"] = _iso_now()
+    event_dict["timestamp"] = _iso(datetime.now(UTC))
     return event_dict
 
 
@@ -173,13 +173,9 @@ class RenderToLogKwargs:
         return kwargs
 
 
-def _iso(timestamp: float) -> str:
-    # "+00:00" cut for "Z"; timespec keeps ".000000" that isoformat() would drop.
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+def _iso(moment: datetime) -> str:
+    # A UTC datetime: "+00:00" cut for "Z"; timespec keeps the ".000000" isoformat() drops.
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 #: A processor that returns an event dict (not a rendered value): the foreign chain's kind.
@@ -207,7 +203,7 @@ class ForeignRecord:
         except Exception:  # bad %-args in someone else's call: keep what we can
             message = f"{record.msg!s} {record.args!r}"
         event_dict: EventDict = {
-            "timestamp": _iso(record.created),
+            "timestamp": _iso(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": message,
