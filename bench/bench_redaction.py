@@ -24,7 +24,7 @@ def typical_event(i: int) -> dict[str, Any]:
     return {
         "event": "meeting.transcribed",
         "level": "info",
-        "logger": "mina.web",
+        "logger": "mina.observability.flask",
         "timestamp": f"2026-11-29T05:{i % 60:02d}:{i % 59:02d}.{i % 999999:06d}Z",
         "request_id": str(uuid.UUID(int=i)),
         "method": "POST",
@@ -43,7 +43,7 @@ def sentry_event() -> dict[str, Any]:
         "filename": "mina/web.py",
         "abs_path": "/app/mina/web.py",
         "function": "transcribe",
-        "module": "mina.web",
+        "module": "mina.observability.flask",
         "lineno": 42,
         "pre_context": ["def transcribe(meeting_id):", "    audio = load(meeting_id)"],
         "context_line": "    result = client.transcribe(audio, api_key=settings.api_key)",
@@ -62,7 +62,7 @@ def sentry_event() -> dict[str, Any]:
         "timestamp": "2026-11-29T05:00:00.000000Z",
         "level": "error",
         "platform": "python",
-        "logger": "mina.web",
+        "logger": "mina.observability.flask",
         "logentry": {"message": "transcription failed", "params": []},
         "exception": {
             "values": [
@@ -77,7 +77,7 @@ def sentry_event() -> dict[str, Any]:
             "values": [
                 {
                     "type": "log",
-                    "category": "mina.web",
+                    "category": "mina.observability.flask",
                     "level": "info",
                     "message": f"meeting.chunk_uploaded chunk={n}",
                     "data": {"meeting_id": "m-77", "chunk": n, "bytes": 32768},

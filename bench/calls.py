@@ -214,7 +214,7 @@ def _mina(env: Env) -> tuple[Any, Any]:
     if "mina" in env.clients:
         return env.clients["mina"], env.clients["mina.redactor"]
     from mina.logging_config import configure_logging
-    from mina.sentry import sentry_options
+    from mina.observability.sentry import sentry_options
     from mina.settings import Settings
 
     settings = replace(

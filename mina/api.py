@@ -16,10 +16,11 @@ from typing import Final
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from mina import audio, auth, background, context, db
+from mina import audio, auth, db
+from mina.errors import http_error
 from mina.logging_config import get_logger
-from mina.tracing import span
-from mina.web import http_error
+from mina.observability import background, context
+from mina.observability.tracing import span
 
 __all__ = ["ApiError", "bp", "process_chunk"]
 
@@ -149,7 +150,7 @@ def process_chunk(database: str, chunk_id: int, wav: audio.Wav) -> float:
     """Measure a received chunk's level and mark it ``processed``; return the level.
 
     Runs as a background job, with its own connection to *database*. On failure the chunk
-    is marked ``failed`` and the exception propagates (`mina.background` logs it).
+    is marked ``failed`` and the exception propagates (`mina.observability.background` logs it).
     """
     with closing(db.connect(database)) as conn:
         try:

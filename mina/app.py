@@ -10,10 +10,11 @@ import flask
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from mina import api, auth, cli, db, ops
+from mina.errors import http_error
 from mina.logging_config import configure_logging
-from mina.sentry import init_sentry
+from mina.observability.flask import Observability
+from mina.observability.sentry import init_sentry
 from mina.settings import Settings
-from mina.web import Observability, http_error
 
 __all__ = ["create_app"]
 

@@ -2,8 +2,8 @@
 
 Clients send ``Authorization: Bearer <token>`` (a token from ``mina users create``) on
 every request; nothing is kept in a session or a cookie. The authenticated user is bound
-to the log context and the Sentry scope through `mina.context.bind_user`, which decides
-whether the email may be kept.
+to the log context and the Sentry scope through
+`mina.observability.context.bind_user`, which decides whether the email may be kept.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import ParamSpec, TypeVar, cast
 import flask
 import flask_login
 
-from mina import context, db
-from mina.web import json_error
+from mina import db
+from mina.errors import json_error
+from mina.observability import context
 
 __all__ = ["User", "current_user", "init_app", "login_required"]
 

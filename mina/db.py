@@ -24,8 +24,8 @@ from typing import Any, Final, Literal, get_args
 
 from flask import Flask, current_app, g
 
+from mina.observability.tracing import span
 from mina.settings import Settings
-from mina.tracing import span
 
 __all__ = [
     "TOKEN_PREFIX",

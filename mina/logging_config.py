@@ -14,11 +14,14 @@
                                                                   (redacted again in before_*)
 
 `configure_logging` builds it once per process (calling it again with the same settings
-does nothing); `get_logger` hands out module loggers that follow it. The chain's
-processors are in `mina.processors`, redaction in `mina.redaction`, stdout handlers in
-``logging.yaml``, Sentry options and hooks in `mina.sentry`, the Flask wiring in
-`mina.web`. A new piece of context belongs in `mina.context`; a new redaction rule in
-`mina.redaction` (or, without code, ``MINA_REDACT_KEYS`` and ``logging.yaml``).
+does nothing); `get_logger` hands out module loggers that follow it. Where each part lives:
+
+- the processors: `mina.observability.processors`; context keys and their order:
+  `mina.observability.schema`; binding context: `mina.observability.context`;
+- redaction: `mina.redaction` (or, without code, ``MINA_REDACT_KEYS`` and ``logging.yaml``);
+- stdout handlers and levels: ``logging.yaml``; its formatters: `mina.observability.formatters`;
+- Sentry options and hooks: `mina.observability.sentry`; the Flask wiring:
+  `mina.observability.flask`.
 """
 
 from __future__ import annotations
@@ -43,9 +46,9 @@ import structlog
 import yaml
 from structlog.typing import Processor
 
-from mina import context
-from mina.formatters import ConsoleFormatter, JsonFormatter
-from mina.processors import (
+from mina.observability import context
+from mina.observability.formatters import ConsoleFormatter, JsonFormatter
+from mina.observability.processors import (
     EventProcessor,
     ForeignRecord,
     RenameReservedKeys,

@@ -22,9 +22,9 @@ from typing import IO, Any
 import pytest
 import sentry_sdk
 
-import mina.sentry
-from mina import context
+import mina.observability.sentry.options
 from mina.logging_config import configure_logging
+from mina.observability import context
 from mina.settings import Settings
 from mina.testing import SentryIngest
 
@@ -61,7 +61,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
     if client.is_active():
         client.close(timeout=2)
     sentry_sdk.get_global_scope().set_client(None)
-    mina.sentry._initialized = None
+    mina.observability.sentry.options._initialized = None
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ import structlog
 from structlog.testing import capture_logs
 
 import mina
-from mina import api, audio, auth, background, db
+from mina import api, audio, auth, db
+from mina.observability import background
 from mina.testing import SentryIngest
 
 from .conftest import Lines, make_wav

@@ -11,7 +11,8 @@ import pytest
 import sentry_sdk
 import structlog
 
-from mina import auth, context, db
+from mina import auth, db
+from mina.observability import context
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""mina.background: jobs keep the submitter's context, and the queue is bounded."""
+"""mina.observability.background: jobs keep the submitter's context, and the queue is bounded."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import sentry_sdk
 import structlog
 
-from mina import background, context
+from mina.observability import background, context
 
 from .conftest import Lines
 

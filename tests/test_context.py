@@ -1,4 +1,4 @@
-"""mina.context: one call binds the log context and the Sentry scope together."""
+"""mina.observability.context: one call binds the log context and the Sentry scope together."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Callable
 import sentry_sdk
 import structlog
 
-from mina import context
 from mina.logging_config import current_redactor
-from mina.sentry import init_sentry
+from mina.observability import context
+from mina.observability.sentry import init_sentry
 from mina.settings import Settings
 from mina.testing import SentryIngest
 

@@ -18,9 +18,9 @@ import sentry_sdk
 import structlog
 from freezegun import freeze_time
 
-from mina import context
 from mina.logging_config import configure_logging, current_redactor
-from mina.sentry import init_sentry
+from mina.observability import context
+from mina.observability.sentry import init_sentry
 from mina.settings import ConfigError, Settings
 from mina.testing import SentryIngest
 
@@ -496,7 +496,7 @@ def test_formatter_declared_with_class_redacts_like_the_pipeline(
     path = tmp_path / "logging.yaml"
     path.write_text(
         "version: 1\n"
-        "formatters: {plain: {class: mina.formatters.JsonFormatter}}\n"
+        "formatters: {plain: {class: mina.observability.formatters.JsonFormatter}}\n"
         "handlers: {out: {class: logging.StreamHandler, stream: ext://sys.stdout,"
         " formatter: plain}}\n"
         "root: {level: INFO, handlers: [out]}\n"

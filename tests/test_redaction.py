@@ -949,7 +949,7 @@ def realistic_event() -> dict[str, Any]:
         "timestamp": "2026-11-29T05:00:00.000000Z",
         "platform": "python",
         "level": "error",
-        "logger": "mina.web",
+        "logger": "mina.observability.flask",
         "release": "mina@0.1.0",
         "environment": "production",
         "server_name": "web-1",
@@ -974,7 +974,7 @@ def realistic_event() -> dict[str, Any]:
                                 "filename": "mina/web.py",
                                 "abs_path": "/app/mina/web.py",
                                 "function": "login",
-                                "module": "mina.web",
+                                "module": "mina.observability.flask",
                                 "lineno": 42,
                                 "pre_context": ["def login():", "    # the secret path"],
                                 "context_line": '    password = request.json["password"]',
@@ -1027,7 +1027,7 @@ def realistic_event() -> dict[str, Any]:
             "values": [
                 {
                     "type": "log",
-                    "category": "mina.web",
+                    "category": "mina.observability.flask",
                     "message": "calling https://api?api_key=crumbkey",
                     "data": {"refresh_token": "crumbtok", "meeting_id": "m-77"},
                     "timestamp": "2026-11-29T04:59:59Z",

@@ -15,8 +15,8 @@ from sentry_sdk.integrations.logging import (
     unignore_logger,
 )
 
-from mina import context
-from mina.sentry import MinaLoggingIntegration, _BreadcrumbHandler
+from mina.observability import context
+from mina.observability.sentry.sdk import MinaLoggingIntegration, _BreadcrumbHandler
 from mina.testing import SentryIngest
 
 from .conftest import Lines

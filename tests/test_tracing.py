@@ -1,4 +1,4 @@
-"""mina.tracing.span: spans that arrive in Sentry, and log lines that point at them."""
+"""mina.observability.tracing.span: spans that reach Sentry, and log lines that point at them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sentry_sdk
 import structlog
 
 from mina.logging_config import current_redactor
-from mina.sentry import init_sentry
+from mina.observability.sentry import init_sentry
+from mina.observability.tracing import span
 from mina.settings import Settings
 from mina.testing import SentryIngest
-from mina.tracing import span
 
 from .conftest import Lines
 

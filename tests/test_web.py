@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mina
-from mina import background, db
+from mina import db
+from mina.observability import background
+from mina.observability.flask import request_id_from
 from mina.testing import SentryIngest
-from mina.web import request_id_from
 
 from .conftest import Lines, make_wav
 

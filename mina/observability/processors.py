@@ -16,7 +16,7 @@ import sentry_sdk
 from structlog.stdlib import render_to_log_kwargs
 from structlog.typing import EventDict, WrappedLogger
 
-from mina.context import SCOPED_KEYS, bound_keys
+from mina.observability.context import SCOPED_KEYS, bound_keys
 
 __all__ = [
     "CALL_ATTR",
@@ -148,7 +148,7 @@ class RenderToLogKwargs:
     along in the private ``_mina_event`` extra: Mina's formatters serialise it as is
     instead of walking the record again, and Sentry skips underscore extras, so
     request-wide context reaches Sentry only through its own fields (tags, user,
-    contexts), set by `mina.context`. The call's keys also ride as one dict
+    contexts), set by `mina.observability.context`. The call's keys also ride as one dict
     (``_mina_call``) for Mina's breadcrumb handler.
     """
 

@@ -5,9 +5,9 @@ the request's context when it starts, write one finished line with status, durat
 size, echo ``X-Request-ID`` on every response (errors included), and clear the context
 when the request ends so nothing survives into the next request on the same thread.
 
-Sentry's FlaskIntegration (enabled in `mina.sentry`) gives each request its own scope and
-transaction and continues incoming ``sentry-trace``/``baggage`` headers; the context bound
-here lands in that scope too, through `mina.context`.
+Sentry's FlaskIntegration (enabled in `mina.observability.sentry`) gives each request its
+own scope and transaction and continues incoming ``sentry-trace``/``baggage`` headers;
+the context bound here lands in that scope too, through `mina.observability.context`.
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ from typing import Any, Final
 import flask
 import sentry_sdk
 import structlog
-from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from mina import context
 from mina.logging_config import current_redactor, get_logger
+from mina.observability import context
 from mina.redaction import Redactor
 from mina.settings import Settings
 
-__all__ = ["REQUEST_ID_HEADER", "Observability", "http_error", "json_error", "request_id_from"]
+__all__ = ["REQUEST_ID_HEADER", "Observability", "request_id_from"]
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -61,32 +60,11 @@ def request_id_from(header: str | None, redactor: Redactor | None = None) -> tup
     return uuid.uuid4().hex, rejected
 
 
-def json_error(status: int, error: str, message: str | None) -> flask.Response:
-    """A JSON error answer, ``{"error", "message", "request_id"}``, with *status*.
-
-    *error* is a code word for programs (``not_found``), *message* a sentence for people;
-    the request id lets a user's report lead to the request's lines and Sentry event.
-    """
-    response = flask.jsonify(error=error, message=message, request_id=flask.g.get("request_id"))
-    response.status_code = status
-    return response
-
-
-def http_error(exc: HTTPException) -> flask.Response:
-    """Flask error handler: any `HTTPException` as a `json_error`.
-
-    The code word is the exception's ``error`` attribute when it has one (as
-    `mina.api.ApiError` does), else its name (``Not Found`` becomes ``not_found``).
-    """
-    error = getattr(exc, "error", None) or (exc.name or "error").lower().replace(" ", "_")
-    return json_error(exc.code or 500, error, exc.description)
-
-
 class Observability:
     """Bind request context, log one finished line per request, echo ``X-Request-ID``.
 
     :param settings: the trusted-proxy count (the PII policy is the pipeline's, see
-        `mina.context.send_pii`); read from the environment when
+        `mina.observability.context.send_pii`); read from the environment when
         omitted.
     """
 

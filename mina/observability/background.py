@@ -34,7 +34,7 @@ T = TypeVar("T")
 _MAX_WORKERS: Final = 4
 #: Jobs waiting or running at once, per process.
 MAX_PENDING: Final = 16
-_log = get_logger("mina.background")
+_log = get_logger("mina.observability.background")
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _slots = threading.BoundedSemaphore(MAX_PENDING)

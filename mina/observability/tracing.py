@@ -3,7 +3,8 @@
 Thin over `sentry_sdk.start_span` so the SDK's own spelling keeps working
 (``with sentry_sdk.start_span(op="db", name="SELECT meetings")``) while Mina code can
 write ``with span("db", "SELECT meetings")`` or decorate a function with ``@span("ai")``.
-Log lines written inside a span carry its ``span_id`` (see `mina.processors.add_trace_ids`).
+Log lines written inside a span carry its ``span_id`` (see
+`mina.observability.processors.add_trace_ids`).
 With Sentry off, or the trace not sampled, a span costs next to nothing.
 """
 

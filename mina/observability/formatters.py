@@ -1,10 +1,11 @@
 """Stdlib formatters for the stdout stream: one JSON object per line, or a console view.
 
-Both take the finished event dict a structlog call left on the record (``_mina_event``,
-see `mina.processors.RenderToLogKwargs`) and serialise it as is, so the JSON work happens
-once. Records from other libraries go through `mina.processors.ForeignRecord` first and
-come out with the same schema, context and redaction. The rendered exception is redacted
-here, because it only exists as text once the formatter renders it.
+Both take the finished event dict a structlog call left on the record (see
+`mina.observability.processors.RenderToLogKwargs`) and serialise it as is, so the JSON
+work happens once. Records from other libraries go through
+`mina.observability.processors.ForeignRecord` first and come out with the same schema,
+context and redaction. The rendered exception is redacted here, because it only exists
+as text once the formatter renders it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 import structlog
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from mina.processors import EVENT_ATTR, ForeignRecord
+from mina.observability.processors import EVENT_ATTR, ForeignRecord
 from mina.redaction import Redactor
 
 __all__ = ["ConsoleFormatter", "JsonFormatter", "dumps", "json_default"]

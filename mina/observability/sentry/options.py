@@ -11,27 +11,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from fnmatch import fnmatch
 from typing import Any, Final, TypeVar
 
 import sentry_sdk
-from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.flask import FlaskIntegration
-from sentry_sdk.integrations.logging import BreadcrumbHandler, LoggingIntegration, ignore_logger
-from sentry_sdk.scrubber import EventScrubber
-from sentry_sdk.utils import Dsn, capture_internal_exceptions
-from sentry_sdk.utils import logger as sdk_logger
+from sentry_sdk.integrations.logging import ignore_logger
+from sentry_sdk.utils import Dsn
 from werkzeug.exceptions import HTTPException
 
 from mina.logging_config import get_logger
-from mina.processors import CALL_ATTR, EVENT_ATTR
+from mina.observability.processors import EVENT_ATTR
+from mina.observability.sentry.sdk import MinaLoggingIntegration, MinaScrubs, quiet_sdk_logger
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event, redact_sentry_log
 from mina.settings import Settings
 
-__all__ = ["MinaLoggingIntegration", "init_sentry", "sentry_options"]
+__all__ = ["init_sentry", "sentry_options"]
 
 #: Hook failures are reported on this logger, which Sentry itself ignores (no recursion).
-HOOK_LOGGER: Final = "mina.sentry"
+HOOK_LOGGER: Final = "mina.observability.sentry"
 
 _log = get_logger(HOOK_LOGGER)
 _lock = threading.Lock()
@@ -54,85 +51,10 @@ def _fail_closed(name: str, hook: Callable[[T, Any], T | None]) -> Callable[[T, 
     return guarded
 
 
-_NOTHING: Final = logging.CRITICAL + 1  # a level no record reaches
-
-_NAMES_MAX: Final = 4096  # logger names whose ignore decision is remembered
-
-
-class _BreadcrumbHandler(BreadcrumbHandler):
-    """Sentry's breadcrumb handler with the same breadcrumbs, for less per record.
-
-    Sentry's handler matches the record's logger name against every ignored logger with
-    `fnmatch` and formats the record again for each record; this one remembers the
-    decision per logger name (forgotten whenever the ignore list changes) and reuses the
-    message the stdout formatter already put on the record (``record.message``, computed
-    with ``getMessage()`` when no formatter did). The breadcrumb itself is built by
-    Sentry's own ``_breadcrumb_from_record``.
-    """
-
-    def __init__(self, level: int) -> None:
-        super().__init__(level=level)
-        self._ignored: frozenset[str] = frozenset()
-        self._decisions: dict[str, bool] = {}
-
-    def _can_record(self, record: logging.LogRecord) -> bool:
-        ignored = sentry_logging._IGNORED_LOGGERS
-        if ignored != self._ignored:  # ignore_logger()/unignore_logger() since last time
-            self._ignored = frozenset(ignored)
-            self._decisions = {}
-        decisions = self._decisions
-        name = record.name
-        decision = decisions.get(name)
-        if decision is None:
-            stripped = name.strip()
-            decision = not any(fnmatch(stripped, pattern) for pattern in self._ignored)
-            if len(decisions) >= _NAMES_MAX:
-                decisions.clear()
-            decisions[name] = decision
-        return decision
-
-    def _extra_from_record(self, record: logging.LogRecord) -> Any:
-        # A structlog call's keys, already collected by the chain (`RenderToLogKwargs`).
-        call = record.__dict__.get(CALL_ATTR)
-        return dict(call) if call is not None else super()._extra_from_record(record)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with capture_internal_exceptions():
-            if not self._can_record(record):
-                return
-            if "message" not in record.__dict__:
-                record.message = record.getMessage()
-            sentry_sdk.add_breadcrumb(
-                self._breadcrumb_from_record(record), hint={"log_record": record}
-            )
-
-
-class MinaLoggingIntegration(LoggingIntegration):
-    """Sentry's LoggingIntegration (same identifier, options and events) with
-    `_BreadcrumbHandler` for breadcrumbs."""
-
-    def __init__(self, level: int | None = logging.INFO, **kwargs: Any) -> None:
-        super().__init__(level=level, **kwargs)
-        if level is not None:
-            self._breadcrumb_handler = _BreadcrumbHandler(level=level)
-
-
 #: Set by ``before_breadcrumb`` on what it returns, removed by ``before_send``: Sentry
 #: serialises an event (copying every dict) before ``before_send`` sees it, so only a key
 #: survives to say "already redacted".
 _REDACTED_MARK: Final = "_mina_redacted"
-
-
-class _MinaScrubs(EventScrubber):
-    """Sentry's event scrubber, handing the job to Mina's redactor.
-
-    Mina's hooks redact a superset of the scrubber's denylist in every payload; the
-    scrubber would walk each event once more on the calling thread and write a second
-    marker (``[Filtered]``) beside Mina's ``[REDACTED]``.
-    """
-
-    def scrub_event(self, event: Any) -> None:
-        """Leave *event* to ``before_send``."""
 
 
 def _redact_crumbs(redactor: Redactor, crumbs: Any) -> Any:
@@ -222,7 +144,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
             ),
             FlaskIntegration(transaction_style="url"),
         ],
-        "event_scrubber": _MinaScrubs(),
+        "event_scrubber": MinaScrubs(),
         "before_send": _fail_closed("before_send", before_send),
         "before_send_transaction": _fail_closed("before_send_transaction", before_send_transaction),
         "before_breadcrumb": _fail_closed("before_breadcrumb", before_breadcrumb),
@@ -285,9 +207,7 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
         if settings.sentry_dsn:
             ignore_logger(HOOK_LOGGER)
             sentry_sdk.init(**sentry_options(settings, redactor))
-            # Without debug, the SDK's own filter drops every record of its logger, yet
-            # the logger is set to DEBUG: two records a request were built for nothing.
-            sdk_logger.setLevel(logging.DEBUG if settings.sentry_debug else _NOTHING)
+            quiet_sdk_logger(settings.sentry_debug)
         _initialized = key
     if not settings.sentry_dsn:
         _log.info("sentry.disabled", reason="SENTRY_DSN is not set")
