@@ -234,19 +234,19 @@ def _mina(env: Env) -> tuple[Any, Any]:
 
 def _mina_logger(env: Env, name: str) -> Any:
     _mina(env)
-    from mina import logging_config as lc
+    from mina.observability import pipeline
 
     # Back to Mina's structlog configuration and stdlib logger class, which a peer's
     # setup replaced, exactly as configure_logging leaves them.
-    factory = structlog.stdlib.LoggerFactory(ignore_frame_names=[lc.__name__])
-    logging.setLoggerClass(lc._AppCallerLogger)
+    factory = structlog.stdlib.LoggerFactory(ignore_frame_names=[pipeline.__name__])
+    logging.setLoggerClass(pipeline.AppCallerLogger)
     structlog.configure(
-        processors=lc._processors,
-        wrapper_class=lc.MinaBoundLogger,
+        processors=pipeline.PIPELINE.processors,
+        wrapper_class=pipeline.MinaBoundLogger,
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    log = lc.get_logger(name)  # what Mina's own modules use
+    log = pipeline.get_logger(name)  # what Mina's own modules use
     for method in ("debug", "info", "error"):
         getattr(log, method)  # resolved now, under Mina's configuration, and kept
     return log

@@ -18,8 +18,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mina import audio, auth, db
 from mina.errors import http_error
-from mina.logging_config import get_logger
 from mina.observability import background, context
+from mina.observability.pipeline import get_logger
 from mina.observability.tracing import span
 
 __all__ = ["ApiError", "bp", "process_chunk"]

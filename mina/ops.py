@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 import sentry_sdk
 
-from mina.logging_config import get_logger
+from mina.observability.pipeline import get_logger
 
 __all__ = ["bp", "test_bp"]
 

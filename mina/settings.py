@@ -12,9 +12,10 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
+from typing import Any, Final
 
 __all__ = [
     "LOG_FORMATS",
@@ -149,6 +150,12 @@ def whole_number(env: Mapping[str, str], name: str, default: int, minimum: int =
     return value
 
 
+# Which part of Mina reads a setting: equal parts mean nothing to rebuild (`Settings.part`).
+_LOGGING: Final = {"parts": frozenset({"logging"})}
+_SENTRY: Final = {"parts": frozenset({"sentry"})}
+_BOTH: Final = {"parts": frozenset({"logging", "sentry"})}
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of Mina's observability, parsed and validated.
@@ -157,23 +164,37 @@ class Settings:
     to tell whether a reconfiguration is needed.
     """
 
-    sentry_dsn: str | None = None
-    sentry_environment: str = "development"
-    sentry_release: str = field(default_factory=lambda: f"mina@{package_version()}")
-    traces_sample_rate: float = 0.1
-    profiles_sample_rate: float = 0.1
-    sentry_ignore_status_codes: frozenset[int] = frozenset({401, 403, 404})
-    sentry_enable_logs: bool = False
-    sentry_spotlight: str | bool = False
-    sentry_debug: bool = False
-    log_level: int = logging.INFO
-    log_format: str = "json"
-    logging_config: Path | None = None
+    sentry_dsn: str | None = field(default=None, metadata=_SENTRY)
+    sentry_environment: str = field(default="development", metadata=_SENTRY)
+    sentry_release: str = field(
+        default_factory=lambda: f"mina@{package_version()}", metadata=_SENTRY
+    )
+    traces_sample_rate: float = field(default=0.1, metadata=_SENTRY)
+    profiles_sample_rate: float = field(default=0.1, metadata=_SENTRY)
+    sentry_ignore_status_codes: frozenset[int] = field(
+        default=frozenset({401, 403, 404}), metadata=_SENTRY
+    )
+    sentry_enable_logs: bool = field(default=False, metadata=_SENTRY)
+    sentry_spotlight: str | bool = field(default=False, metadata=_SENTRY)
+    sentry_debug: bool = field(default=False, metadata=_SENTRY)
+    log_level: int = field(default=logging.INFO, metadata=_LOGGING)
+    log_format: str = field(default="json", metadata=_LOGGING)
+    logging_config: Path | None = field(default=None, metadata=_LOGGING)
     enable_test_routes: bool = True
-    send_pii: bool = False
-    redact_keys: tuple[str, ...] = ()
+    send_pii: bool = field(default=False, metadata=_BOTH)
+    redact_keys: tuple[str, ...] = field(default=(), metadata=_LOGGING)
     trusted_proxies: int = 0
     database: Path = Path("var/mina.sqlite3")
+
+    def part(self, name: str) -> tuple[Any, ...]:
+        """Return the values of the settings that part *name* (``"logging"``, ``"sentry"``)
+        reads, in field order: the pipeline and Sentry are rebuilt only when theirs differ.
+        """
+        return tuple(
+            getattr(self, item.name)
+            for item in fields(self)
+            if name in item.metadata.get("parts", ())
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -25,6 +25,7 @@ import sentry_sdk
 import mina.observability.sentry.options
 from mina.logging_config import configure_logging
 from mina.observability import context
+from mina.observability.pipeline import PIPELINE
 from mina.settings import Settings
 from mina.testing import SentryIngest
 
@@ -55,7 +56,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
     with sentry_sdk.isolation_scope():
         yield
     context.clear()
-    context.set_pii_policy(False)
+    if PIPELINE.send_pii:  # the policy is the pipeline's: back to the default for the next test
+        configure_logging(Settings(), force=True)
+        logging.getLogger().handlers.clear()
     # No Sentry client leaks into the next test; a closed client flushes first.
     client = sentry_sdk.get_client()
     if client.is_active():

@@ -85,7 +85,8 @@ def finished_chunk(app: flask.Flask, chunk_id: int) -> db.ChunkRow:
     return chunk
 
 
-def test_create_and_get_a_meeting(ada: Client) -> None:
+def test_create_and_get_a_meeting(ada: Client, configure: Callable[..., Lines]) -> None:
+    configure()  # structlog's capture_logs stands in for a configured pipeline's processors
     with capture_logs() as logs:
         created = ada.create_meeting("  Weekly sync ")
     assert {
@@ -176,7 +177,10 @@ def test_every_route_needs_a_token(app: flask.Flask, method: str, url: str) -> N
     assert (401, "unauthorized") == (response.status_code, response.get_json()["error"])
 
 
-def test_upload_a_chunk_and_process_it_in_the_background(ada: Client, app: flask.Flask) -> None:
+def test_upload_a_chunk_and_process_it_in_the_background(
+    ada: Client, app: flask.Flask, configure: Callable[..., Lines]
+) -> None:
+    configure()  # structlog's capture_logs stands in for a configured pipeline's processors
     meeting = ada.create_meeting()
     data = make_wav([16384, -16384] * 8000)  # 1 s of a half-scale square wave: -6.02 dBFS
     with capture_logs() as logs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import sentry_sdk
 import structlog
 
 from mina import auth, db
-from mina.observability import context
+from tests.conftest import Lines
 
 
 @pytest.fixture
@@ -52,8 +53,10 @@ def test_valid_token_authenticates_and_binds_the_user(app: flask.Flask, token: s
     assert {"id": "1", "username": "ada"} == body["sentry_user"]
 
 
-def test_email_is_bound_only_when_pii_is_allowed(app: flask.Flask, token: str) -> None:
-    context.set_pii_policy(True)
+def test_email_is_bound_only_when_pii_is_allowed(
+    app: flask.Flask, token: str, configure: Callable[..., Lines]
+) -> None:
+    configure(send_pii=True)
     response = app.test_client().get("/whoami", headers={"Authorization": f"Bearer {token}"})
     assert "ada@example.org" == response.get_json()["log_context"]["user_email"]
 

@@ -24,7 +24,7 @@ from typing import Final, ParamSpec, TypeVar
 import sentry_sdk
 from sentry_sdk.scope import use_isolation_scope
 
-from mina.logging_config import get_logger
+from mina.observability.pipeline import get_logger
 
 __all__ = ["MAX_PENDING", "BackgroundBusy", "shutdown", "submit"]
 
@@ -34,7 +34,7 @@ T = TypeVar("T")
 _MAX_WORKERS: Final = 4
 #: Jobs waiting or running at once, per process.
 MAX_PENDING: Final = 16
-_log = get_logger("mina.observability.background")
+_log = get_logger("mina.background")
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _slots = threading.BoundedSemaphore(MAX_PENDING)

@@ -3,10 +3,12 @@
 Log lines get context from structlog's contextvars (merged by the pipeline's first
 processor); Sentry events get it from their scope (tags, user, contexts). Binding through
 this module keeps the two sides equal, so a log line and the Sentry event of the same
-moment say the same request, user and meeting.
+moment say the same request, user and meeting. Which Sentry field carries a key is the
+registry's decision (`mina.observability.schema.CONTEXT`); keys it does not know become
+tags (scalars) or the Sentry context ``mina`` (anything else).
 
-Where a new piece of context belongs: a ``bind_*`` function here, and its key in
-`mina.observability.processors.CONTEXT_ORDER` if it should sit among the schema's context keys.
+Where a new piece of context belongs: its `mina.observability.schema.ContextKey`, then a
+``bind_*`` function here if callers need one.
 """
 
 from __future__ import annotations
@@ -19,56 +21,21 @@ from typing import Any, Final
 import sentry_sdk
 import structlog
 
+from mina.observability.pipeline import PIPELINE
+from mina.observability.schema import BOUND_KEYS as _bound_keys
+from mina.observability.schema import SentryField, context_key
+
 __all__ = [
-    "SCOPED_KEYS",
     "bind",
     "bind_meeting",
+    "bind_request",
     "bind_user",
     "bound",
-    "bound_keys",
     "clear",
-    "send_pii",
-    "set_pii_policy",
 ]
-
-#: Keys mirrored into Sentry's own fields. The pipeline keeps them out of Sentry's
-#: ``extra`` and breadcrumb ``data`` (trimmed to ten keys) since the scope carries them;
-#: `bound_keys` adds those `bind` was given in the current context.
-SCOPED_KEYS: Final = frozenset(
-    {
-        "request_id",
-        "method",
-        "path",
-        "route",
-        "client_ip",
-        "user_agent",
-        "user_id",
-        "username",
-        "user_email",
-        "meeting_id",
-    }
-)
 
 _TAG_MAX: Final = 200  # Sentry truncates tag values at 200 characters
 _meeting_fields: ContextVar[Mapping[str, Any] | None] = ContextVar("mina_meeting", default=None)
-# Per context, not per process: a key bound in one request must not vanish from another
-# request's Sentry extra.
-_bound_keys: ContextVar[frozenset[str]] = ContextVar("mina_bound_keys", default=frozenset())
-_send_pii = False
-
-
-def set_pii_policy(send: bool) -> None:
-    """Set whether user email and client IP may be bound (``MINA_SEND_PII``).
-
-    Called by `mina.logging_config.configure_logging`; process-wide.
-    """
-    global _send_pii
-    _send_pii = send
-
-
-def send_pii() -> bool:
-    """Return whether PII (email, client IP) may reach logs and Sentry."""
-    return _send_pii
 
 
 def _tag_value(value: Any) -> str:
@@ -76,37 +43,64 @@ def _tag_value(value: Any) -> str:
     return text[:_TAG_MAX]
 
 
+def _consented(fields: Mapping[str, Any]) -> dict[str, Any]:
+    # Personal data (email, client IP) is bound only with MINA_SEND_PII=1.
+    if PIPELINE.send_pii:
+        return dict(fields)
+    return {key: value for key, value in fields.items() if not _is_pii(key)}
+
+
+def _is_pii(key: str) -> bool:
+    spec = context_key(key)
+    return spec is not None and spec.pii
+
+
 def _to_scope(scope: sentry_sdk.Scope, fields: Mapping[str, Any]) -> None:
+    # Each key to the Sentry field the registry names; Sentry's own request and trace
+    # fields are filled by its integrations.
     structured = {}
+    user: dict[str, Any] = {}
     for key, value in fields.items():
-        if value is None or isinstance(value, str | int | float | bool):
-            scope.set_tag(key, _tag_value(value))
-        else:
-            structured[key] = value
+        spec = context_key(key)
+        if spec is None:
+            if value is None or isinstance(value, str | int | float | bool):
+                scope.set_tag(key, _tag_value(value))
+            else:
+                structured[key] = value
+        elif spec.sentry is SentryField.TAG:
+            if value is not None:
+                scope.set_tag(key, _tag_value(value))
+        elif spec.sentry is SentryField.USER and value is not None:
+            user[spec.sentry_name or spec.name] = str(value)
     if structured:
         scope.set_context("mina", structured)
-
-
-def bound_keys() -> frozenset[str]:
-    """Return the keys `bind` and `bound` added in the current context."""
-    return _bound_keys.get()
+    if user:
+        scope.set_user(user)
 
 
 def bind_user(id: int | str, username: str | None = None, email: str | None = None) -> None:
     """Bind the authenticated user: ``user_id`` and ``username`` on log lines, Sentry user.
 
     *email* is kept only when ``MINA_SEND_PII=1``; otherwise it reaches neither output.
+    The user replaces any user bound before in this context.
     """
-    fields: dict[str, Any] = {"user_id": id}
-    sentry_user: dict[str, Any] = {"id": str(id)}
-    if username is not None:
-        fields["username"] = username
-        sentry_user["username"] = username
-    if email is not None and _send_pii:
-        fields["user_email"] = email
-        sentry_user["email"] = email
+    fields: dict[str, Any] = {"user_id": id, "username": username, "user_email": email}
+    PIPELINE.ensure_configured()
+    fields = _consented({key: value for key, value in fields.items() if value is not None})
     structlog.contextvars.bind_contextvars(**fields)
-    sentry_sdk.set_user(sentry_user)
+    _to_scope(sentry_sdk.get_isolation_scope(), fields)
+
+
+def bind_request(**fields: Any) -> None:
+    """Bind a request's context (``request_id``, ``method``, ``path``, ``route``, ...).
+
+    Called by the Flask extension at the start of each request; keys are those of
+    `mina.observability.schema.CONTEXT`, personal ones kept only with ``MINA_SEND_PII=1``.
+    """
+    PIPELINE.ensure_configured()
+    fields = _consented(fields)
+    structlog.contextvars.bind_contextvars(**fields)
+    _to_scope(sentry_sdk.get_isolation_scope(), fields)
 
 
 def bind_meeting(meeting_id: str, **fields: Any) -> None:
@@ -115,14 +109,16 @@ def bind_meeting(meeting_id: str, **fields: Any) -> None:
     ``meeting_id`` goes on log lines and is a Sentry tag; the other *fields* (duration,
     participants, audio quality, ...) accumulate in the Sentry context ``meeting``.
     """
+    PIPELINE.ensure_configured()
     previous = _meeting_fields.get() or {}
     # Fields accumulate for one meeting; another meeting starts afresh.
     kept = previous if previous.get("id") == meeting_id else {}
     merged = {**kept, "id": meeting_id, **fields}
     _meeting_fields.set(merged)
     structlog.contextvars.bind_contextvars(meeting_id=meeting_id)
-    sentry_sdk.set_tag("meeting_id", _tag_value(meeting_id))
-    sentry_sdk.set_context("meeting", merged)
+    scope = sentry_sdk.get_isolation_scope()
+    _to_scope(scope, {"meeting_id": meeting_id})
+    scope.set_context("meeting", merged)
 
 
 def bind(**fields: Any) -> None:
@@ -131,6 +127,8 @@ def bind(**fields: Any) -> None:
     Scalars become tags (cut to Sentry's 200 characters); other values go to the Sentry
     context ``mina``.
     """
+    PIPELINE.ensure_configured()
+    fields = _consented(fields)
     _bound_keys.set(_bound_keys.get() | fields.keys())
     structlog.contextvars.bind_contextvars(**fields)
     _to_scope(sentry_sdk.get_isolation_scope(), fields)
@@ -148,6 +146,8 @@ def bound(**fields: Any) -> Iterator[None]:
         @mina.observability.context.bound(job="cleanup")
         def cleanup(): ...
     """
+    PIPELINE.ensure_configured()
+    fields = _consented(fields)
     token = _bound_keys.set(_bound_keys.get() | fields.keys())
     try:
         with structlog.contextvars.bound_contextvars(**fields), sentry_sdk.new_scope() as scope:

@@ -18,12 +18,10 @@ import uuid
 from typing import Any, Final
 
 import flask
-import sentry_sdk
-import structlog
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from mina.logging_config import current_redactor, get_logger
 from mina.observability import context
+from mina.observability.pipeline import PIPELINE, get_logger
 from mina.redaction import Redactor
 from mina.settings import Settings
 
@@ -63,9 +61,8 @@ def request_id_from(header: str | None, redactor: Redactor | None = None) -> tup
 class Observability:
     """Bind request context, log one finished line per request, echo ``X-Request-ID``.
 
-    :param settings: the trusted-proxy count (the PII policy is the pipeline's, see
-        `mina.observability.context.send_pii`); read from the environment when
-        omitted.
+    :param settings: the trusted-proxy count (the PII policy is the pipeline's); read
+        from the environment when omitted.
     """
 
     def __init__(self, app: flask.Flask | None = None, settings: Settings | None = None) -> None:
@@ -94,7 +91,7 @@ class Observability:
         # already have bound context for this one (Sentry's FlaskIntegration loads the
         # Flask-Login user early when PII is on, which binds it).
         request_id, rejected = request_id_from(
-            request.headers.get(REQUEST_ID_HEADER), current_redactor()
+            request.headers.get(REQUEST_ID_HEADER), PIPELINE.redactor
         )
         flask.g.request_id = request_id
         flask.g.mina_started = time.perf_counter()
@@ -106,13 +103,8 @@ class Observability:
         }
         if request.user_agent.string:
             fields["user_agent"] = request.user_agent.string[:_USER_AGENT_MAX]
-        if context.send_pii():
-            fields["client_ip"] = request.remote_addr
-        structlog.contextvars.bind_contextvars(**fields)
-        scope = sentry_sdk.get_isolation_scope()
-        scope.set_tag("request_id", request_id)
-        if request.url_rule is not None:
-            scope.set_tag("route", request.url_rule.rule)
+        fields["client_ip"] = request.remote_addr  # kept only with MINA_SEND_PII=1
+        context.bind_request(**fields)
         meeting_id = (request.view_args or {}).get("meeting_id")
         if meeting_id is not None:
             context.bind_meeting(str(meeting_id))

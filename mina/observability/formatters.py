@@ -22,7 +22,9 @@ import orjson
 import structlog
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from mina.observability.processors import EVENT_ATTR, ForeignRecord
+from mina.observability.pipeline import PIPELINE
+from mina.observability.processors import ForeignRecord
+from mina.observability.record import rendered
 from mina.redaction import Redactor
 
 __all__ = ["ConsoleFormatter", "JsonFormatter", "dumps", "json_default"]
@@ -115,12 +117,6 @@ def dumps(data: Mapping[str, Any]) -> bytes:
     return out
 
 
-def _pipeline_parts() -> tuple[ForeignRecord, Redactor]:
-    from mina.logging_config import current_parts  # that module imports this one
-
-    return current_parts()
-
-
 class _EventFormatting:
     """What both formatters share: the event dict of a record, and its redacted traces.
 
@@ -136,17 +132,17 @@ class _EventFormatting:
     @property
     def foreign(self) -> ForeignRecord:
         """The chain for records that did not come through structlog."""
-        return self._foreign or _pipeline_parts()[0]
+        return self._foreign or PIPELINE.parts()[0]
 
     @property
     def redactor(self) -> Redactor:
         """The redactor for rendered tracebacks."""
-        return self._redactor or _pipeline_parts()[1]
+        return self._redactor or PIPELINE.parts()[1]
 
     def event_of(self, record: logging.LogRecord) -> Mapping[str, Any]:
         """Return the ordered, redacted event dict of *record*; shared, do not modify."""
-        event: Mapping[str, Any] | None = record.__dict__.get(EVENT_ATTR)
-        return event if event is not None else self.foreign(record)
+        done = rendered(record)
+        return done.line if done is not None else self.foreign(record)
 
     def traces_of(self, exception: str | None, stack: str | None) -> dict[str, str]:
         """Return the rendered ``exception`` and ``stack`` texts, redacted, when present."""

@@ -16,13 +16,10 @@ import sentry_sdk
 from structlog.stdlib import render_to_log_kwargs
 from structlog.typing import EventDict, WrappedLogger
 
-from mina.observability.context import SCOPED_KEYS, bound_keys
+from mina.observability.record import RECORD_ATTR, Rendered
+from mina.observability.schema import BOUND_KEYS, CONTEXT_ORDER, HEAD_KEYS, SCOPED_KEYS
 
 __all__ = [
-    "CALL_ATTR",
-    "CONTEXT_ORDER",
-    "EVENT_ATTR",
-    "HEAD_KEYS",
     "RESERVED_RECORD_KEYS",
     "EventProcessor",
     "ForeignRecord",
@@ -32,26 +29,6 @@ __all__ = [
     "add_trace_ids",
     "ordered",
 ]
-
-#: Keys that open every line, in this order (the log line schema of DESIGN.md).
-HEAD_KEYS: Final = ("timestamp", "level", "logger", "event")
-
-#: Context keys, in the order they follow the head when present.
-CONTEXT_ORDER: Final = (
-    "request_id",
-    "method",
-    "path",
-    "route",
-    "user_id",
-    "username",
-    "meeting_id",
-    "trace_id",
-    "span_id",
-    # known context beyond DESIGN's list, still before the call's own keys
-    "user_email",
-    "client_ip",
-    "user_agent",
-)
 
 #: Names `logging.Logger.makeRecord` refuses in ``extra`` (it raises KeyError for them).
 RESERVED_RECORD_KEYS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -63,12 +40,6 @@ RESERVED_RECORD_KEYS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", (), 
 #: stay out of the event's ``extra`` and the breadcrumb's ``data``, which Sentry trims to
 #: ten keys.
 _HIDDEN_KEYS: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"} | SCOPED_KEYS
-
-#: The record attribute carrying the finished event dict to Mina's formatters.
-EVENT_ATTR: Final = "_mina_event"
-#: The record attribute carrying the call's own keys (Sentry's breadcrumb data) as a dict,
-#: so Sentry's handlers need not walk every record attribute to find them again.
-CALL_ATTR: Final = "_mina_call"
 
 
 def add_timestamp(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
@@ -144,12 +115,12 @@ class RenderToLogKwargs:
 
     The event name becomes the record's message (so Sentry groups by it), exc_info stays a
     real exception for Sentry, and the call's own keys become record extras (Sentry's
-    ``extra`` and breadcrumb ``data``). The whole ordered event, context included, rides
-    along in the private ``_mina_event`` extra: Mina's formatters serialise it as is
-    instead of walking the record again, and Sentry skips underscore extras, so
+    ``extra`` and breadcrumb ``data``). The whole ordered line, context included, and the
+    call's keys ride along as one `mina.observability.record.Rendered`: Mina's
+    formatters serialise the line as is instead of walking the record again, Mina's
+    breadcrumb handler takes the call's keys, and Sentry skips the private attribute, so
     request-wide context reaches Sentry only through its own fields (tags, user,
-    contexts), set by `mina.observability.context`. The call's keys also ride as one dict
-    (``_mina_call``) for Mina's breadcrumb handler.
+    contexts), set by `mina.observability.context`.
     """
 
     __slots__ = ()
@@ -160,15 +131,14 @@ class RenderToLogKwargs:
         if len(kwargs) > 2:  # exc_info, stack_info or stacklevel: log kwargs, not line keys
             for key in kwargs.keys() - {"msg", "extra"}:
                 line.pop(key, None)
-        bound = bound_keys()
+        bound = BOUND_KEYS.get()
         call = {
             key: value
             for key, value in kwargs["extra"].items()
             if key not in _HIDDEN_KEYS and key not in bound
         }
-        extra = dict(call)
-        extra[EVENT_ATTR] = line
-        extra[CALL_ATTR] = call
+        extra: dict[str, Any] = dict(call)
+        extra[RECORD_ATTR] = Rendered(line, call)
         kwargs["extra"] = extra
         return kwargs
 

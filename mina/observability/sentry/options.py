@@ -19,8 +19,8 @@ from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.utils import Dsn
 from werkzeug.exceptions import HTTPException
 
-from mina.logging_config import get_logger
-from mina.observability.processors import EVENT_ATTR
+from mina.observability.pipeline import get_logger
+from mina.observability.record import BREADCRUMB_HINT
 from mina.observability.sentry.sdk import MinaLoggingIntegration, MinaScrubs, quiet_sdk_logger
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event, redact_sentry_log
 from mina.settings import Settings
@@ -28,7 +28,7 @@ from mina.settings import Settings
 __all__ = ["init_sentry", "sentry_options"]
 
 #: Hook failures are reported on this logger, which Sentry itself ignores (no recursion).
-HOOK_LOGGER: Final = "mina.observability.sentry"
+HOOK_LOGGER: Final = "mina.sentry"
 
 _log = get_logger(HOOK_LOGGER)
 _lock = threading.Lock()
@@ -104,18 +104,11 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         return before_send_transaction(event, hint)  # the same redaction for both
 
     def before_breadcrumb(crumb: dict[str, Any], hint: Any) -> dict[str, Any] | None:
-        record = hint.get("log_record") if isinstance(hint, dict) else None
-        data = crumb.get("data")
-        if (
-            record is not None
-            and EVENT_ATTR in record.__dict__
-            and isinstance(data, dict)
-            and crumb.get("message") is record.msg
-        ):
-            # A structlog call's record: its message (the event name) and its extras (the
-            # breadcrumb's data) are what the chain's redactor, this same redactor, already
-            # returned, so walking them again changes nothing. The logger name is still
-            # scanned; type, level and timestamp are Sentry's own.
+        if isinstance(hint, dict) and hint.get(BREADCRUMB_HINT) is not None:
+            # Built by Mina's breadcrumb handler from a structlog call: its message (the
+            # event name) and data are what the chain's redactor, this same redactor,
+            # already returned, so walking them again changes nothing. The logger name is
+            # still scanned; type, level and timestamp are Sentry's own.
             out = dict(crumb)
             category = out.get("category")
             if isinstance(category, str):
@@ -165,22 +158,6 @@ def _ingest(dsn: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc}{parsed.path}{parsed.project_id}"
 
 
-def _options_key(settings: Settings) -> tuple[Any, ...]:
-    # The settings sentry_options reads: anything else changing is no reason to re-init.
-    return (
-        settings.sentry_dsn,
-        settings.sentry_environment,
-        settings.sentry_release,
-        settings.traces_sample_rate,
-        settings.profiles_sample_rate,
-        settings.sentry_ignore_status_codes,
-        settings.sentry_enable_logs,
-        settings.sentry_spotlight,
-        settings.sentry_debug,
-        settings.send_pii,
-    )
-
-
 def _close_client() -> None:
     # Flush and unbind the current client. Never a bare sentry_sdk.init(): it would read
     # SENTRY_DSN from the environment again and start a client without Mina's hooks.
@@ -199,7 +176,7 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
     with the reason, so operators can tell at a glance.
     """
     global _initialized
-    key = (_options_key(settings), redactor)
+    key = (settings.part("sentry"), redactor)
     with _lock:
         if _initialized is not None and _initialized == key:
             return sentry_sdk.get_client().is_active()

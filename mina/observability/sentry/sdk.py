@@ -20,7 +20,7 @@ from sentry_sdk.scrubber import EventScrubber
 from sentry_sdk.utils import capture_internal_exceptions
 from sentry_sdk.utils import logger as sdk_logger
 
-from mina.observability.processors import CALL_ATTR
+from mina.observability.record import BREADCRUMB_HINT, rendered
 
 __all__ = ["MinaLoggingIntegration", "MinaScrubs", "quiet_sdk_logger"]
 
@@ -63,8 +63,8 @@ class _BreadcrumbHandler(BreadcrumbHandler):
 
     def _extra_from_record(self, record: logging.LogRecord) -> Any:
         # A structlog call's keys, already collected by the chain (`RenderToLogKwargs`).
-        call = record.__dict__.get(CALL_ATTR)
-        return dict(call) if call is not None else super()._extra_from_record(record)
+        done = rendered(record)
+        return dict(done.call) if done is not None else super()._extra_from_record(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         with capture_internal_exceptions():
@@ -72,9 +72,13 @@ class _BreadcrumbHandler(BreadcrumbHandler):
                 return
             if "message" not in record.__dict__:
                 record.message = record.getMessage()
-            sentry_sdk.add_breadcrumb(
-                self._breadcrumb_from_record(record), hint={"log_record": record}
-            )
+            hint: dict[str, Any] = {"log_record": record}
+            done = rendered(record)
+            if done is not None:
+                # Message (the event name; structlog formats %-args before the chain) and
+                # data come from the chain's redacted output.
+                hint[BREADCRUMB_HINT] = done
+            sentry_sdk.add_breadcrumb(self._breadcrumb_from_record(record), hint=hint)
 
 
 class MinaLoggingIntegration(LoggingIntegration):
