@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from mina.observability.pipeline import get_logger
 from mina.observability.record import BREADCRUMB_HINT
-from mina.observability.sentry.sdk import MinaLoggingIntegration, MinaScrubs, quiet_sdk_logger
+from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event, redact_sentry_log
 from mina.settings import Settings
 
@@ -81,6 +81,34 @@ def _ignored_status(hint: Any, codes: frozenset[int]) -> bool:
     return isinstance(exc, HTTPException) and exc.code in codes
 
 
+#: Header, cookie and query names Sentry's integrations treat as personal (its own list
+#: for ``send_default_pii=False``): kept out unless ``MINA_SEND_PII=1``.
+_PERSONAL_NAMES: Final = ["forwarded", "-ip", "remote-", "via", "-user"]
+
+
+def _data_collection(send_pii: bool) -> dict[str, Any]:
+    """What Sentry's integrations collect by themselves (the SDK's ``data_collection``).
+
+    Without consent: no user identity, no request bodies, no personal headers; with it,
+    bodies of incoming requests too. Either way Mina's ``before_send`` redacts what is
+    collected, and no SDK scrubber runs beside it (one marker, one walk).
+    """
+    terms = [] if send_pii else _PERSONAL_NAMES
+    return {
+        "user_info": send_pii,
+        "cookies": {"mode": "denylist", "terms": terms},
+        "http_headers": {"request": {"mode": "denylist", "terms": terms}},
+        "http_bodies": ["incoming_request"] if send_pii else [],
+        "url_query_params": {"mode": "denylist", "terms": terms},
+        "graphql": {"document": send_pii, "variables": send_pii},
+        "gen_ai": {"inputs": send_pii, "outputs": send_pii},
+        "database_query_data": send_pii,
+        "queues": send_pii,
+        "stack_frame_variables": True,
+        "frame_context_lines": 5,
+    }
+
+
 def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     """Return the `sentry_sdk.init` keyword arguments for *settings*.
 
@@ -126,7 +154,11 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         "environment": settings.sentry_environment,
         "release": settings.sentry_release,
         "traces_sample_rate": settings.traces_sample_rate,
-        "profiles_sample_rate": settings.profiles_sample_rate,
+        # Continuous profiling tied to sampled transactions: each process decides once
+        # whether it profiles, then profiles while a sampled transaction runs.
+        "profile_session_sample_rate": settings.profiles_sample_rate,
+        "profile_lifecycle": "trace",
+        "data_collection": _data_collection(settings.send_pii),
         "enable_logs": settings.sentry_enable_logs,
         "debug": settings.sentry_debug,
         "integrations": [
@@ -137,16 +169,11 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
             ),
             FlaskIntegration(transaction_style="url"),
         ],
-        "event_scrubber": MinaScrubs(),
         "before_send": _fail_closed("before_send", before_send),
         "before_send_transaction": _fail_closed("before_send_transaction", before_send_transaction),
         "before_breadcrumb": _fail_closed("before_breadcrumb", before_breadcrumb),
         "before_send_log": _fail_closed("before_send_log", before_send_log),
     }
-    if settings.send_pii:
-        # Only when asked: unset means no PII, and sentry-sdk 2.x warns on any explicit
-        # value now that data_collection supersedes it.
-        options["send_default_pii"] = True
     if settings.sentry_spotlight:
         options["spotlight"] = settings.sentry_spotlight
     return options

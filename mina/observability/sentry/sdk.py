@@ -2,7 +2,7 @@
 
 Mina leans on a few names the SDK does not document: the logging integration's breadcrumb
 handler and its ``_can_record``/``_extra_from_record``/``_breadcrumb_from_record``
-methods, the module-level ``_IGNORED_LOGGERS`` set, and the ``EventScrubber`` hook.
+methods, and the module-level ``_IGNORED_LOGGERS`` set.
 `tests/observability/sentry/test_sdk.py` pins each of them, so an SDK upgrade that moves
 one fails loudly there instead of silently changing what reaches Sentry.
 """
@@ -16,13 +16,12 @@ from typing import Any, Final
 import sentry_sdk
 from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.logging import BreadcrumbHandler, LoggingIntegration
-from sentry_sdk.scrubber import EventScrubber
 from sentry_sdk.utils import capture_internal_exceptions
 from sentry_sdk.utils import logger as sdk_logger
 
 from mina.observability.record import BREADCRUMB_HINT, rendered
 
-__all__ = ["MinaLoggingIntegration", "MinaScrubs", "quiet_sdk_logger"]
+__all__ = ["MinaLoggingIntegration", "quiet_sdk_logger"]
 
 _NOTHING: Final = logging.CRITICAL + 1  # a level no record reaches
 
@@ -89,18 +88,6 @@ class MinaLoggingIntegration(LoggingIntegration):
         super().__init__(level=level, **kwargs)
         if level is not None:
             self._breadcrumb_handler = _BreadcrumbHandler(level=level)
-
-
-class MinaScrubs(EventScrubber):
-    """Sentry's event scrubber, handing the job to Mina's redactor.
-
-    Mina's hooks redact a superset of the scrubber's denylist in every payload; the
-    scrubber would walk each event once more on the calling thread and write a second
-    marker (``[Filtered]``) beside Mina's ``[REDACTED]``.
-    """
-
-    def scrub_event(self, event: Any) -> None:
-        """Leave *event* to ``before_send``."""
 
 
 def quiet_sdk_logger(debug: bool) -> None:
