@@ -58,7 +58,7 @@ def _owned_meeting(meeting_id: str) -> db.MeetingRow:
         meeting.id,
         title=meeting.title,
         chunk_count=meeting.chunk_count,
-        duration_ms=meeting.duration_ms,
+        audio_ms=meeting.duration_ms,
     )
     return meeting
 
@@ -125,7 +125,7 @@ def upload_chunk(meeting_id: str) -> tuple[Response, int]:
     context.bind_meeting(
         meeting.id,
         chunk_count=meeting.chunk_count + 1,
-        duration_ms=meeting.duration_ms + wav.duration_ms,
+        audio_ms=meeting.duration_ms + wav.duration_ms,
         sample_rate=wav.sample_rate,
         channels=wav.channels,
         sample_width=wav.sample_width,
@@ -134,7 +134,7 @@ def upload_chunk(meeting_id: str) -> tuple[Response, int]:
         "chunk.received",
         chunk_id=chunk.id,
         seq=chunk.seq,
-        duration_ms=chunk.duration_ms,
+        audio_ms=chunk.duration_ms,  # duration_ms is a request's latency on every line
         size_bytes=chunk.size_bytes,
     )
     # The job gets the path, not this request's connection: that one closes with the request.
@@ -164,7 +164,7 @@ def process_chunk(database: str, chunk_id: int, wav: audio.Wav) -> float:
     log.info(
         "chunk.processed",
         chunk_id=chunk_id,
-        duration_ms=wav.duration_ms,
+        audio_ms=wav.duration_ms,
         rms_dbfs=round(rms_dbfs, 2),
     )
     return rms_dbfs

@@ -5,6 +5,8 @@ from __future__ import annotations
 import flask
 from werkzeug.exceptions import HTTPException
 
+from mina.observability.flask import ERROR_CODE_ATTR
+
 __all__ = ["http_error", "json_error"]
 
 
@@ -14,6 +16,7 @@ def json_error(status: int, error: str, message: str | None) -> flask.Response:
     *error* is a code word for programs (``not_found``), *message* a sentence for people;
     the request id lets a user's report lead to the request's lines and Sentry event.
     """
+    setattr(flask.g, ERROR_CODE_ATTR, error)  # for the request's finished line
     response = flask.jsonify(error=error, message=message, request_id=flask.g.get("request_id"))
     response.status_code = status
     return response

@@ -138,7 +138,7 @@ def test_get_binds_the_meeting(app: flask.Flask) -> None:
     meeting = ada.create_meeting()
     ada.request("GET", f"/api/meetings/{meeting['id']}")
     assert meeting["id"] == seen["log"]["meeting_id"]
-    expected = {"id": meeting["id"], "title": "Weekly sync", "chunk_count": 0, "duration_ms": 0}
+    expected = {"id": meeting["id"], "title": "Weekly sync", "chunk_count": 0, "audio_ms": 0}
     assert expected == seen["sentry"]
 
 
@@ -206,14 +206,14 @@ def test_upload_a_chunk_and_process_it_in_the_background(
         "event": "chunk.received",
         "chunk_id": chunk["id"],
         "seq": 0,
-        "duration_ms": 1000,
+        "audio_ms": 1000,
         "size_bytes": len(data),
         "log_level": "info",
     } == events["chunk.received"]
     assert {
         "event": "chunk.processed",
         "chunk_id": chunk["id"],
-        "duration_ms": 1000,
+        "audio_ms": 1000,
         "rms_dbfs": -6.02,
         "log_level": "info",
     } == events["chunk.processed"]
@@ -313,7 +313,7 @@ def test_through_the_whole_app_logs_and_sentry_carry_user_and_meeting(
         "id": meeting["id"],
         "title": "Weekly sync",
         "chunk_count": 1,
-        "duration_ms": 100,
+        "audio_ms": 100,
         "sample_rate": 16000,
         "channels": 1,
         "sample_width": 2,

@@ -94,7 +94,21 @@ def test_unhandled_error_is_one_event_and_a_json_500(
     assert "RuntimeError" == event["exception"]["values"][0]["type"]
     assert response.json["request_id"] == event["tags"]["request_id"]
     [finished] = lines.events("request.finished")
-    assert ("warning", 500) == (finished["level"], finished["status"])
+    # An error on stdout, yet a breadcrumb for Sentry: the exception is the one event.
+    assert ("error", 500, "internal_server_error") == (
+        finished["level"],
+        finished["status"],
+        finished["error"],
+    )
+    assert response.json["error"] == finished["error"]
+    [failed] = lines.events("request.failed")
+    assert ("error", "RuntimeError", "/boom") == (
+        failed["level"],
+        failed["exception_type"],
+        failed["path"],
+    )
+    assert "RuntimeError: kaboom" in failed["exception"]
+    assert not [line for line in lines.all() if line["event"].startswith("Exception on")]
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

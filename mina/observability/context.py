@@ -32,13 +32,15 @@ __all__ = [
     "bind_user",
     "bound",
     "clear",
+    "tag_value",
 ]
 
 _TAG_MAX: Final = 200  # Sentry truncates tag values at 200 characters
 _meeting_fields: ContextVar[Mapping[str, Any] | None] = ContextVar("mina_meeting", default=None)
 
 
-def _tag_value(value: Any) -> str:
+def tag_value(value: Any) -> str:
+    """Return *value* as Sentry keeps a tag: text, cut to 200 characters."""
     text = value if isinstance(value, str) else str(value)
     return text[:_TAG_MAX]
 
@@ -64,12 +66,12 @@ def _to_scope(scope: sentry_sdk.Scope, fields: Mapping[str, Any]) -> None:
         spec = context_key(key)
         if spec is None:
             if value is None or isinstance(value, str | int | float | bool):
-                scope.set_tag(key, _tag_value(value))
+                scope.set_tag(key, tag_value(value))
             else:
                 structured[key] = value
         elif spec.sentry is SentryField.TAG:
             if value is not None:
-                scope.set_tag(key, _tag_value(value))
+                scope.set_tag(key, tag_value(value))
         elif spec.sentry is SentryField.USER and value is not None:
             user[spec.sentry_name or spec.name] = str(value)
     if structured:

@@ -22,17 +22,28 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mina.observability import context
 from mina.observability.pipeline import PIPELINE, get_logger
+from mina.observability.record import BREADCRUMB_ONLY
 from mina.redaction import Redactor
 from mina.settings import Settings
 
-__all__ = ["REQUEST_ID_HEADER", "Observability", "request_id_from"]
+__all__ = ["ERROR_CODE_ATTR", "REQUEST_ID_HEADER", "Observability", "request_id_from"]
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
+#: The ``flask.g`` attribute where an error answer leaves its code word (``not_found``),
+#: which the request's ``request.finished`` line then carries as ``error``.
+ERROR_CODE_ATTR: Final = "mina_error"
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _USER_AGENT_MAX: Final = 256
 _REJECTED_MAX: Final = 64
 
 _log = get_logger("mina.request")
+
+
+def _log_exception(exc_info: Any) -> None:
+    # One stable event for every unhandled exception, its class as a key.
+    kind = exc_info[0]
+    module = "" if kind.__module__ == "builtins" else kind.__module__ + "."
+    _log.error("request.failed", exception_type=module + kind.__qualname__, exc_info=exc_info)
 
 
 def request_id_from(header: str | None, redactor: Redactor | None = None) -> tuple[str, str | None]:
@@ -80,6 +91,11 @@ class Observability:
                 app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
             )
         app.extensions["mina.observability"] = self
+        # Flask's own line for an unhandled exception is "Exception on <path> [<method>]":
+        # one event name per URL, which no collector can count. Sentry's Flask integration
+        # has already captured the exception (its signal fires first), and its dedupe
+        # keeps this record from becoming a second event.
+        app.log_exception = _log_exception  # type: ignore[method-assign]
         app.before_request(self._started)
         app.after_request(self._finished)
         app.teardown_request(self._teardown)
@@ -99,8 +115,9 @@ class Observability:
             "request_id": request_id,
             "method": request.method,
             "path": request.path,
-            "route": request.url_rule.rule if request.url_rule is not None else None,
         }
+        if request.url_rule is not None:  # a 404 matched no route: no key rather than null
+            fields["route"] = request.url_rule.rule
         if request.user_agent.string:
             fields["user_agent"] = request.user_agent.string[:_USER_AGENT_MAX]
         fields["client_ip"] = request.remote_addr  # kept only with MINA_SEND_PII=1
@@ -120,14 +137,23 @@ class Observability:
         started = flask.g.get("mina_started")
         duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
         status = response.status_code
-        # 4xx and 5xx are warnings here; a 5xx's exception is the Sentry event already.
-        emit = _log.warning if status >= 400 else _log.info
-        emit(
-            "request.finished",
-            status=status,
-            duration_ms=duration_ms,
-            size=response.calculate_content_length(),
-        )
+        fields: dict[str, Any] = {
+            "status": status,
+            "duration_ms": duration_ms,
+            "size": response.calculate_content_length(),
+        }
+        if status < 400:
+            _log.info("request.finished", **fields)
+            return response
+        error = flask.g.get(ERROR_CODE_ATTR)
+        if error is not None:
+            fields["error"] = error
+        if status < 500:
+            _log.warning("request.finished", **fields)
+        else:
+            # An error on stdout; for Sentry a breadcrumb only: the failure's own event
+            # (the exception, or the line that reported it) is already there.
+            _log.error("request.finished", **fields, **{BREADCRUMB_ONLY: True})
         return response
 
     @staticmethod

@@ -16,7 +16,7 @@ import sentry_sdk
 from structlog.stdlib import render_to_log_kwargs
 from structlog.typing import EventDict, WrappedLogger
 
-from mina.observability.record import RECORD_ATTR, Rendered
+from mina.observability.record import BREADCRUMB_ONLY, RECORD_ATTR, Rendered
 from mina.observability.schema import BOUND_KEYS, CONTEXT_ORDER, HEAD_KEYS, SCOPED_KEYS
 
 __all__ = [
@@ -51,19 +51,21 @@ def add_timestamp(logger: WrappedLogger, method_name: str, event_dict: EventDict
 def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Add ``trace_id`` and ``span_id`` of the Sentry trace this line belongs to.
 
-    Uses the active span when there is one, else the scope's propagation context: the
-    same values Sentry puts into the ``trace`` context of events, so a log line leads to
-    its trace (outside any request, that is the process's own trace, as for Sentry's
-    events there). A ``trace_id``/``span_id`` the call or the context brought is kept as
+    Only inside a transaction (a request, a background job, your own
+    ``sentry_sdk.start_transaction``), sampled or not: the values of its active span,
+    which Sentry puts into the ``trace`` context of the events of that moment, so a log
+    line leads to its trace. Outside one (start-up, a worker exiting, the SDK's own
+    warnings) nothing is added: the process-wide trace Sentry keeps there belongs to no
+    unit of work. A ``trace_id``/``span_id`` the call or the context brought is kept as
     ``trace_id_``/``span_id_`` when it differs. Without an active Sentry client nothing
-    is added: no per-request trace exists then.
+    is added either.
     """
     if not sentry_sdk.get_client().is_active():
         return event_dict
-    scope = sentry_sdk.get_current_scope()
-    span = scope.span
-    source: Any = span if span is not None else scope.get_active_propagation_context()
-    for key, value in (("trace_id", source.trace_id), ("span_id", source.span_id)):
+    span = sentry_sdk.get_current_scope().span
+    if span is None:
+        return event_dict
+    for key, value in (("trace_id", span.trace_id), ("span_id", span.span_id)):
         own = event_dict.get(key, value)
         if own != value:
             event_dict[key + "_"] = own
@@ -126,6 +128,7 @@ class RenderToLogKwargs:
     __slots__ = ()
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        event = not event_dict.pop(BREADCRUMB_ONLY, False)
         line = ordered(event_dict)
         kwargs = render_to_log_kwargs(logger, method_name, event_dict)
         if len(kwargs) > 2:  # exc_info, stack_info or stacklevel: log kwargs, not line keys
@@ -138,7 +141,7 @@ class RenderToLogKwargs:
             if key not in _HIDDEN_KEYS and key not in bound
         }
         extra: dict[str, Any] = dict(call)
-        extra[RECORD_ATTR] = Rendered(line, call)
+        extra[RECORD_ATTR] = Rendered(line, call, event)
         kwargs["extra"] = extra
         return kwargs
 

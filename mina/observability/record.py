@@ -18,12 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["BREADCRUMB_HINT", "RECORD_ATTR", "Rendered", "rendered"]
+__all__ = ["BREADCRUMB_HINT", "BREADCRUMB_ONLY", "RECORD_ATTR", "Rendered", "rendered"]
 
 #: The record attribute holding the `Rendered`. The leading underscore keeps it out of
 #: Sentry's ``extra`` (the SDK skips private record attributes).
 RECORD_ATTR: Final = "_mina"
 
+
+#: A call key for a line that must not become a Sentry event at any level: a summary of a
+#: failure that has its own event already (``request.finished`` of a 5xx). The chain
+#: removes it from the line; pass it as ``**{BREADCRUMB_ONLY: True}``.
+BREADCRUMB_ONLY: Final = "_mina_breadcrumb_only"
 
 #: The breadcrumb hint key under which Mina's breadcrumb handler passes the `Rendered` a
 #: breadcrumb's message and data were built from: Sentry's ``before_breadcrumb`` then
@@ -39,10 +44,13 @@ class Rendered:
         call's own keys); shared by every handler, never modified.
     :param call: the call's own keys only: Sentry's ``extra`` and breadcrumb ``data``
         (request-wide context reaches Sentry through its own fields instead).
+    :param event: whether an ERROR record may become a Sentry event (see
+        `BREADCRUMB_ONLY`).
     """
 
     line: Mapping[str, Any]
     call: Mapping[str, Any]
+    event: bool = True
 
 
 def rendered(record: logging.LogRecord) -> Rendered | None:

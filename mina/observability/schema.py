@@ -70,7 +70,7 @@ CONTEXT: Final = (
     ContextKey("request_id", str, SentryField.TAG, "the request's id, echoed as X-Request-ID"),
     ContextKey("method", str, SentryField.REQUEST, "the HTTP method"),
     ContextKey("path", str, SentryField.REQUEST, "the request path, without the query"),
-    ContextKey("route", str, SentryField.TAG, "the matched URL rule, None when nothing matched"),
+    ContextKey("route", str, SentryField.TAG, "the matched URL rule; absent when none matched"),
     ContextKey("user_id", (int, str), SentryField.USER, "the authenticated user", "id"),
     ContextKey("username", str, SentryField.USER, "the authenticated user's name"),
     ContextKey("meeting_id", str, SentryField.TAG, "the meeting being worked on"),

@@ -19,8 +19,10 @@ from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.utils import Dsn
 from werkzeug.exceptions import HTTPException
 
+from mina.observability.context import tag_value
 from mina.observability.pipeline import get_logger
-from mina.observability.record import BREADCRUMB_HINT
+from mina.observability.record import BREADCRUMB_HINT, rendered
+from mina.observability.schema import CONTEXT, SentryField
 from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event, redact_sentry_log
 from mina.settings import Settings
@@ -73,6 +75,24 @@ def _redact_crumbs(redactor: Redactor, crumbs: Any) -> Any:
         else:
             redacted.append(redactor.redact(crumb))
     return {"values": redacted}
+
+
+def _context_of_line(event: dict[str, Any], hint: Any) -> None:
+    # An event made from a log record says what its stdout line says: the line's context
+    # includes a call's own value for a context key (log.error("x", meeting_id=...)),
+    # which overrides the bound one there, so it does here too.
+    record = hint.get("log_record") if isinstance(hint, dict) else None
+    done = rendered(record) if record is not None else None
+    if done is None:
+        return
+    for spec in CONTEXT:
+        value = done.line.get(spec.name)
+        if value is None or spec.pii:  # personal keys: only ever from the bound context
+            continue
+        if spec.sentry is SentryField.TAG:
+            event.setdefault("tags", {})[spec.name] = tag_value(value)
+        elif spec.sentry is SentryField.USER:
+            event.setdefault("user", {})[spec.sentry_name or spec.name] = str(value)
 
 
 def _ignored_status(hint: Any, codes: frozenset[int]) -> bool:
@@ -129,6 +149,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         if _ignored_status(hint, ignored):
             return None
+        _context_of_line(event, hint)
         return before_send_transaction(event, hint)  # the same redaction for both
 
     def before_breadcrumb(crumb: dict[str, Any], hint: Any) -> dict[str, Any] | None:

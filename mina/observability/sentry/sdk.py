@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import sentry_sdk
 from sentry_sdk.integrations import logging as sentry_logging
-from sentry_sdk.integrations.logging import BreadcrumbHandler, LoggingIntegration
+from sentry_sdk.integrations.logging import BreadcrumbHandler, EventHandler, LoggingIntegration
 from sentry_sdk.utils import capture_internal_exceptions
 from sentry_sdk.utils import logger as sdk_logger
 
@@ -80,14 +80,35 @@ class _BreadcrumbHandler(BreadcrumbHandler):
             sentry_sdk.add_breadcrumb(self._breadcrumb_from_record(record), hint=hint)
 
 
+class _EventHandler(EventHandler):
+    """Sentry's event handler, skipping the records a call marked breadcrumb-only.
+
+    See `mina.observability.record.BREADCRUMB_ONLY`: a line that summarises a failure
+    with its own event (a 5xx's ``request.finished``) stays a breadcrumb.
+    """
+
+    def emit(self, record: logging.LogRecord) -> Any:
+        done = rendered(record)
+        if done is not None and not done.event:
+            return None
+        return super().emit(record)
+
+
 class MinaLoggingIntegration(LoggingIntegration):
     """Sentry's LoggingIntegration (same identifier, options and events) with
-    `_BreadcrumbHandler` for breadcrumbs."""
+    `_BreadcrumbHandler` for breadcrumbs and `_EventHandler` for events."""
 
-    def __init__(self, level: int | None = logging.INFO, **kwargs: Any) -> None:
-        super().__init__(level=level, **kwargs)
+    def __init__(
+        self,
+        level: int | None = logging.INFO,
+        event_level: int | None = logging.ERROR,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(level=level, event_level=event_level, **kwargs)
         if level is not None:
             self._breadcrumb_handler = _BreadcrumbHandler(level=level)
+        if event_level is not None:
+            self._handler = _EventHandler(level=event_level)
 
 
 def quiet_sdk_logger(debug: bool) -> None:
