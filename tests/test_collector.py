@@ -125,7 +125,6 @@ def start_gunicorn(tmp_path: Path, stdout: Path) -> tuple[subprocess.Popen[bytes
         "MINA_BIND": f"127.0.0.1:{port}",
         "MINA_WORKERS": "2",
         "MINA_THREADS": "4",
-        "PYTHONUNBUFFERED": "1",
     }
     with open(stdout, "ab") as out, open(tmp_path / "gunicorn.err", "wb") as err:
         process = subprocess.Popen(
