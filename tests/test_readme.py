@@ -41,6 +41,8 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 TIMEOUT = 60  # seconds for one block
 #: Fence languages that look runnable but are not run: a block must use sh or python.
 LOOKALIKES = frozenset({"bash", "shell", "console", "zsh", "py", "python3", "pycon"})
+#: A DSN written in a block is pointed at the local ingest: tests never reach Sentry itself.
+_DSN = re.compile(r"\bhttps?://[\w-]+@[\w.-]+(?::\d+)?/\d+\b")
 _SERVER = re.compile(r"\b(?:localhost|127\.0\.0\.1|0\.0\.0\.0):5000\b")
 _STATUS_LINE = re.compile(r"^HTTP_STATUS (\d{3})$", re.MULTILINE)
 _DOCUMENTED_STATUS = re.compile(r"#\s*(\d{3})\b")
@@ -107,9 +109,8 @@ def server(tmp_path: Path, sentry_ingest: SentryIngest) -> Iterator[Callable[[],
 
     def start() -> Server:
         if not started:
-            started.append(
-                Server({"MINA_DATABASE": str(tmp_path / "mina.sqlite3"), "SENTRY_DSN": ""})
-            )
+            env = {"MINA_DATABASE": str(tmp_path / "mina.sqlite3"), "SENTRY_DSN": sentry_ingest.dsn}
+            started.append(Server(env))
             wait_http(started[0].url + "/healthz")
         return started[0]
 
@@ -123,7 +124,7 @@ def run_python(block: Block, workdir: Path, ingest: SentryIngest) -> None:
     """Run a python block; check its exit, its output and what the ingest received."""
     redactor = Redactor()
     script = workdir / "snippet.py"
-    script.write_text(block.source)
+    script.write_text(_DSN.sub(ingest.dsn, block.source))
     env = {
         **os.environ,
         "SENTRY_DSN": ingest.dsn,
@@ -140,8 +141,13 @@ def run_python(block: Block, workdir: Path, ingest: SentryIngest) -> None:
         check=False,
     )
     output = done.stdout + done.stderr
-    assert_nothing_leaked(output, secrets_in(block.source, redactor), redactor)
     assert 0 == done.returncode, output[-3000:]
+    assert_nothing_leaked(output, secrets_in(block.source, redactor), redactor)
+    assert_received(block, ingest)
+
+
+def assert_received(block: Block, ingest: SentryIngest) -> None:
+    """At least the events, transactions and logs the block's marker promises."""
     received = {
         "events": len(ingest.events),
         "transactions": len(ingest.transactions),
@@ -167,10 +173,17 @@ def documented_statuses(source: str) -> list[int | None]:
     return statuses
 
 
-def run_sh(block: Block, workdir: Path, server: Callable[[], Server], tmp_path: Path) -> None:
-    """Run a sh block, against a real server when it names one; check documented statuses."""
+def run_sh(
+    block: Block,
+    workdir: Path,
+    server: Callable[[], Server],
+    tmp_path: Path,
+    ingest: SentryIngest,
+) -> None:
+    """Run a sh block, against a real server when it names one; check documented statuses
+    and, once the server has stopped (and flushed), what the ingest received."""
     redactor = Redactor()
-    source = block.source
+    source = _DSN.sub(ingest.dsn, block.source)
     running = None
     if _SERVER.search(source):
         running = server()
@@ -196,6 +209,7 @@ def run_sh(block: Block, workdir: Path, server: Callable[[], Server], tmp_path: 
         lines, _ = running.stop()
         server_output = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
         assert_nothing_leaked(server_output, set(), redactor)
+    assert_received(block, ingest)
 
 
 @pytest.mark.parametrize("block", runnable(), ids=lambda block: block.id)
@@ -209,7 +223,7 @@ def test_block_runs_as_written(
     if block.lang == "python":
         run_python(block, workdir, sentry_ingest)
     else:
-        run_sh(block, workdir, server, tmp_path)
+        run_sh(block, workdir, server, tmp_path, sentry_ingest)
 
 
 def test_the_readme_has_runnable_blocks() -> None:
@@ -253,11 +267,11 @@ def test_promised_events_must_arrive(workdir: Path, sentry_ingest: SentryIngest)
 
 
 def test_a_status_other_than_documented_fails(
-    workdir: Path, server: Callable[[], Server], tmp_path: Path
+    workdir: Path, server: Callable[[], Server], tmp_path: Path, sentry_ingest: SentryIngest
 ) -> None:
     block = snippet("sh", "curl -s localhost:5000/healthz   # 404, not found\n")
     with pytest.raises(AssertionError, match=r"\[404\] == \[200\]"):
-        run_sh(block, workdir, server, tmp_path)
+        run_sh(block, workdir, server, tmp_path, sentry_ingest)
 
 
 def test_documented_statuses_follow_continuation_lines() -> None:
@@ -288,3 +302,15 @@ def test_a_malformed_marker_names_its_line(tmp_path: Path, marker: str, message:
     doc.write_text(f"text\n{marker}\n```sh\nls\n```\n")
     with pytest.raises(ValueError, match=message):
         blocks(doc)
+
+
+def test_a_written_dsn_reaches_the_local_ingest(workdir: Path, sentry_ingest: SentryIngest) -> None:
+    block = snippet(
+        "python",
+        "import sentry_sdk\n"
+        'sentry_sdk.init("https://examplePublicKey@o0.ingest.sentry.io/0")\n'
+        'sentry_sdk.capture_message("hello")\n',
+        events=1,
+    )
+    run_python(block, workdir, sentry_ingest)
+    assert ["hello"] == [event["message"] for event in sentry_ingest.events]
