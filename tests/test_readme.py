@@ -4,16 +4,18 @@ Blocks come from README.md (all ``sh``/``python`` blocks but those marked
 ``<!-- not-run: reason -->``) and from docs/*.md (only those marked ``<!-- run -->``);
 see `tests.markdown_blocks` for the markers.
 
-- A ``python`` block runs as a script in a fresh interpreter, in an empty directory, with
-  ``SENTRY_DSN`` pointing at a local ingest. It must exit 0; no secret written in the
-  block may appear in its output, and every output line must be one the redactor leaves
-  as it is; ``<!-- run: events=N -->`` (``transactions``, ``logs``) asks for at least N of
-  them at the ingest.
-- A ``sh`` block runs in bash (``-euo pipefail``) in an empty directory where ``.venv``
-  is this interpreter's environment. When it talks to ``localhost:5000`` (or
-  ``127.0.0.1:5000``), a real gunicorn serving Mina is started on a free loopback port
-  and the block's port is rewritten. A ``curl`` command whose trailing comment starts with
-  a status (``# 201, the meeting``) must get that status.
+- A ``python`` block runs as a script in a fresh interpreter, with ``SENTRY_DSN`` (and
+  any DSN written in the block) pointing at a local ingest. It must exit 0; no secret
+  written in the block may appear in its output, and every output line must be one the
+  redactor leaves as it is; ``<!-- run: events=N -->`` (``transactions``, ``logs``) asks
+  for at least N of them at the ingest.
+- A ``sh`` block runs in bash (``-euo pipefail``). When it talks to ``localhost:5000``
+  (or ``127.0.0.1:5000``), a real gunicorn serving Mina is started on a free loopback
+  port and the block's port is rewritten. A ``curl`` command whose trailing comment
+  starts with a status (``# 201, the meeting``) must get that status.
+
+Both run in a directory that looks like a checkout after ``make``: the repository's
+files linked, ``.venv`` the environment running the tests.
 """
 
 from __future__ import annotations
@@ -93,11 +95,20 @@ def assert_nothing_leaked(output: str, secrets: set[str], redactor: Redactor) ->
         raise SecretLeaked(f"lines the redactor would change: {changed[:3]}")
 
 
+#: Checkout entries a block may read (``examples/...``, ``logging.yaml``); never state.
+_NOT_LINKED = frozenset({"var", "build", "dist"})
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    """An empty directory whose ``.venv`` is the environment running the tests."""
+    """A directory that looks like a fresh checkout after ``make``: the repository's files
+    (linked, not copied), ``.venv`` the environment running the tests, no ``var/``."""
     work = tmp_path / "work"
     work.mkdir()
+    for entry in ROOT.iterdir():
+        name = entry.name
+        if not name.startswith(".") and name not in _NOT_LINKED and ".egg-info" not in name:
+            (work / name).symlink_to(entry, target_is_directory=entry.is_dir())
     (work / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     return work
 
