@@ -232,3 +232,24 @@ def test_syslog_ng_parses_every_line_of_two_workers(
     paths_seen = {record.get("path") for record in finished}
     assert '/api/meetings/café"\\x' in paths_seen
     assert {user_id} == {record["user_id"] for record in finished if "user_id" in record}
+
+
+def test_a_line_around_a_64_kib_value_arrives_whole(
+    syslog_ng: tuple[subprocess.Popen[bytes], dict[str, Path]],
+) -> None:
+    # Mina's redactor cuts a value at 64 KiB; the line around it must not be cut in two.
+    collector, paths = syslog_ng
+    record = {
+        "timestamp": "2026-11-29T10:00:01.250113Z",
+        "level": "error",
+        "logger": "mina.api",
+        "event": "request.failed",
+        "status": 500,
+        "exception": "Traceback (most recent call last):\n" + "x" * 65536,
+    }
+    with open(paths["mina_input"], "a") as stdout:
+        stdout.write(json.dumps(record) + "\n")
+    wait_until(lambda: line_count(paths["mina_output"]) >= 1, 15, "the record")
+    stop(collector)
+
+    assert [record] == [json.loads(line) for line in paths["mina_output"].read_text().splitlines()]
