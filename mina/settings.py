@@ -112,11 +112,11 @@ def _dsn(env: Mapping[str, str]) -> str | None:
     return raw
 
 
-def _level(env: Mapping[str, str]) -> int:
-    raw = env.get("LOG_LEVEL", "INFO")
+def _level(env: Mapping[str, str], name: str = "LOG_LEVEL") -> int:
+    raw = env.get(name, "INFO")
     level = logging.getLevelNamesMapping().get(raw.strip().upper())
     if level is None:
-        raise ConfigError("LOG_LEVEL", raw, "expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        raise ConfigError(name, raw, "expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
 
 
@@ -175,6 +175,7 @@ class Settings:
         default=frozenset({401, 403, 404}), metadata=_SENTRY
     )
     sentry_enable_logs: bool = field(default=False, metadata=_SENTRY)
+    sentry_logs_level: int = field(default=logging.INFO, metadata=_SENTRY)
     sentry_spotlight: str | bool = field(default=False, metadata=_SENTRY)
     sentry_debug: bool = field(default=False, metadata=_SENTRY)
     log_level: int = field(default=logging.INFO, metadata=_LOGGING)
@@ -230,6 +231,7 @@ class Settings:
                 env, "SENTRY_IGNORE_STATUS_CODES", "401,403,404"
             ),
             sentry_enable_logs=_flag(env, "SENTRY_ENABLE_LOGS", False),
+            sentry_logs_level=_level(env, "SENTRY_LOGS_LEVEL"),
             sentry_spotlight=spotlight,
             sentry_debug=_flag(env, "SENTRY_DEBUG", False),
             log_level=_level(env),

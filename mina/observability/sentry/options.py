@@ -23,8 +23,9 @@ from mina.observability.context import tag_value
 from mina.observability.pipeline import get_logger
 from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
+from mina.observability.sentry.logs import LogShaper
 from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
-from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event, redact_sentry_log
+from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
 from mina.settings import Settings
 
 __all__ = ["init_sentry", "sentry_options"]
@@ -132,8 +133,9 @@ def _data_collection(send_pii: bool) -> dict[str, Any]:
 def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     """Return the `sentry_sdk.init` keyword arguments for *settings*.
 
-    Logging: INFO and up become breadcrumbs, ERROR and up events; Sentry Logs only when
-    ``SENTRY_ENABLE_LOGS=1`` (otherwise its handler would cost every call for nothing).
+    Logging: INFO and up become breadcrumbs, ERROR and up events; Sentry Logs at
+    ``SENTRY_LOGS_LEVEL`` and up only when ``SENTRY_ENABLE_LOGS=1`` (otherwise its
+    handler would cost every call for nothing).
     No PII unless ``MINA_SEND_PII=1``. Events for HTTP errors whose status is in
     ``SENTRY_IGNORE_STATUS_CODES`` (401, 403, 404) are dropped.
     """
@@ -167,9 +169,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         out[_REDACTED_MARK] = True
         return out
 
-    def before_send_log(log: dict[str, Any], hint: Any) -> dict[str, Any] | None:
-        return redact_sentry_log(redactor, log)
-
+    logs_level = settings.sentry_logs_level if settings.sentry_enable_logs else None
     options: dict[str, Any] = {
         "dsn": settings.sentry_dsn,
         "environment": settings.sentry_environment,
@@ -186,14 +186,15 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
             MinaLoggingIntegration(
                 level=logging.INFO,
                 event_level=logging.ERROR,
-                sentry_logs_level=logging.INFO if settings.sentry_enable_logs else None,
+                sentry_logs_level=logs_level,
             ),
             FlaskIntegration(transaction_style="url"),
         ],
         "before_send": _fail_closed("before_send", before_send),
         "before_send_transaction": _fail_closed("before_send_transaction", before_send_transaction),
         "before_breadcrumb": _fail_closed("before_breadcrumb", before_breadcrumb),
-        "before_send_log": _fail_closed("before_send_log", before_send_log),
+        # Context as attributes, redaction and events' size limits (mina.observability.sentry.logs).
+        "before_send_log": _fail_closed("before_send_log", LogShaper(redactor)),
     }
     if settings.sentry_spotlight:
         options["spotlight"] = settings.sentry_spotlight
