@@ -23,7 +23,7 @@ from mina.observability.context import tag_value
 from mina.observability.pipeline import get_logger
 from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
-from mina.observability.sentry.logs import LogShaper
+from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
 from mina.settings import Settings
@@ -182,6 +182,9 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         "data_collection": _data_collection(settings.send_pii),
         "enable_logs": settings.sentry_enable_logs,
         "debug": settings.sentry_debug,
+        # Events cut text where Sentry Logs records are cut (the SDK's old default; it is
+        # unlimited now), so neither output ships a 20 KB string.
+        "max_value_length": STRING_MAX,
         "integrations": [
             MinaLoggingIntegration(
                 level=logging.INFO,
