@@ -12,10 +12,15 @@ Reported: requests per second, p50 and p99 latency, errors (anything but 201), a
 whether every 201 left exactly one row (``rows_ok``). Several rounds run against the same
 server after a warm-up; the summary is the median over rounds.
 
+``--baseline DIR`` also serves the ``mina`` package of another source tree (say
+``git archive main | tar -x -C DIR``) with its own database, and alternates rounds between
+the two (order swapped each round), so a shared, noisy machine affects both alike; the
+before/after comparison is the ratio within the run.
+
 ::
 
     python -m bench.db_concurrency                       # 3 rounds x 3000 requests, 16 clients
-    python -m bench.db_concurrency --clients 32 --json out.json
+    python -m bench.db_concurrency --baseline /tmp/mina-main --rounds 4
 """
 
 from __future__ import annotations
@@ -55,10 +60,11 @@ def _tokens(database: Path, count: int) -> list[str]:
         return [db.create_token(conn, db.create_user(conn, f"bench{n}").id) for n in range(count)]
 
 
-def _start(database: Path, workers: int, threads: int, stderr: Any) -> tuple[Any, int]:
+def _start(tree: Path, database: Path, workers: int, threads: int, stderr: Any) -> tuple[Any, int]:
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "LOG_", "MINA_"))},
+        "PYTHONPATH": str(tree),  # this tree's `mina` before the installed one
         "MINA_BIND": f"127.0.0.1:{port}",
         "MINA_WORKERS": str(workers),
         "MINA_THREADS": str(threads),
@@ -66,9 +72,16 @@ def _start(database: Path, workers: int, threads: int, stderr: Any) -> tuple[Any
         "SENTRY_ENVIRONMENT": "bench",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "python:mina.gunicorn_conf", "mina:create_app()"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "python:mina.gunicorn_conf",
+            "mina:create_app()",
+        ],
         env=env,
-        cwd=ROOT,
+        cwd=tree,
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )
@@ -158,6 +171,49 @@ def _rows(database: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM meetings").fetchone()[0])
 
 
+class _Side:
+    """One server under test: its source tree, database, tokens and results."""
+
+    def __init__(self, tree: Path, tmp: Path, clients: int) -> None:
+        self.tree = tree
+        self.database = tmp / "mina.sqlite3"
+        tmp.mkdir()
+        self.tokens = _tokens(self.database, clients)
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
+        self.process: Any = None
+        self.port = 0
+        self.samples: list[dict[str, Any]] = []
+        self.rows_before = 0
+
+    def start(self, workers: int, threads: int) -> None:
+        self.process, self.port = _start(self.tree, self.database, workers, threads, self.stderr)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.stderr.close()
+
+    def summary(self) -> dict[str, Any]:
+        created = sum(s["created"] for s in self.samples)
+        return {
+            **{
+                k: statistics.median(s[k] for s in self.samples)
+                for k in ("rps", "p50_ms", "p99_ms")
+            },
+            "max_ms": max(s["max_ms"] for s in self.samples),
+            "errors": sum(s["errors"] for s in self.samples),
+            "first_errors": [e for s in self.samples for e in s["first_errors"]][:3],
+            "rows_ok": _rows(self.database) - self.rows_before == created,
+            "tree": str(self.tree),
+            "rounds": self.samples,
+        }
+
+
 def run(
     rounds: int = 3,
     requests: int = 3000,
@@ -165,41 +221,36 @@ def run(
     workers: int = 2,
     threads: int = 4,
     cap_s: float = 60.0,
+    baseline: Path | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; return the per-round results and their medians."""
-    with tempfile.TemporaryDirectory(prefix="mina-dbbench-") as tmp, tempfile.TemporaryFile() as err:
-        database = Path(tmp) / "mina.sqlite3"
-        tokens = _tokens(database, clients)
-        process, port = _start(database, workers, threads, err)
+    """Run the benchmark (against *baseline* too, interleaved); return medians per side."""
+    trees = {"this": ROOT} if baseline is None else {"this": ROOT, "baseline": baseline}
+    with tempfile.TemporaryDirectory(prefix="mina-dbbench-") as tmp:
+        sides = {name: _Side(tree, Path(tmp) / name, clients) for name, tree in trees.items()}
         try:
-            burst(port, tokens, max(200, requests // 10), cap_s)  # warm-up
-            before = _rows(database)
-            samples = []
+            for side in sides.values():
+                side.start(workers, threads)
+            for side in sides.values():
+                burst(side.port, side.tokens, max(200, requests // 10), cap_s)  # warm-up
+                side.rows_before = _rows(side.database)
             for index in range(rounds):
-                samples.append(burst(port, tokens, requests, cap_s))
-                if progress is not None:
-                    s = samples[-1]
-                    progress(
-                        f"round {index + 1}/{rounds}: {s['rps']:.0f} req/s, p50 {s['p50_ms']:.1f}"
-                        f" ms, p99 {s['p99_ms']:.1f} ms, {s['errors']} errors"
-                    )
-            created = sum(s["created"] for s in samples)
-            rows_ok = _rows(database) - before == created
+                order = list(sides) if index % 2 == 0 else list(reversed(sides))
+                for name in order:
+                    sample = burst(sides[name].port, sides[name].tokens, requests, cap_s)
+                    sides[name].samples.append(sample)
+                    if progress is not None:
+                        progress(
+                            f"round {index + 1}/{rounds} {name}: {sample['rps']:.0f} req/s,"
+                            f" p50 {sample['p50_ms']:.1f} ms, p99 {sample['p99_ms']:.1f} ms,"
+                            f" {sample['errors']} errors"
+                        )
+            result = {name: side.summary() for name, side in sides.items()}
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            for side in sides.values():
+                side.stop()
     return {
-        **{k: statistics.median(s[k] for s in samples) for k in ("rps", "p50_ms", "p99_ms")},
-        "max_ms": max(s["max_ms"] for s in samples),
-        "errors": sum(s["errors"] for s in samples),
-        "first_errors": [e for s in samples for e in s["first_errors"]][:3],
-        "rows_ok": rows_ok,
-        "rounds": samples,
+        **result,
         "requests_per_round": requests,
         "clients": clients,
         "workers": workers,
@@ -215,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--baseline", type=Path, default=None, help="another source tree")
     parser.add_argument("--json", default="-")
     args = parser.parse_args(argv)
     result = run(
@@ -223,14 +275,18 @@ def main(argv: list[str] | None = None) -> None:
         args.clients,
         args.workers,
         args.threads,
+        baseline=args.baseline,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
-    print(
-        f"POST {PATH}: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms,"
-        f" p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms,"
-        f" {result['errors']} errors, rows ok: {result['rows_ok']}",
-        file=sys.stderr,
-    )
+    for name in ("this", "baseline"):
+        if name in result:
+            r = result[name]
+            print(
+                f"{name:8s} POST {PATH}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms,"
+                f" p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms,"
+                f" {r['errors']} errors, rows ok: {r['rows_ok']}",
+                file=sys.stderr,
+            )
     text = json.dumps(result, indent=2)
     if args.json == "-":
         print(text)
