@@ -9,7 +9,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from mina import api, auth, cli, db, ops
+from mina import api, auth, bodies, cli, db, ops
 from mina.errors import http_error
 from mina.logging_config import configure_logging
 from mina.observability.flask import Observability
@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
     init_sentry(settings, redactor)
 
     app = flask.Flask("mina")
+    bodies.init_app(app, settings.max_json_bytes)
     app.config.update(MINA_DATABASE=str(settings.database), MINA_SETTINGS=settings)
     app.config.update(config)
     Observability(app, settings)
