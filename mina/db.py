@@ -35,7 +35,7 @@ from typing import Any, Final, Literal, get_args
 from flask import Flask, current_app
 
 from mina.observability.tracing import span
-from mina.settings import Settings
+from mina.settings import ConfigError, Settings
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -258,16 +258,36 @@ def initialize(path: str | PathLike[str]) -> None:
     """Create the database at *path* (and its parent directories) if needed; idempotent.
 
     Switches the file to WAL journaling, which lets readers proceed while one process
-    writes: several gunicorn workers share the file.
+    writes: several gunicorn workers share the file. Then takes the write lock once and
+    releases it, so a file Mina could read but not write fails here, at start-up, rather
+    than on the first request that writes.
+
+    :raises mina.settings.ConfigError: naming ``MINA_DATABASE``, when the directory cannot
+        be created, or the file cannot be opened, written or read as a SQLite database.
     """
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
+    parent = Path(path).parent
     try:
-        _execute(conn, "PRAGMA journal_mode", "PRAGMA journal_mode = WAL")
-        with span("db", "CREATE schema", **_SPAN_DATA):
-            conn.executescript(_SCHEMA)
-    finally:
-        conn.close()
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise _unusable(path, f"{parent} is not a directory") from None
+    except OSError as exc:
+        raise _unusable(path, f"cannot create the directory {parent}: {exc.strerror}") from None
+    try:
+        conn = connect(path)
+        try:
+            _execute(conn, "PRAGMA journal_mode", "PRAGMA journal_mode = WAL")
+            with span("db", "CREATE schema", **_SPAN_DATA):
+                conn.executescript(_SCHEMA)
+            _execute(conn, "BEGIN IMMEDIATE", "BEGIN IMMEDIATE")
+            conn.rollback()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise _unusable(path, f"not a usable SQLite database: {exc}") from None
+
+
+def _unusable(path: str | PathLike[str], reason: str) -> ConfigError:
+    return ConfigError("MINA_DATABASE", os.fspath(path), reason)
 
 
 def init_app(app: Flask) -> None:
