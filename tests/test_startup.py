@@ -112,11 +112,14 @@ def test_the_quick_start_command_serves_json_lines_and_its_bind_wins(
 
 
 def test_main_and_gunicorn_conf_stay_out_of_the_package() -> None:
+    import tomllib
+
     import setuptools
 
-    packages = setuptools.find_packages(str(ROOT), include=["mina*"])
-    assert "mina" in packages
-    assert [] == [p for p in packages if not p.startswith("mina")]
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = setuptools.find_packages(str(ROOT), **config["packages"]["find"])
+    assert {"mina"} == {package.split(".")[0] for package in packages}
+    assert "py-modules" not in config  # main.py and gunicorn.conf.py are not installed
     assert (ROOT / "main.py").is_file() and (ROOT / "gunicorn.conf.py").is_file()
 
 
