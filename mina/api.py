@@ -10,7 +10,6 @@ its level happens in the background (`process_chunk`), which marks it ``processe
 
 from __future__ import annotations
 
-from contextlib import closing
 from typing import Final
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -149,17 +148,18 @@ def upload_chunk(meeting_id: str) -> tuple[Response, int]:
 def process_chunk(database: str, chunk_id: int, wav: audio.Wav) -> float:
     """Measure a received chunk's level and mark it ``processed``; return the level.
 
-    Runs as a background job, with its own connection to *database*. On failure the chunk
-    is marked ``failed`` and the exception propagates (`mina.observability.background` logs it).
+    Runs as a background job, with its worker thread's connection to *database*. On
+    failure the chunk is marked ``failed`` and the exception propagates
+    (`mina.observability.background` logs it).
     """
-    with closing(db.connect(database)) as conn:
-        try:
-            with span("audio", "RMS level", size_bytes=len(wav.frames)):
-                rms_dbfs = audio.rms_dbfs(wav.frames, wav.sample_width)
-            db.mark_chunk(conn, chunk_id, "processed", rms_dbfs=rms_dbfs)
-        except Exception:
-            db.mark_chunk(conn, chunk_id, "failed")
-            raise
+    conn = db.thread_connection(database)
+    try:
+        with span("audio", "RMS level", size_bytes=len(wav.frames)):
+            rms_dbfs = audio.rms_dbfs(wav.frames, wav.sample_width)
+        db.mark_chunk(conn, chunk_id, "processed", rms_dbfs=rms_dbfs)
+    except Exception:
+        db.mark_chunk(conn, chunk_id, "failed")
+        raise
     # "rms_dbfs", not "level": that key is the log line's own level.
     log.info(
         "chunk.processed",

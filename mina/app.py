@@ -9,14 +9,17 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from mina import api, auth, cli, db, ops
+from mina import api, auth, bodies, cli, db, ops
+from mina.envfile import loaded_env_file
 from mina.errors import http_error
-from mina.logging_config import configure_logging
+from mina.logging_config import configure_logging, get_logger
 from mina.observability.flask import Observability
 from mina.observability.sentry import init_sentry
 from mina.settings import Settings
 
 __all__ = ["create_app"]
+
+_log = get_logger("mina.app")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
@@ -32,9 +35,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
     overrides = {key: value for key, value in config.items() if isinstance(value, str)}
     settings = Settings.from_env({**os.environ, **overrides})
     redactor = configure_logging(settings)
+    env_file = loaded_env_file()
+    _log.info(
+        "config.loaded",
+        env_file=None if env_file is None else str(env_file),
+        database=str(settings.database),
+    )
     init_sentry(settings, redactor)
 
     app = flask.Flask("mina")
+    bodies.init_app(app, settings.max_json_bytes)
     app.config.update(MINA_DATABASE=str(settings.database), MINA_SETTINGS=settings)
     app.config.update(config)
     Observability(app, settings)

@@ -16,6 +16,7 @@ import click
 import flask
 
 from mina import db
+from mina.envfile import load_env_file
 from mina.settings import ConfigError, Settings
 
 __all__ = ["main", "users"]
@@ -26,12 +27,16 @@ _USERNAME: Final = re.compile(r"[^\s\x00-\x1f\x7f]+")
 
 
 def _database() -> Path:
-    if flask.has_app_context():  # run by the flask command: the app knows its database
-        return Path(flask.current_app.config["MINA_DATABASE"])
+    # Created and checked here: a bad MINA_DATABASE is one line, not a traceback.
     try:
-        return Settings.from_env().database
+        if flask.has_app_context():  # run by the flask command: the app knows its database
+            path = Path(flask.current_app.config["MINA_DATABASE"])
+        else:
+            path = Settings.from_env().database
+        db.initialize(path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    return path
 
 
 def _username(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -45,6 +50,7 @@ def _username(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @click.group()
 def main() -> None:
     """Mina: meetings and their transcription."""
+    load_env_file()  # as `flask` does; the flask command reads .env by itself
 
 
 @main.group()
@@ -61,7 +67,6 @@ def create_user(username: str, email: str | None) -> None:
     Only the token goes to stdout, so ``TOKEN=$(mina users create ada)`` captures it.
     """
     path = _database()
-    db.initialize(path)
     with closing(db.connect(path)) as conn:
         try:
             user = db.create_user(conn, username, email)

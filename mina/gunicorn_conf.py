@@ -3,8 +3,9 @@
 gunicorn's own records (start-up, worker boots, errors) go through Mina's pipeline, so
 stdout stays one JSON object per line. The access log is off: each request already
 writes one ``request.finished`` line with its request id, user and meeting.
-Settings are validated here, before any worker starts: a bad value stops start-up with
-one line naming the variable.
+Settings are validated here, before any worker starts: a bad value, or a database Mina
+cannot create or write, stops start-up with one line naming the variable. The nearest
+``.env`` file is read first (`mina.envfile`); the real environment wins over it.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ from typing import Any
 
 from gunicorn import glogging
 
+from mina import db
+from mina.envfile import load_env_file
 from mina.logging_config import configure_logging
 from mina.settings import ConfigError, Settings, whole_number
 
 try:
+    load_env_file()  # before any variable is read; inherited by the workers
     _settings = Settings.from_env()
     workers = whole_number(os.environ, "MINA_WORKERS", 2, minimum=1)
     threads = whole_number(os.environ, "MINA_THREADS", 4, minimum=1)
     configure_logging(_settings)  # here, so a bad logging.yaml also stops with one line
+    db.initialize(_settings.database)  # not in a worker: its failure would be a traceback
 except ConfigError as exc:
     # One line naming the variable, before gunicorn prints a traceback of its own.
     sys.stderr.write(f"mina: configuration error: {exc}\n")

@@ -186,6 +186,7 @@ class Settings:
     redact_keys: tuple[str, ...] = field(default=(), metadata=_LOGGING)
     trusted_proxies: int = 0
     database: Path = Path("var/mina.sqlite3")
+    max_json_bytes: int = 1024 * 1024
 
     def part(self, name: str) -> tuple[Any, ...]:
         """Return the values of the settings that part *name* (``"logging"``, ``"sentry"``)
@@ -242,4 +243,5 @@ class Settings:
             redact_keys=_names(env, "MINA_REDACT_KEYS"),
             trusted_proxies=whole_number(env, "MINA_TRUSTED_PROXIES", 0),
             database=Path(env.get("MINA_DATABASE") or "var/mina.sqlite3"),
+            max_json_bytes=whole_number(env, "MINA_MAX_JSON_BYTES", 1024 * 1024, minimum=1024),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -136,7 +137,7 @@ def test_mark_chunk_rejects_unknown_status_and_id(conn: sqlite3.Connection) -> N
         db.mark_chunk(conn, 42, "failed")
 
 
-def test_init_app_gives_one_connection_per_app_context(tmp_path: Path) -> None:
+def test_get_db_keeps_one_connection_per_thread_across_app_contexts(tmp_path: Path) -> None:
     app = flask.Flask(__name__)
     app.config["MINA_DATABASE"] = str(tmp_path / "sub" / "app.sqlite3")
     db.init_app(app)
@@ -144,8 +145,52 @@ def test_init_app_gives_one_connection_per_app_context(tmp_path: Path) -> None:
     with app.app_context():
         conn = db.get_db()
         assert conn is db.get_db()
+    with app.app_context():
+        assert conn is db.get_db()  # kept: closing it would checkpoint and delete the WAL
+        assert 1 == conn.execute("SELECT 1").fetchone()[0]
+    others: list[sqlite3.Connection] = []
+
+    def other_thread() -> None:
+        with app.app_context():
+            others.append(db.get_db())
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(timeout=10)
+    assert [False] == [other is conn for other in others]
+
+
+def test_thread_connection_reopens_for_another_database(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+    db.initialize(first)
+    db.initialize(second)
+    conn = db.thread_connection(first)
+    assert conn is db.thread_connection(first)
+    other = db.thread_connection(second)
+    assert other is not conn
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         conn.execute("SELECT 1")
+    assert [("main", str(second))] == [
+        (row["name"], row["file"]) for row in other.execute("PRAGMA database_list")
+    ]
+
+
+def test_connections_commit_without_fsync_in_wal(conn: sqlite3.Connection) -> None:
+    assert 1 == conn.execute("PRAGMA synchronous").fetchone()[0]  # 1 = NORMAL
+
+
+def test_a_transaction_left_open_is_rolled_back_after_the_request(tmp_path: Path) -> None:
+    app = flask.Flask(__name__)
+    app.config["MINA_DATABASE"] = str(tmp_path / "app.sqlite3")
+    db.init_app(app)
+    with app.app_context():
+        conn = db.get_db()
+        conn.execute("BEGIN IMMEDIATE")
+        db.create_user(conn, "ghost")
+    assert not conn.in_transaction
+    with closing(db.connect(app.config["MINA_DATABASE"])) as other:
+        assert 0 == other.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+        db.create_user(other, "ada")  # the write lock was released
 
 
 def test_every_statement_is_a_db_span_without_values(path: Path) -> None:

@@ -24,6 +24,7 @@ from mina.observability.pipeline import get_logger
 from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
+from mina.observability.sentry.os_context import os_context
 from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
 from mina.settings import Settings
@@ -136,8 +137,9 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     Logging: INFO and up become breadcrumbs, ERROR and up events; Sentry Logs at
     ``SENTRY_LOGS_LEVEL`` and up only when ``SENTRY_ENABLE_LOGS=1`` (otherwise its
     handler would cost every call for nothing).
-    No PII unless ``MINA_SEND_PII=1``. Events for HTTP errors whose status is in
-    ``SENTRY_IGNORE_STATUS_CODES`` (401, 403, 404) are dropped.
+    No PII unless ``MINA_SEND_PII=1``, and without it no request body either. Events for
+    HTTP errors whose status is in ``SENTRY_IGNORE_STATUS_CODES`` (401, 403, 404) are
+    dropped.
     """
     ignored = settings.sentry_ignore_status_codes
 
@@ -236,6 +238,7 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
         if settings.sentry_dsn:
             ignore_logger(HOOK_LOGGER)
             sentry_sdk.init(**sentry_options(settings, redactor))
+            sentry_sdk.get_global_scope().set_context("os", os_context())
             quiet_sdk_logger(settings.sentry_debug)
         _initialized = key
     if not settings.sentry_dsn:
