@@ -28,8 +28,8 @@ run: $(VENV)/.run-installed
 	MINA_BIND=$(HOST):$(PORT) $(BIN)/gunicorn --config python:mina.gunicorn_conf 'mina:create_app()'
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check mina tests bench
-	$(BIN)/ruff format --check mina tests bench
+	$(BIN)/ruff check mina tests bench main.py gunicorn.conf.py
+	$(BIN)/ruff format --check mina tests bench main.py gunicorn.conf.py
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
