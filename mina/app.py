@@ -52,7 +52,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
     auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
-    app.cli.add_command(cli.users)  # also `flask --app mina users create NAME`
+    # Also `flask --app mina users list` and friends, with the app's database.
+    for command in (cli.users, cli.config, cli.sentry_check, cli.logs):
+        app.cli.add_command(command)
     if settings.enable_test_routes:
         app.register_blueprint(ops.test_bp)
     # JSON errors carrying the request id. A 500 handler (not an Exception handler) keeps

@@ -1,81 +1,40 @@
-"""Mina's command line: ``mina users create NAME [--email E]``.
+"""Mina's command line: ``mina``, also ``python -m mina``.
 
-The database is the one ``MINA_DATABASE`` names. The ``users`` group also works as a Flask
-command (``flask --app mina users create NAME`` once the app adds it to ``app.cli``); it
-then uses the app's ``MINA_DATABASE`` setting.
+This module holds the main group and registers the commands, each in its own module
+under `mina.commands`: ``serve``, ``sentry-check``, ``logs``, ``config`` and ``users``.
+``users``, ``config``, ``sentry-check`` and ``logs`` also work as Flask commands
+(``flask --app mina users list``): the app adds them to ``app.cli``. ``serve`` does not:
+it starts gunicorn, which creates the app itself.
 """
 
 from __future__ import annotations
 
-import re
-from contextlib import closing
-from pathlib import Path
-from typing import Final
-
 import click
-import flask
 
-from mina import db
+from mina.commands.config import config
+from mina.commands.logs import logs
+from mina.commands.sentry_check import sentry_check
+from mina.commands.serve import serve
+from mina.commands.users import users
 from mina.envfile import load_env_file
-from mina.settings import ConfigError, Settings
+from mina.settings import package_version
 
-__all__ = ["main", "users"]
-
-USERNAME_MAX: Final = 64
-# Names end up in log lines and Sentry tags: visible characters only, no spaces.
-_USERNAME: Final = re.compile(r"[^\s\x00-\x1f\x7f]+")
+__all__ = ["config", "logs", "main", "sentry_check", "serve", "users"]
 
 
-def _database() -> Path:
-    # Created and checked here: a bad MINA_DATABASE is one line, not a traceback.
-    try:
-        if flask.has_app_context():  # run by the flask command: the app knows its database
-            path = Path(flask.current_app.config["MINA_DATABASE"])
-        else:
-            path = Settings.from_env().database
-        db.initialize(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    return path
-
-
-def _username(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if not _USERNAME.fullmatch(value) or len(value) > USERNAME_MAX:
-        raise click.BadParameter(
-            f"expected 1 to {USERNAME_MAX} visible characters without spaces, got {value!r}"
-        )
-    return value
-
-
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_version(), "--version", "-V", prog_name="mina")
 def main() -> None:
-    """Mina: meetings and their transcription."""
+    """Mina: meetings and their transcription.
+
+    Configuration comes from the environment: 'mina config' shows it. Each command
+    has --help; docs/cli.md has them all.
+    """
     load_env_file()  # as `flask` does; the flask command reads .env by itself
 
 
-@main.group()
-def users() -> None:
-    """Manage users and their API tokens."""
-
-
-@users.command("create")
-@click.argument("username", callback=_username)
-@click.option("--email", default=None, help="The user's email (kept out of logs by default).")
-def create_user(username: str, email: str | None) -> None:
-    """Create user USERNAME and print a new API token for it, once.
-
-    Only the token goes to stdout, so ``TOKEN=$(mina users create ada)`` captures it.
-    """
-    path = _database()
-    with closing(db.connect(path)) as conn:
-        try:
-            user = db.create_user(conn, username, email)
-        except db.UserExists as exc:
-            raise click.ClickException(str(exc)) from None
-        token = db.create_token(conn, user.id)
-    click.echo(token)
-    click.echo(
-        f"Created user {username!r} (id {user.id}) in {path}. The token above is shown only"
-        " once: store it now. Clients send it as 'Authorization: Bearer <token>'.",
-        err=True,
-    )
+main.add_command(serve)
+main.add_command(sentry_check)
+main.add_command(logs)
+main.add_command(config)
+main.add_command(users)

@@ -20,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "LOG_FORMATS",
+    "SERVER_DEFAULTS",
     "ConfigError",
     "Settings",
     "default_log_format",
@@ -31,6 +32,13 @@ __all__ = [
 
 #: Accepted values of ``LOG_FORMAT``.
 LOG_FORMATS = ("json", "console")
+
+#: gunicorn's variables (read by `mina.gunicorn_conf`) and their defaults.
+SERVER_DEFAULTS: dict[str, str] = {
+    "MINA_BIND": "127.0.0.1:5000",
+    "MINA_WORKERS": "2",
+    "MINA_THREADS": "4",
+}
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
