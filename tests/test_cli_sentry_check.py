@@ -3,6 +3,7 @@ unreachable, off, invalid; each with its exit code, never the DSN's key."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import subprocess
@@ -170,3 +171,15 @@ def test_as_a_real_process(sentry_ingest: SentryIngest) -> None:
         f"exception  {ids[1]}  delivered (HTTP 200)",
         "Result: delivered.",
     ] == result.stdout.splitlines()[3:]
+
+
+def test_the_sdk_internals_the_recording_transport_overrides_are_still_there() -> None:
+    # RecordingTransport overrides two private methods; an SDK that renames or reshapes
+    # them must fail here, not make sentry-check report "no answer" for delivered events.
+    from sentry_sdk.transport import HttpTransport
+
+    def parameters(name: str) -> list[str]:
+        return list(inspect.signature(getattr(HttpTransport, name)).parameters)
+
+    assert ["self", "method", "endpoint_type", "body", "headers"] == parameters("_request")
+    assert ["self", "body", "headers", "endpoint_type", "envelope"] == parameters("_send_request")
