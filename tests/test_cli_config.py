@@ -41,6 +41,7 @@ def test_every_setting_with_value_and_source(
         ["SENTRY_PROFILES_SAMPLE_RATE", "0.1", "default"],
         ["SENTRY_IGNORE_STATUS_CODES", "401,403,404", "default"],
         ["SENTRY_ENABLE_LOGS", "false", "default"],
+        ["SENTRY_LOGS_LEVEL", "INFO", "default"],
         ["SENTRY_SPOTLIGHT", "false", "default"],
         ["SENTRY_DEBUG", "false", "default"],
         ["LOG_LEVEL", "DEBUG", "environment"],
@@ -70,8 +71,8 @@ def test_the_table_lines_up(monkeypatch: pytest.MonkeyPatch) -> None:
     width = len(packaged)
     assert f"{'SETTING':<27}  {'VALUE':<{width}}  SOURCE" == lines[0]
     assert f"{'SENTRY_DSN':<27}  {'(unset)':<{width}}  default" == lines[1]
-    assert f"{'MINA_DATABASE':<27}  {'var/mina.sqlite3':<{width}}  default" == lines[17]
-    assert f"{'logging YAML':<27}  {packaged}  default (packaged)" == lines[21]
+    assert f"{'MINA_DATABASE':<27}  {'var/mina.sqlite3':<{width}}  default" == lines[18]
+    assert f"{'logging YAML':<27}  {packaged}  default (packaged)" == lines[22]
 
 
 def test_every_settings_field_names_its_variable() -> None:

@@ -53,7 +53,7 @@ def _shown(name: str, value: Any) -> str:
         return "(unset)"
     if name == "sentry_dsn":
         return mask_dsn(str(value))
-    if name == "log_level":
+    if name.endswith("_level"):  # log_level, sentry_logs_level: numbers to names
         return str(logging.getLevelName(value))
     if isinstance(value, bool):
         return "true" if value else "false"
