@@ -16,6 +16,7 @@ Rendered exceptions and stacks follow, multi-line, as the traceback reads.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -73,6 +74,10 @@ def _elide(text: str, limit: int) -> str:
 
 def _quoted(text: str) -> str:
     return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+# Keys repeat on every line: quote each once.
+_quoted_key: Final = functools.lru_cache(maxsize=1024)(_quoted)
 
 
 def _value(key: str, value: Any, limit: int) -> str:
@@ -144,7 +149,7 @@ class ConsoleRenderer:
         return "\n".join(lines)
 
     def _pair(self, key: str, value: Any, limit: int, style: str | None) -> tuple[str, int]:
-        shown_key = _quoted(key)
+        shown_key = _quoted_key(key)
         shown = _value(key, value, limit)
         plain = f"{shown_key}={shown}"
         if not self._colors:
