@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from flask.cli import FlaskGroup
 
 from mina import cli
+from mina.app import create_app
 from mina.settings import Settings, package_version, variables
 
 
@@ -88,3 +90,27 @@ def test_a_bad_value_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
         "",
         "Error: SENTRY_TRACES_SAMPLE_RATE='1.5' is invalid: out of range; expected 0.0 to 1.0\n",
     ) == (result.exit_code, result.stdout, result.stderr)
+
+
+def test_as_a_flask_command_it_names_the_env_file_flask_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("LOG_LEVEL=warning\nMINA_TRUSTED_PROXIES=1\n")
+    monkeypatch.chdir(tmp_path)
+    for name in ("LOG_LEVEL", "MINA_TRUSTED_PROXIES"):
+        monkeypatch.setenv(name, "")  # so what Flask loads is removed after the test
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MINA_TRUSTED_PROXIES", "2")  # the environment wins over the file
+    flask_command = FlaskGroup(create_app=lambda: create_app({"TESTING": True}))
+
+    result = CliRunner().invoke(flask_command, ["config", "--json"])
+
+    assert 0 == result.exit_code, result.output
+    rows = {row["name"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert {"name": "LOG_LEVEL", "value": "WARNING", "source": f".env ({env_file})"} == (
+        rows["LOG_LEVEL"]
+    )
+    assert {"name": "MINA_TRUSTED_PROXIES", "value": "2", "source": "environment"} == (
+        rows["MINA_TRUSTED_PROXIES"]
+    )
