@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from flask.cli import FlaskGroup
 
-from mina import cli
+from mina import cli, envfile
 from mina.app import create_app
 from mina.settings import Settings, package_version, variables
 
@@ -54,6 +54,7 @@ def test_every_setting_with_value_and_source(
         ["MINA_REDACT_KEYS", "iban,pin", "environment"],
         ["MINA_TRUSTED_PROXIES", "0", "default"],
         ["MINA_DATABASE", str(database), "environment"],
+        ["MINA_MAX_JSON_BYTES", "1048576", "default"],
         ["MINA_BIND", "127.0.0.1:5000", "default"],
         ["MINA_WORKERS", "8", "environment"],
         ["MINA_THREADS", "4", "default"],
@@ -74,7 +75,7 @@ def test_the_table_lines_up(monkeypatch: pytest.MonkeyPatch) -> None:
     assert f"{'SETTING':<27}  {'VALUE':<{width}}  SOURCE" == lines[0]
     assert f"{'SENTRY_DSN':<27}  {'(unset)':<{width}}  default" == lines[1]
     assert f"{'MINA_DATABASE':<27}  {'var/mina.sqlite3':<{width}}  default" == lines[18]
-    assert f"{'logging YAML':<27}  {packaged}  default (packaged)" == lines[22]
+    assert f"{'logging YAML':<27}  {packaged}  default (packaged)" == lines[23]
 
 
 def test_every_settings_field_names_its_variable() -> None:
@@ -114,3 +115,23 @@ def test_as_a_flask_command_it_names_the_env_file_flask_read(
     assert {"name": "MINA_TRUSTED_PROXIES", "value": "2", "source": "environment"} == (
         rows["MINA_TRUSTED_PROXIES"]
     )
+
+
+def test_the_mina_command_names_the_env_file_it_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("SENTRY_ENVIRONMENT=staging\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(envfile, "_done", False)
+    monkeypatch.setattr(envfile, "_path", None)
+    monkeypatch.setenv("SENTRY_ENVIRONMENT", "")  # so what the file sets is removed after
+    monkeypatch.delenv("SENTRY_ENVIRONMENT")
+
+    result = CliRunner().invoke(cli.main, ["config", "--json"])
+
+    rows = {row["name"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert {"name": "SENTRY_ENVIRONMENT", "value": "staging", "source": f".env ({env_file})"} == (
+        rows["SENTRY_ENVIRONMENT"]
+    )
+    assert "default (SENTRY_ENVIRONMENT)" == rows["MINA_ENABLE_TEST_ROUTES"]["source"]

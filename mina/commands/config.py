@@ -2,9 +2,9 @@
 
 Every `mina.settings.Settings` field (the list is the dataclass's, each field names its
 variable), gunicorn's variables, and what the logging YAML adds (``mina.caller_info``,
-``mina.redaction``). Sources: ``environment``, ``.env`` (only the Flask command reads
-one, and only with python-dotenv installed), the logging YAML, or ``default``. A DSN's
-key is masked.
+``mina.redaction``). Sources: ``environment``, ``.env (path)`` (the file `mina.envfile`
+or the Flask command read; the real environment wins over it), the logging YAML, or
+``default``. A DSN's key is masked.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 import click
+import dotenv
 import flask
 import yaml
 
+from mina.envfile import loaded_env_file
 from mina.settings import (
     SERVER_DEFAULTS,
     ConfigError,
@@ -62,22 +64,16 @@ def _shown(name: str, value: Any) -> str:
     return str(value)
 
 
-def _dotenv() -> dict[str, tuple[str, str | None]]:
-    # Flask's command loads .flaskenv and .env into os.environ (never over a set
-    # variable) when python-dotenv is installed; `mina` itself reads no such file.
-    if not flask.has_app_context():
+def _env_file() -> dict[str, tuple[str, str | None]]:
+    # The .env the mina command read (`mina.envfile`), or, run as the Flask command, the
+    # one Flask read itself: variable -> (path, value in the file).
+    path = loaded_env_file()
+    if path is None and flask.has_app_context():
+        found = dotenv.find_dotenv(".env", usecwd=True)
+        path = Path(found) if found else None
+    if path is None:
         return {}
-    try:
-        import dotenv  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return {}
-    values: dict[str, tuple[str, str | None]] = {}
-    for name in (".env", ".flaskenv"):  # the first file to set a variable wins
-        path = dotenv.find_dotenv(name, usecwd=True)
-        if path:
-            for key, value in dotenv.dotenv_values(path).items():
-                values.setdefault(key, (path, value))
-    return values
+    return {key: (str(path), value) for key, value in dotenv.dotenv_values(path).items()}
 
 
 def _source(
@@ -122,7 +118,7 @@ def effective_config(env: Mapping[str, str] | None = None) -> list[Row]:
     """
     env = os.environ if env is None else env
     settings = Settings.from_env(env)
-    files = _dotenv()
+    files = _env_file()
     rows = [
         Row(
             variable,
@@ -143,9 +139,10 @@ def effective_config(env: Mapping[str, str] | None = None) -> list[Row]:
 def config(as_json: bool) -> None:
     """Show the effective configuration: each setting, its value, where it came from.
 
-    Sources are 'environment', '.env' (read by the Flask command only), the logging
-    YAML, or 'default'. The key of SENTRY_DSN is masked. Exits 1, with one line naming
-    the variable, when a value is invalid.
+    Sources are 'environment', '.env (path)' (the nearest .env file, which never
+    overrides a variable already set), the logging YAML, or 'default'. The key of
+    SENTRY_DSN is masked. Exits 1, with one line naming the variable, when a value is
+    invalid.
     """
     try:
         rows = effective_config()
