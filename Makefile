@@ -4,17 +4,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# `MINA_BIND=0.0.0.0:8000 make run` wins over HOST and PORT.
+MINA_BIND ?= $(HOST):$(PORT)
 
 .PHONY: run test lint typecheck bench clean
 
+# Recipes that `make run` may run are silent (@): its stdout is the server's lines only.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Stamp files so a second `make` does not reinstall; pyproject changes do.
 $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
-	touch $@
+	@$(BIN)/python -m pip install --quiet -e .
+	@touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -25,7 +28,7 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.run-installed
-	MINA_BIND=$(HOST):$(PORT) $(BIN)/gunicorn --config python:mina.gunicorn_conf 'mina:create_app()'
+	@MINA_BIND='$(MINA_BIND)' exec $(BIN)/mina serve
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check mina tests bench main.py gunicorn.conf.py

@@ -9,7 +9,11 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from mina import api, auth, bodies, cli, db, ops
+from mina import api, auth, bodies, db, ops
+from mina.commands import config as config_command
+from mina.commands import logs as logs_command
+from mina.commands import sentry_check as sentry_check_command
+from mina.commands import users as users_command
 from mina.envfile import loaded_env_file
 from mina.errors import http_error
 from mina.logging_config import configure_logging, get_logger
@@ -52,7 +56,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
     auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
-    app.cli.add_command(cli.users)  # also `flask --app mina users create NAME`
+    # Also `flask --app mina users list` and friends, with the app's database.
+    for command in (
+        users_command.users,
+        config_command.config,
+        sentry_check_command.sentry_check,
+        logs_command.logs,
+    ):
+        app.cli.add_command(command)
     if settings.enable_test_routes:
         app.register_blueprint(ops.test_bp)
     # JSON errors carrying the request id. A 500 handler (not an Exception handler) keeps

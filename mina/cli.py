@@ -1,81 +1,65 @@
-"""Mina's command line: ``mina users create NAME [--email E]``.
+"""Mina's command line: ``mina``, also ``python -m mina``.
 
-The database is the one ``MINA_DATABASE`` names. The ``users`` group also works as a Flask
-command (``flask --app mina users create NAME`` once the app adds it to ``app.cli``); it
-then uses the app's ``MINA_DATABASE`` setting.
+This module holds the main group; each command lives in its own module under
+`mina.commands` and is imported only when it runs (or for ``--help``), so ``mina logs``
+and ``mina --version`` start without loading Flask or the Sentry SDK. ``users``,
+``config``, ``sentry-check`` and ``logs`` also work as Flask commands
+(``flask --app mina users list``): the app adds them to ``app.cli``. ``serve`` does not:
+it starts gunicorn, which creates the app itself.
 """
 
 from __future__ import annotations
 
-import re
-from contextlib import closing
-from pathlib import Path
-from typing import Final
+import importlib
+from typing import Any, Final
 
 import click
-import flask
 
-from mina import db
 from mina.envfile import load_env_file
-from mina.settings import ConfigError, Settings
+from mina.settings import package_version
 
-__all__ = ["main", "users"]
+__all__ = ["COMMANDS", "main"]
 
-USERNAME_MAX: Final = 64
-# Names end up in log lines and Sentry tags: visible characters only, no spaces.
-_USERNAME: Final = re.compile(r"[^\s\x00-\x1f\x7f]+")
-
-
-def _database() -> Path:
-    # Created and checked here: a bad MINA_DATABASE is one line, not a traceback.
-    try:
-        if flask.has_app_context():  # run by the flask command: the app knows its database
-            path = Path(flask.current_app.config["MINA_DATABASE"])
-        else:
-            path = Settings.from_env().database
-        db.initialize(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    return path
+#: Command name -> ``module:attribute`` of the click command.
+COMMANDS: Final = {
+    "config": "mina.commands.config:config",
+    "logs": "mina.commands.logs:logs",
+    "sentry-check": "mina.commands.sentry_check:sentry_check",
+    "serve": "mina.commands.serve:serve",
+    "users": "mina.commands.users:users",
+}
 
 
-def _username(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if not _USERNAME.fullmatch(value) or len(value) > USERNAME_MAX:
-        raise click.BadParameter(
-            f"expected 1 to {USERNAME_MAX} visible characters without spaces, got {value!r}"
-        )
-    return value
+class _LazyGroup(click.Group):
+    """A group whose `COMMANDS` are imported on first use; ``add_command`` works as usual."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            module, _, attribute = COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return command
 
 
-@click.group()
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_version(), "--version", "-V", prog_name="mina")
 def main() -> None:
-    """Mina: meetings and their transcription."""
+    """Mina: meetings and their transcription.
+
+    Configuration comes from the environment: 'mina config' shows it. Each command
+    has --help; docs/cli.md has them all.
+    """
     load_env_file()  # as `flask` does; the flask command reads .env by itself
 
 
-@main.group()
-def users() -> None:
-    """Manage users and their API tokens."""
-
-
-@users.command("create")
-@click.argument("username", callback=_username)
-@click.option("--email", default=None, help="The user's email (kept out of logs by default).")
-def create_user(username: str, email: str | None) -> None:
-    """Create user USERNAME and print a new API token for it, once.
-
-    Only the token goes to stdout, so ``TOKEN=$(mina users create ada)`` captures it.
-    """
-    path = _database()
-    with closing(db.connect(path)) as conn:
-        try:
-            user = db.create_user(conn, username, email)
-        except db.UserExists as exc:
-            raise click.ClickException(str(exc)) from None
-        token = db.create_token(conn, user.id)
-    click.echo(token)
-    click.echo(
-        f"Created user {username!r} (id {user.id}) in {path}. The token above is shown only"
-        " once: store it now. Clients send it as 'Authorization: Bearer <token>'.",
-        err=True,
-    )
+def __getattr__(name: str) -> Any:
+    # `mina.cli.users` and friends, as before the commands moved to mina.commands.
+    key = name.replace("_", "-")
+    if key in COMMANDS:
+        return main.get_command(click.Context(main), key)
+    raise AttributeError(f"module 'mina.cli' has no attribute {name!r}")

@@ -42,19 +42,25 @@ __all__ = [
     "ChunkRow",
     "ChunkStatus",
     "MeetingRow",
+    "TokenRow",
     "UserExists",
     "UserRow",
+    "UserSummary",
     "add_chunk",
     "connect",
     "create_meeting",
     "create_token",
     "create_user",
+    "find_user",
     "get_chunk",
     "get_db",
     "get_meeting",
     "init_app",
     "initialize",
+    "list_tokens",
+    "list_users",
     "mark_chunk",
+    "revoke_tokens",
     "thread_connection",
     "user_for_token",
 ]
@@ -461,3 +467,74 @@ def mark_chunk(
     )
     if cursor.rowcount != 1:
         raise ValueError(f"no chunk with id {chunk_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """A user with the number of its API tokens and when one was last used."""
+
+    id: int
+    username: str
+    email: str | None
+    created_at: str
+    tokens: int
+    last_used_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """A row of ``api_tokens`` without its hash."""
+
+    id: int
+    user_id: int
+    created_at: str
+    last_used_at: str | None
+
+
+def find_user(conn: sqlite3.Connection, username: str) -> UserRow | None:
+    """The user named *username*, or None."""
+    row = _fetchone(conn, "SELECT users", "SELECT * FROM users WHERE username = ?", (username,))
+    return None if row is None else UserRow(**_fields(row))
+
+
+def list_users(conn: sqlite3.Connection) -> list[UserSummary]:
+    """Every user, by id, with its token count and the last time a token was used."""
+    with span("db", "SELECT users", **_SPAN_DATA):
+        rows = conn.execute(
+            "SELECT users.*, COUNT(api_tokens.id) AS tokens,"
+            " MAX(api_tokens.last_used_at) AS last_used_at"
+            " FROM users LEFT JOIN api_tokens ON api_tokens.user_id = users.id"
+            " GROUP BY users.id ORDER BY users.id"
+        ).fetchall()
+    return [UserSummary(**_fields(row)) for row in rows]
+
+
+def list_tokens(conn: sqlite3.Connection, user_id: int) -> list[TokenRow]:
+    """The API tokens of *user_id*, oldest first (their ids, never the tokens)."""
+    with span("db", "SELECT api_tokens", **_SPAN_DATA):
+        rows = conn.execute(
+            "SELECT id, user_id, created_at, last_used_at FROM api_tokens"
+            " WHERE user_id = ? ORDER BY id",
+            (user_id,),
+        ).fetchall()
+    return [TokenRow(**_fields(row)) for row in rows]
+
+
+def revoke_tokens(
+    conn: sqlite3.Connection,
+    user_id: int,
+    *,
+    token_id: int | None = None,
+    keep: str | None = None,
+) -> int:
+    """Delete API tokens of *user_id* and return how many: all of them, only *token_id*,
+    or all but the token *keep* (a plaintext token, matched by its hash)."""
+    sql = "DELETE FROM api_tokens WHERE user_id = ?"
+    params: list[Any] = [user_id]
+    if token_id is not None:
+        sql += " AND id = ?"
+        params.append(token_id)
+    if keep is not None:
+        sql += " AND token_hash != ?"
+        params.append(_hash_token(keep))
+    return _execute(conn, "DELETE api_tokens", sql, params).rowcount

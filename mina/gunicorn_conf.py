@@ -14,18 +14,19 @@ import os
 import sys
 from typing import Any
 
+import sentry_sdk
 from gunicorn import glogging
 
 from mina import db
 from mina.envfile import load_env_file
 from mina.logging_config import configure_logging
-from mina.settings import ConfigError, Settings, whole_number
+from mina.settings import SERVER_DEFAULTS, ConfigError, Settings, whole_number
 
 try:
     load_env_file()  # before any variable is read; inherited by the workers
     _settings = Settings.from_env()
-    workers = whole_number(os.environ, "MINA_WORKERS", 2, minimum=1)
-    threads = whole_number(os.environ, "MINA_THREADS", 4, minimum=1)
+    workers = whole_number(os.environ, "MINA_WORKERS", int(SERVER_DEFAULTS["MINA_WORKERS"]), 1)
+    threads = whole_number(os.environ, "MINA_THREADS", int(SERVER_DEFAULTS["MINA_THREADS"]), 1)
     configure_logging(_settings)  # here, so a bad logging.yaml also stops with one line
     db.initialize(_settings.database)  # not in a worker: its failure would be a traceback
 except ConfigError as exc:
@@ -46,7 +47,12 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
             log.propagate = True
 
 
-bind = os.environ.get("MINA_BIND", "127.0.0.1:5000")
+def worker_exit(server: Any, worker: Any) -> None:
+    """Flush Sentry as a worker exits (graceful shutdown), so its last events are sent."""
+    sentry_sdk.flush(timeout=2)
+
+
+bind = os.environ.get("MINA_BIND", SERVER_DEFAULTS["MINA_BIND"])
 worker_class = "gthread"
 logger_class = GunicornLogger
 accesslog = None

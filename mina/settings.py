@@ -11,23 +11,34 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 __all__ = [
     "LOG_FORMATS",
+    "SERVER_DEFAULTS",
     "ConfigError",
     "Settings",
+    "default_log_format",
     "mask_dsn",
     "package_version",
+    "variables",
     "whole_number",
 ]
 
 #: Accepted values of ``LOG_FORMAT``.
 LOG_FORMATS = ("json", "console")
+
+#: gunicorn's variables (read by `mina.gunicorn_conf`) and their defaults.
+SERVER_DEFAULTS: dict[str, str] = {
+    "MINA_BIND": "127.0.0.1:5000",
+    "MINA_WORKERS": "2",
+    "MINA_THREADS": "4",
+}
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -150,10 +161,15 @@ def whole_number(env: Mapping[str, str], name: str, default: int, minimum: int =
     return value
 
 
-# Which part of Mina reads a setting: equal parts mean nothing to rebuild (`Settings.part`).
-_LOGGING: Final = {"parts": frozenset({"logging"})}
-_SENTRY: Final = {"parts": frozenset({"sentry"})}
-_BOTH: Final = {"parts": frozenset({"logging", "sentry"})}
+def _meta(variable: str, *parts: str) -> dict[str, Any]:
+    # Each field names its variable (the list of settings is the dataclass itself, see
+    # `variables`) and the parts of Mina that read it (see `Settings.part`).
+    return {"env": variable, "parts": frozenset(parts)}
+
+
+def default_log_format(environment: str) -> str:
+    """``LOG_FORMAT`` when unset: ``console`` in development on a terminal, else ``json``."""
+    return "console" if environment == "development" and sys.stdout.isatty() else "json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,29 +180,42 @@ class Settings:
     to tell whether a reconfiguration is needed.
     """
 
-    sentry_dsn: str | None = field(default=None, metadata=_SENTRY)
-    sentry_environment: str = field(default="development", metadata=_SENTRY)
+    sentry_dsn: str | None = field(default=None, metadata=_meta("SENTRY_DSN", "sentry"))
+    sentry_environment: str = field(
+        default="development", metadata=_meta("SENTRY_ENVIRONMENT", "sentry")
+    )
     sentry_release: str = field(
-        default_factory=lambda: f"mina@{package_version()}", metadata=_SENTRY
+        default_factory=lambda: f"mina@{package_version()}",
+        metadata=_meta("SENTRY_RELEASE", "sentry"),
     )
-    traces_sample_rate: float = field(default=0.1, metadata=_SENTRY)
-    profiles_sample_rate: float = field(default=0.1, metadata=_SENTRY)
+    traces_sample_rate: float = field(
+        default=0.1, metadata=_meta("SENTRY_TRACES_SAMPLE_RATE", "sentry")
+    )
+    profiles_sample_rate: float = field(
+        default=0.1, metadata=_meta("SENTRY_PROFILES_SAMPLE_RATE", "sentry")
+    )
     sentry_ignore_status_codes: frozenset[int] = field(
-        default=frozenset({401, 403, 404}), metadata=_SENTRY
+        default=frozenset({401, 403, 404}), metadata=_meta("SENTRY_IGNORE_STATUS_CODES", "sentry")
     )
-    sentry_enable_logs: bool = field(default=False, metadata=_SENTRY)
-    sentry_logs_level: int = field(default=logging.INFO, metadata=_SENTRY)
-    sentry_spotlight: str | bool = field(default=False, metadata=_SENTRY)
-    sentry_debug: bool = field(default=False, metadata=_SENTRY)
-    log_level: int = field(default=logging.INFO, metadata=_LOGGING)
-    log_format: str = field(default="json", metadata=_LOGGING)
-    logging_config: Path | None = field(default=None, metadata=_LOGGING)
-    enable_test_routes: bool = True
-    send_pii: bool = field(default=False, metadata=_BOTH)
-    redact_keys: tuple[str, ...] = field(default=(), metadata=_LOGGING)
-    trusted_proxies: int = 0
-    database: Path = Path("var/mina.sqlite3")
-    max_json_bytes: int = 1024 * 1024
+    sentry_enable_logs: bool = field(default=False, metadata=_meta("SENTRY_ENABLE_LOGS", "sentry"))
+    sentry_logs_level: int = field(
+        default=logging.INFO, metadata=_meta("SENTRY_LOGS_LEVEL", "sentry")
+    )
+    sentry_spotlight: str | bool = field(
+        default=False, metadata=_meta("SENTRY_SPOTLIGHT", "sentry")
+    )
+    sentry_debug: bool = field(default=False, metadata=_meta("SENTRY_DEBUG", "sentry"))
+    log_level: int = field(default=logging.INFO, metadata=_meta("LOG_LEVEL", "logging"))
+    log_format: str = field(default="json", metadata=_meta("LOG_FORMAT", "logging"))
+    logging_config: Path | None = field(
+        default=None, metadata=_meta("MINA_LOGGING_CONFIG", "logging")
+    )
+    enable_test_routes: bool = field(default=True, metadata=_meta("MINA_ENABLE_TEST_ROUTES"))
+    send_pii: bool = field(default=False, metadata=_meta("MINA_SEND_PII", "logging", "sentry"))
+    redact_keys: tuple[str, ...] = field(default=(), metadata=_meta("MINA_REDACT_KEYS", "logging"))
+    trusted_proxies: int = field(default=0, metadata=_meta("MINA_TRUSTED_PROXIES"))
+    database: Path = field(default=Path("var/mina.sqlite3"), metadata=_meta("MINA_DATABASE"))
+    max_json_bytes: int = field(default=1024 * 1024, metadata=_meta("MINA_MAX_JSON_BYTES"))
 
     def part(self, name: str) -> tuple[Any, ...]:
         """Return the values of the settings that part *name* (``"logging"``, ``"sentry"``)
@@ -236,7 +265,7 @@ class Settings:
             sentry_spotlight=spotlight,
             sentry_debug=_flag(env, "SENTRY_DEBUG", False),
             log_level=_level(env),
-            log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
+            log_format=_choice(env, "LOG_FORMAT", default_log_format(environment), LOG_FORMATS),
             logging_config=Path(logging_config) if logging_config else None,
             enable_test_routes=_flag(env, "MINA_ENABLE_TEST_ROUTES", environment == "development"),
             send_pii=_flag(env, "MINA_SEND_PII", False),
@@ -245,3 +274,8 @@ class Settings:
             database=Path(env.get("MINA_DATABASE") or "var/mina.sqlite3"),
             max_json_bytes=whole_number(env, "MINA_MAX_JSON_BYTES", 1024 * 1024, minimum=1024),
         )
+
+
+def variables() -> dict[str, str]:
+    """Map each `Settings` field name to its environment variable, in field order."""
+    return {item.name: item.metadata["env"] for item in fields(Settings)}

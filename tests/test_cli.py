@@ -1,4 +1,4 @@
-"""mina.cli: ``mina users create``, in process and as the installed console script."""
+"""mina.cli: the group, ``--version``, ``python -m mina``, ``users create``, the Flask commands."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from flask.cli import FlaskGroup
 
 from mina import auth, cli, db
+from mina.app import create_app
+from mina.settings import package_version
 
 
 def authenticates(database: Path, token: str) -> str | None:
@@ -104,3 +106,40 @@ def test_the_console_script(database: Path) -> None:
     )
     assert 0 == result.returncode, result.stderr
     assert "ada" == authenticates(database, result.stdout.strip())
+
+
+def test_version_and_help_list_every_command() -> None:
+    result = CliRunner().invoke(cli.main, ["--version"])
+    assert (0, f"mina, version {package_version()}\n") == (result.exit_code, result.stdout)
+    result = CliRunner().invoke(cli.main, ["--help"])
+    listed = [line.split()[0] for line in result.stdout.split("Commands:\n")[1].splitlines()]
+    assert ["config", "logs", "sentry-check", "serve", "users"] == listed
+
+
+def test_python_dash_m_mina_is_mina() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mina", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (0, f"mina, version {package_version()}\n", "") == (
+        result.returncode,
+        result.stdout,
+        result.stderr,
+    )
+
+
+def test_the_apps_flask_commands(database: Path) -> None:
+    app = create_app({"TESTING": True})
+    flask_command = FlaskGroup(create_app=lambda: app, load_dotenv=False)
+    for name in ("users", "config", "sentry-check", "logs"):
+        result = CliRunner().invoke(flask_command, [name, "--help"])
+        assert 0 == result.exit_code, (name, result.output)
+    result = CliRunner().invoke(flask_command, ["users", "list"])
+    assert (0, "", "No users yet; create one with: mina users create NAME\n") == (
+        result.exit_code,
+        result.stdout,
+        result.stderr,
+    )

@@ -13,15 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import shutil
 import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
-import structlog
 from pythonjsonlogger.orjson import OrjsonFormatter
 
+from mina.observability.console import ConsoleRenderer
 from mina.observability.pipeline import PIPELINE
 from mina.observability.processors import ForeignRecord
 from mina.observability.record import rendered
@@ -198,7 +199,12 @@ class JsonFormatter(_EventFormatting, OrjsonFormatter):
 
 
 class ConsoleFormatter(_EventFormatting, logging.Formatter):
-    """Human-readable lines (``LOG_FORMAT=console``) with the same fields and redaction."""
+    """Human-readable lines (``LOG_FORMAT=console``) with the same fields and redaction.
+
+    Rendered by `mina.observability.console.ConsoleRenderer`, as ``mina logs`` renders the
+    JSON lines. *colors* and *width* default to what stdout is: colours on a terminal,
+    its width (``COLUMNS``, else 120 columns).
+    """
 
     def __init__(
         self,
@@ -206,6 +212,7 @@ class ConsoleFormatter(_EventFormatting, logging.Formatter):
         foreign: ForeignRecord | None = None,
         redactor: Redactor | None = None,
         colors: bool | None = None,
+        width: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -213,11 +220,13 @@ class ConsoleFormatter(_EventFormatting, logging.Formatter):
         self._redactor = redactor
         if colors is None:
             colors = sys.stdout.isatty()
-        self._renderer = structlog.dev.ConsoleRenderer(colors=colors)
+        if width is None:
+            width = shutil.get_terminal_size((120, 24)).columns
+        self._renderer = ConsoleRenderer(colors=colors, width=width)
 
     def format(self, record: logging.LogRecord) -> str:
-        """Return *record* as one console line, followed by its exception if any."""
+        """Return *record* as a console line, followed by its exception if any."""
         exception = self.formatException(record.exc_info) if record.exc_info else record.exc_text
         stack = self.formatStack(record.stack_info) if record.stack_info else None
         event = {**self.event_of(record), **self.traces_of(exception, stack)}
-        return str(self._renderer(None, record.levelname.lower(), event))
+        return self._renderer.render(event, level=record.levelname.lower())

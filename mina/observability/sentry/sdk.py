@@ -2,7 +2,9 @@
 
 Mina leans on a few names the SDK does not document: the logging integration's breadcrumb
 handler and its ``_can_record``/``_extra_from_record``/``_breadcrumb_from_record``
-methods, and the module-level ``_IGNORED_LOGGERS`` set.
+methods, the module-level ``_IGNORED_LOGGERS`` set, and the HTTP transport's
+``_send_request``/``_request`` (``mina sentry-check`` records Sentry's answers; pinned
+in ``tests/test_cli_sentry_check.py``).
 `tests/observability/sentry/test_sdk.py` pins each of them, so an SDK upgrade that moves
 one fails loudly there instead of silently changing what reaches Sentry.
 """
@@ -10,18 +12,28 @@ one fails loudly there instead of silently changing what reaches Sentry.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Any, Final
 
 import sentry_sdk
+from sentry_sdk.envelope import Envelope, Item
 from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.logging import BreadcrumbHandler, EventHandler, LoggingIntegration
+from sentry_sdk.transport import HttpTransport
 from sentry_sdk.utils import capture_internal_exceptions
 from sentry_sdk.utils import logger as sdk_logger
 
 from mina.observability.record import BREADCRUMB_HINT, rendered
 
-__all__ = ["MinaLoggingIntegration", "quiet_sdk_logger"]
+__all__ = [
+    "Delivery",
+    "MinaLoggingIntegration",
+    "RecordingTransport",
+    "quiet_sdk_logger",
+]
 
 _NOTHING: Final = logging.CRITICAL + 1  # a level no record reaches
 
@@ -118,3 +130,91 @@ def quiet_sdk_logger(debug: bool) -> None:
     is set to DEBUG: two records a request would be built for nothing.
     """
     sdk_logger.setLevel(logging.DEBUG if debug else _NOTHING)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What became of one envelope the transport handled.
+
+    ``status`` is the HTTP status Sentry answered, or None when there was no answer
+    (``error`` then says why) or when the transport did not send it (``dropped`` names the
+    SDK's reason, e.g. ``ratelimit_backoff`` after a 429).
+    """
+
+    event_ids: tuple[str, ...]
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
+    body: bytes = b""
+    error: BaseException | None = None
+    dropped: str | None = None
+
+
+def _event_ids(items: list[Item]) -> tuple[str, ...]:
+    ids = []
+    for item in items:
+        event = item.get_event()
+        if event is not None and event.get("event_id"):
+            ids.append(str(event["event_id"]))
+    return tuple(ids)
+
+
+class RecordingTransport(HttpTransport):
+    """sentry-sdk's own HTTP transport, recording each answer (or failure) as a `Delivery`.
+
+    The sending is the SDK's, unchanged: rate limits, compression, proxies, client
+    reports. Pass the class as ``sentry_sdk.init(transport=RecordingTransport)``; the
+    instance is ``sentry_sdk.get_client().transport``.
+    """
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self._lock = threading.Lock()
+        self._sending: tuple[str, ...] = ()
+        self._deliveries: list[Delivery] = []
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every delivery so far, in order."""
+        with self._lock:
+            return list(self._deliveries)
+
+    def _record(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._deliveries.append(delivery)
+
+    def _send_request(
+        self,
+        body: bytes,
+        headers: dict[str, str],
+        endpoint_type: Any,
+        envelope: Envelope | None = None,
+    ) -> None:
+        # One worker thread sends, one request at a time: _request knows whose it is.
+        self._sending = _event_ids(envelope.items) if envelope is not None else ()
+        super()._send_request(body, headers, endpoint_type, envelope)
+
+    def _request(
+        self, method: str, endpoint_type: Any, body: Any, headers: Mapping[str, str]
+    ) -> Any:
+        try:
+            response = super()._request(method, endpoint_type, body, headers)
+        except Exception as exc:
+            self._record(Delivery(self._sending, error=exc))
+            raise
+        answer = {name.lower(): value for name, value in response.headers.items()}
+        self._record(Delivery(self._sending, response.status, answer, bytes(response.data)))
+        return response
+
+    def record_lost_event(
+        self,
+        reason: str,
+        data_category: Any = None,
+        item: Item | None = None,
+        *,
+        quantity: int = 1,
+    ) -> None:
+        """Record events the SDK dropped before sending (rate limits, a full queue)."""
+        ids = _event_ids([item]) if item is not None else ()
+        if ids and reason not in {"network_error", "send_error"}:  # those had a request
+            self._record(Delivery(ids, dropped=reason))
+        super().record_lost_event(reason, data_category, item, quantity=quantity)

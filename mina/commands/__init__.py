@@ -1,0 +1,1 @@
+"""The ``mina`` command groups, one module each; `mina.cli` assembles them."""
