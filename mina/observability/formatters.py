@@ -184,6 +184,7 @@ class JsonFormatter(_EventFormatting, OrjsonFormatter):
         self._redactor = redactor
         self._max_json = max_line_bytes - 1 - len(self.prefix.encode("utf-8"))
         self._protected = frozenset(self._get_rename(key) for key in (*HEAD_KEYS, *CONTEXT_ORDER))
+        self._whole = frozenset(self._get_rename(key) for key in ("timestamp", "level", "logger"))
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
@@ -204,7 +205,7 @@ class JsonFormatter(_EventFormatting, OrjsonFormatter):
         """Serialise with orjson; what it cannot encode becomes a readable placeholder."""
         line = dumps(log_data)
         if len(line) > self._max_json:
-            line = linecap.fit(log_data, line, self._max_json, self._protected, dumps)
+            line = linecap.fit(log_data, line, self._max_json, self._protected, dumps, self._whole)
         return line.decode("utf-8")
 
 

@@ -26,6 +26,7 @@ MARKER: Final = "_truncated"
 _LISTED: Final = 16  # cut keys named in the marker; the rest are counted under "(more)"
 _NAME_MAX: Final = 64  # a cut key's name in the marker is cut to this many characters
 _KEEP_MIN: Final = 64  # below this, a value is removed rather than shortened
+_WHOLE_MAX: Final = 512  # a `whole` value longer than this is shortened when all else failed
 
 Dumps = Callable[[Mapping[str, Any]], bytes]
 
@@ -36,6 +37,8 @@ def _size(value: Any, dumps: Dumps) -> int:
 
 def _shorten(text: str, budget: int, dumps: Dumps) -> str:
     """Return *text* cut in the middle so that it encodes to at most *budget* bytes."""
+    if _size(text, dumps) <= budget:
+        return text
     per_char = max(_size(text, dumps) / max(len(text), 1), 1.0)
     keep = int(budget / per_char)
     while True:
@@ -56,17 +59,46 @@ def _marker(cut: dict[str, int]) -> dict[str, int]:
     return marker
 
 
+def _give_back(
+    data: Mapping[str, Any],
+    out: dict[str, Any],
+    cut: dict[str, int],
+    encoded: bytes,
+    limit: int,
+    dumps: Dumps,
+) -> bytes:
+    # Removing a whole key may have freed more room than needed: the largest removed
+    # strings come back, shortened to the room left, in their places.
+    for key in sorted(cut, key=cut.__getitem__, reverse=True):
+        value = data.get(key)
+        room = limit - len(encoded) - len(dumps({key: None}))
+        if key in out or not isinstance(value, str) or room < _KEEP_MIN:
+            continue
+        trial = {
+            name: out[name] if name in out else _shorten(value, room, dumps)
+            for name in data
+            if name in out or name == key
+        }
+        line = dumps({**trial, MARKER: _marker(cut)})
+        if len(line) <= limit:
+            out, encoded = trial, line
+    return encoded
+
+
 def fit(
     data: Mapping[str, Any],
     encoded: bytes,
     limit: int,
     protected: Collection[str],
     dumps: Dumps,
+    whole: Collection[str] = (),
 ) -> bytes:
     """Return *encoded* (``dumps(data)``) if it is at most *limit* bytes, else a cut line.
 
     :param protected: keys never removed (the head and the request context); their
         strings are shortened only when cutting every other key was not enough.
+    :param whole: protected keys never shortened either (``timestamp``, ``level``,
+        ``logger``), unless the line cannot fit any other way.
     :param dumps: the serialiser that made *encoded*; never raises.
     :returns: one JSON object of at most *limit* bytes, if *limit* leaves room for the
         head keys at all (a few hundred bytes).
@@ -84,7 +116,10 @@ def fit(
                 key
                 for key in out
                 if (key in protected) == in_head
-                and (not in_head or (isinstance(out[key], str) and key not in shortened))
+                and (
+                    not in_head
+                    or (isinstance(out[key], str) and key not in shortened and key not in whole)
+                )
             ]
             if not candidates:
                 break
@@ -109,10 +144,12 @@ def fit(
                     break
             encoded = dumps({**out, MARKER: _marker(cut)})
             if len(encoded) <= limit:
-                return encoded
+                return _give_back(data, out, cut, encoded, limit, dumps)
     # Still too long: keys with huge names, or non-string context. Keep the head alone.
     head = {
-        key: value if _size(value, dumps) <= _KEEP_MIN else _shorten(str(value), _KEEP_MIN, dumps)
+        key: value
+        if _size(value, dumps) <= (_WHOLE_MAX if key in whole else _KEEP_MIN)
+        else _shorten(str(value), _KEEP_MIN, dumps)
         for key, value in out.items()
         if key in protected
     }

@@ -188,7 +188,7 @@ class LineWriter:
         self._changed = threading.Condition(self._lock)
         self._queue: deque[bytes] = deque()
         self._queued = 0  # bytes in _queue
-        self._busy = False  # the writer thread holds lines it has taken off the queue
+        self._busy = 0  # lines the writer thread took off the queue and is writing
         self._thread: threading.Thread | None = None
         self._writer_ident: int | None = None
         self._stopping = False
@@ -300,7 +300,7 @@ class LineWriter:
                     if self._report_due_locked():
                         count, reason = self._unreported, self._reason
                         self._unreported = 0
-                        self._busy = True
+                        self._busy = 1
                         batch = None
                     else:  # stopping, and nothing left
                         self._thread = None
@@ -314,18 +314,18 @@ class LineWriter:
                         size += len(self._queue[0])
                         batch.append(self._queue.popleft())
                     self._queued -= size
-                    self._busy = True
+                    self._busy = len(batch)
                     self._changed.notify_all()  # room for callers waiting under `block`
             if batch is None:
                 self._report(count, reason)
                 with self._lock:
-                    self._busy = False
+                    self._busy = 0
                     self._changed.notify_all()
                 continue
             error = self._write_all(b"".join(batch) if len(batch) > 1 else batch[0])
             text = None
             with self._lock:
-                self._busy = False
+                self._busy = 0
                 if error is None:
                     self._since = time.monotonic()
                     self._stalled = False
