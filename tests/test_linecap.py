@@ -13,14 +13,15 @@ from hypothesis import strategies as st
 
 from mina.observability.formatters import JsonFormatter, dumps
 from mina.observability.linecap import MARKER
-from mina.observability.processors import CONTEXT_ORDER, EVENT_ATTR, HEAD_KEYS
+from mina.observability.record import RECORD_ATTR, Rendered
+from mina.observability.schema import CONTEXT_ORDER, HEAD_KEYS
 
 from .conftest import Lines
 
 
 def line_of(event: dict[str, Any], cap: int) -> str:
     record = logging.LogRecord("mina.test", logging.INFO, __file__, 1, "x", (), None)
-    record.__dict__[EVENT_ATTR] = event
+    record.__dict__[RECORD_ATTR] = Rendered(line=event, call={})
     return JsonFormatter(max_line_bytes=cap).format(record)
 
 
