@@ -172,7 +172,9 @@ def _meta(variable: str, *parts: str) -> dict[str, Any]:
 
 def default_log_format(environment: str) -> str:
     """``LOG_FORMAT`` when unset: ``console`` in development on a terminal, else ``json``."""
-    return "console" if environment == "development" and sys.stdout.isatty() else "json"
+    # sys.stdout is None when the process started with stdout closed (`>&-`)
+    terminal = sys.stdout is not None and sys.stdout.isatty()
+    return "console" if environment == "development" and terminal else "json"
 
 
 @dataclass(frozen=True, slots=True)
