@@ -38,7 +38,7 @@ import structlog
 import yaml
 from structlog.typing import Processor
 
-from mina.observability import pipeline
+from mina.observability import pipeline, process_hooks
 from mina.observability.formatters import ConsoleFormatter, JsonFormatter
 from mina.observability.pipeline import PIPELINE, MinaBoundLogger, context_processors, get_logger
 from mina.observability.processors import (
@@ -49,6 +49,7 @@ from mina.observability.processors import (
     add_trace_ids,
 )
 from mina.observability.sentry import init_sentry
+from mina.observability.stream import LineHandler
 from mina.redaction import Redactor
 from mina.settings import ConfigError, Settings
 
@@ -58,6 +59,7 @@ _MINA_FORMATTERS: Final = {
     f"{cls.__module__}.{cls.__qualname__}": name
     for cls, name in ((JsonFormatter, "json"), (ConsoleFormatter, "console"))
 }
+_LINE_HANDLER: Final = f"{LineHandler.__module__}.{LineHandler.__qualname__}"
 
 
 def build_processors(redactor: Redactor) -> list[Processor]:
@@ -111,8 +113,17 @@ def _dictconfig(
         for handler in (config.get("handlers") or {}).values():
             if handler.get("formatter") in by_kind.values():
                 handler["formatter"] = chosen
-    for name in by_kind.values():
+    for kind, name in by_kind.items():
         formatters[name].update(foreign=foreign, redactor=redactor)
+        if kind == "json":
+            formatters[name]["max_line_bytes"] = settings.log_max_line_bytes
+    for handler in (config.get("handlers") or {}).values():
+        if handler.get("class") == _LINE_HANDLER:  # the MINA_LOG_* stream settings
+            handler.update(
+                when_full=settings.log_when_full,
+                buffer_bytes=settings.log_buffer_bytes,
+                block_timeout_ms=settings.log_block_timeout_ms,
+            )
     return config
 
 
@@ -184,6 +195,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             cache_logger_on_first_use=True,
         )
         PIPELINE.install(key, redactor, foreign, build_processors(redactor))
+        process_hooks.install()  # uncaught exceptions and warnings: one line each, too
         return redactor
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask
 import sentry_sdk
 
+from mina.observability import stream
 from mina.observability.pipeline import get_logger
 
 __all__ = ["bp", "test_bp"]
@@ -18,8 +19,20 @@ test_bp = flask.Blueprint("ops_test", __name__)
 
 @bp.get("/healthz")
 def healthz() -> flask.Response:
-    """Liveness: answers while the process serves requests."""
-    return flask.jsonify(status="ok")
+    """Liveness, and whether this process's log lines reach stdout.
+
+    Always 200 while the process serves requests: a stalled log reader is not cured by
+    restarting the service. ``logging`` is ``ok`` or ``degraded`` (with a ``reason``:
+    stdout closed, broken, failing, full or stalled); ``dropped`` counts the lines this
+    process could not write since it started. Answering never waits on stdout.
+    """
+    state = stream.health()
+    if state is None:  # a logging.yaml without Mina's stdout handler
+        return flask.jsonify(status="ok", logging="unmonitored", dropped=0)
+    body: dict[str, object] = {"status": "ok", "logging": state.state, "dropped": state.dropped}
+    if state.reason is not None:
+        body["reason"] = state.reason
+    return flask.jsonify(body)
 
 
 @test_bp.get("/api/test-sentry-error")

@@ -20,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "LOG_FORMATS",
+    "LOG_WHEN_FULL",
     "SERVER_DEFAULTS",
     "ConfigError",
     "Settings",
@@ -32,6 +33,8 @@ __all__ = [
 
 #: Accepted values of ``LOG_FORMAT``.
 LOG_FORMATS = ("json", "console")
+#: Accepted values of ``MINA_LOG_WHEN_FULL``, the policy when stdout's buffer is full.
+LOG_WHEN_FULL = ("drop_newest", "block")
 
 #: gunicorn's variables (read by `mina.gunicorn_conf`) and their defaults.
 SERVER_DEFAULTS: dict[str, str] = {
@@ -169,7 +172,9 @@ def _meta(variable: str, *parts: str) -> dict[str, Any]:
 
 def default_log_format(environment: str) -> str:
     """``LOG_FORMAT`` when unset: ``console`` in development on a terminal, else ``json``."""
-    return "console" if environment == "development" and sys.stdout.isatty() else "json"
+    # sys.stdout is None when the process started with stdout closed (`>&-`)
+    terminal = sys.stdout is not None and sys.stdout.isatty()
+    return "console" if environment == "development" and terminal else "json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +221,18 @@ class Settings:
     trusted_proxies: int = field(default=0, metadata=_meta("MINA_TRUSTED_PROXIES"))
     database: Path = field(default=Path("var/mina.sqlite3"), metadata=_meta("MINA_DATABASE"))
     max_json_bytes: int = field(default=1024 * 1024, metadata=_meta("MINA_MAX_JSON_BYTES"))
+    log_when_full: str = field(
+        default="drop_newest", metadata=_meta("MINA_LOG_WHEN_FULL", "logging")
+    )
+    log_buffer_bytes: int = field(
+        default=4 * 1024 * 1024, metadata=_meta("MINA_LOG_BUFFER_BYTES", "logging")
+    )
+    log_block_timeout_ms: int = field(
+        default=1000, metadata=_meta("MINA_LOG_BLOCK_TIMEOUT_MS", "logging")
+    )
+    log_max_line_bytes: int = field(
+        default=16 * 1024, metadata=_meta("MINA_LOG_MAX_LINE_BYTES", "logging")
+    )
 
     def part(self, name: str) -> tuple[Any, ...]:
         """Return the values of the settings that part *name* (``"logging"``, ``"sentry"``)
@@ -273,6 +290,10 @@ class Settings:
             trusted_proxies=whole_number(env, "MINA_TRUSTED_PROXIES", 0),
             database=Path(env.get("MINA_DATABASE") or "var/mina.sqlite3"),
             max_json_bytes=whole_number(env, "MINA_MAX_JSON_BYTES", 1024 * 1024, minimum=1024),
+            log_when_full=_choice(env, "MINA_LOG_WHEN_FULL", "drop_newest", LOG_WHEN_FULL),
+            log_buffer_bytes=whole_number(env, "MINA_LOG_BUFFER_BYTES", 4 * 1024 * 1024, 1024),
+            log_block_timeout_ms=whole_number(env, "MINA_LOG_BLOCK_TIMEOUT_MS", 1000, 1),
+            log_max_line_bytes=whole_number(env, "MINA_LOG_MAX_LINE_BYTES", 16 * 1024, 2048),
         )
 
 

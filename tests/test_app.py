@@ -36,7 +36,7 @@ def test_healthz_and_request_id(configure: Callable[..., Lines]) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
 
     assert 200 == response.status_code
-    assert {"status": "ok"} == response.json
+    assert {"status": "ok", "logging": "ok", "dropped": 0} == response.json
     assert "abc-123" == response.headers["X-Request-ID"]
     [finished] = lines.events("request.finished")
     assert ("abc-123", "GET", "/healthz", 200) == (

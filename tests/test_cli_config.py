@@ -55,6 +55,10 @@ def test_every_setting_with_value_and_source(
         ["MINA_TRUSTED_PROXIES", "0", "default"],
         ["MINA_DATABASE", str(database), "environment"],
         ["MINA_MAX_JSON_BYTES", "1048576", "default"],
+        ["MINA_LOG_WHEN_FULL", "drop_newest", "default"],
+        ["MINA_LOG_BUFFER_BYTES", "4194304", "default"],
+        ["MINA_LOG_BLOCK_TIMEOUT_MS", "1000", "default"],
+        ["MINA_LOG_MAX_LINE_BYTES", "16384", "default"],
         ["MINA_BIND", "127.0.0.1:5000", "default"],
         ["MINA_WORKERS", "8", "environment"],
         ["MINA_THREADS", "4", "default"],
@@ -75,7 +79,7 @@ def test_the_table_lines_up(monkeypatch: pytest.MonkeyPatch) -> None:
     assert f"{'SETTING':<27}  {'VALUE':<{width}}  SOURCE" == lines[0]
     assert f"{'SENTRY_DSN':<27}  {'(unset)':<{width}}  default" == lines[1]
     assert f"{'MINA_DATABASE':<27}  {'var/mina.sqlite3':<{width}}  default" == lines[18]
-    assert f"{'logging YAML':<27}  {packaged}  default (packaged)" == lines[23]
+    assert f"{'logging YAML':<27}  {packaged}  default (packaged)" == lines[27]
 
 
 def test_every_settings_field_names_its_variable() -> None:

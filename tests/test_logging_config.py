@@ -521,3 +521,18 @@ def test_mina_logger_follows_reconfiguration(configure: Callable[..., Lines]) ->
     assert ["now.shown"] == [line["event"] for line in lines.all()]
     assert __name__ == lines.all()[0]["logger"]
     assert "<MinaLogger 'tests.test_logging_config'>" == repr(log)
+
+
+def test_foreign_messages_lose_terminal_escapes(configure: Callable[..., Lines]) -> None:
+    lines = configure()
+    # werkzeug's development-server banner, coloured for a terminal
+    logging.getLogger("werkzeug").warning(
+        "\x1b[31m\x1b[1mWARNING: This is a development server.\x1b[0m\n"
+        " * Running on \x1b]8;;http://127.0.0.1:5000\x07http://127.0.0.1:5000\x1b]8;;\x07"
+    )
+
+    [line] = lines.all()
+    assert (
+        "WARNING: This is a development server.\n * Running on http://127.0.0.1:5000"
+        == line["event"]
+    )

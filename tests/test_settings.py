@@ -30,6 +30,12 @@ def test_defaults() -> None:
     assert settings.enable_test_routes
     assert not settings.send_pii
     assert Path("var/mina.sqlite3") == settings.database
+    assert ("drop_newest", 4 * 1024 * 1024, 1000, 16 * 1024) == (
+        settings.log_when_full,
+        settings.log_buffer_bytes,
+        settings.log_block_timeout_ms,
+        settings.log_max_line_bytes,
+    )
 
 
 def test_values_are_parsed() -> None:
@@ -46,6 +52,10 @@ def test_values_are_parsed() -> None:
             "MINA_SEND_PII": "yes",
             "MINA_REDACT_KEYS": "room_code, ,pin",
             "MINA_TRUSTED_PROXIES": "1",
+            "MINA_LOG_WHEN_FULL": "Block",
+            "MINA_LOG_BUFFER_BYTES": "65536",
+            "MINA_LOG_BLOCK_TIMEOUT_MS": "250",
+            "MINA_LOG_MAX_LINE_BYTES": "8192",
         }
     )
 
@@ -58,6 +68,12 @@ def test_values_are_parsed() -> None:
     assert settings.send_pii
     assert ("room_code", "pin") == settings.redact_keys
     assert 1 == settings.trusted_proxies
+    assert ("block", 65536, 250, 8192) == (
+        settings.log_when_full,
+        settings.log_buffer_bytes,
+        settings.log_block_timeout_ms,
+        settings.log_max_line_bytes,
+    )
 
 
 @pytest.mark.parametrize(
@@ -83,6 +99,14 @@ def test_values_are_parsed() -> None:
         ("MINA_LOGGING_CONFIG", "/no/such.yaml", "MINA_LOGGING_CONFIG='/no/such.yaml' is invalid"),
         ("SENTRY_DSN", "not a dsn", "SENTRY_DSN='not a dsn' is invalid"),
         ("SENTRY_SPOTLIGHT", "maybe", "SENTRY_SPOTLIGHT='maybe' is invalid: expected 1/0"),
+        (
+            "MINA_LOG_WHEN_FULL",
+            "drop_oldest",
+            "MINA_LOG_WHEN_FULL='drop_oldest' is invalid: expected one of drop_newest, block",
+        ),
+        ("MINA_LOG_BUFFER_BYTES", "4MiB", "MINA_LOG_BUFFER_BYTES='4MiB' is invalid: expected"),
+        ("MINA_LOG_BLOCK_TIMEOUT_MS", "0", "MINA_LOG_BLOCK_TIMEOUT_MS='0' is invalid: expected"),
+        ("MINA_LOG_MAX_LINE_BYTES", "100", "MINA_LOG_MAX_LINE_BYTES='100' is invalid: expected"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str, message: str) -> None:
@@ -110,7 +134,12 @@ def test_mask_dsn() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("LOG_LEVEL", "LOUD"), ("SENTRY_TRACES_SAMPLE_RATE", "2"), ("MINA_WORKERS", "zero")],
+    [
+        ("LOG_LEVEL", "LOUD"),
+        ("SENTRY_TRACES_SAMPLE_RATE", "2"),
+        ("MINA_WORKERS", "zero"),
+        ("MINA_LOG_WHEN_FULL", "wait"),
+    ],
 )
 def test_bad_value_stops_gunicorn_with_one_line(variable: str, value: str) -> None:
     result = subprocess.run(

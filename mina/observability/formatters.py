@@ -22,10 +22,12 @@ from typing import Any, Final
 import orjson
 from pythonjsonlogger.orjson import OrjsonFormatter
 
+from mina.observability import linecap
 from mina.observability.console import ConsoleRenderer
 from mina.observability.pipeline import PIPELINE
 from mina.observability.processors import ForeignRecord
 from mina.observability.record import rendered
+from mina.observability.schema import CONTEXT_ORDER, HEAD_KEYS
 from mina.redaction import Redactor
 
 __all__ = ["ConsoleFormatter", "JsonFormatter", "dumps", "json_default"]
@@ -165,6 +167,8 @@ class JsonFormatter(_EventFormatting, OrjsonFormatter):
     :param foreign: the chain for records that did not come through structlog
         (injected by `mina.logging_config.configure_logging`).
     :param redactor: redacts the rendered exception text.
+    :param max_line_bytes: the longest line, newline included; a longer one is cut
+        field by field (`mina.observability.linecap`).
     """
 
     def __init__(
@@ -172,11 +176,15 @@ class JsonFormatter(_EventFormatting, OrjsonFormatter):
         *args: Any,
         foreign: ForeignRecord | None = None,
         redactor: Redactor | None = None,
+        max_line_bytes: int = 16 * 1024,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._foreign = foreign
         self._redactor = redactor
+        self._max_json = max_line_bytes - 1 - len(self.prefix.encode("utf-8"))
+        self._protected = frozenset(self._get_rename(key) for key in (*HEAD_KEYS, *CONTEXT_ORDER))
+        self._whole = frozenset(self._get_rename(key) for key in ("timestamp", "level", "logger"))
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
@@ -195,7 +203,10 @@ class JsonFormatter(_EventFormatting, OrjsonFormatter):
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         """Serialise with orjson; what it cannot encode becomes a readable placeholder."""
-        return dumps(log_data).decode("utf-8")
+        line = dumps(log_data)
+        if len(line) > self._max_json:
+            line = linecap.fit(log_data, line, self._max_json, self._protected, dumps, self._whole)
+        return line.decode("utf-8")
 
 
 class ConsoleFormatter(_EventFormatting, logging.Formatter):
@@ -218,8 +229,8 @@ class ConsoleFormatter(_EventFormatting, logging.Formatter):
         super().__init__(*args, **kwargs)
         self._foreign = foreign
         self._redactor = redactor
-        if colors is None:
-            colors = sys.stdout.isatty()
+        if colors is None:  # sys.stdout is None when the process started with it closed
+            colors = sys.stdout is not None and sys.stdout.isatty()
         if width is None:
             width = shutil.get_terminal_size((120, 24)).columns
         self._renderer = ConsoleRenderer(colors=colors, width=width)

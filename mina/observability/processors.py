@@ -8,6 +8,7 @@ Where a new piece of context or a new step belongs: a processor here, added to
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -151,6 +152,10 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+# Terminal escapes (ECMA-48 CSI and OSC sequences, two-character escapes): werkzeug
+# colours its messages for a terminal; in a JSON value they are noise.
+_ANSI: Final = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
 #: A processor that returns an event dict (not a rendered value): the foreign chain's kind.
 EventProcessor = Callable[[WrappedLogger, str, EventDict], EventDict]
 
@@ -159,9 +164,10 @@ class ForeignRecord:
     """Turn a stdlib record that did not come through structlog into a Mina event dict.
 
     werkzeug, gunicorn, urllib3 or any ``logging.getLogger`` call: the record's formatted
-    message becomes ``event``, its extras become keys, and then *processors* (context,
-    trace ids, redaction: the same ones structlog calls run) are applied, so foreign lines
-    have the same schema and the same guarantees as Mina's own.
+    message becomes ``event`` (without terminal colour codes), its extras become keys,
+    and then *processors* (context, trace ids, redaction: the same ones structlog calls
+    run) are applied, so foreign lines have the same schema and the same guarantees as
+    Mina's own.
     """
 
     __slots__ = ("_processors",)
@@ -175,6 +181,8 @@ class ForeignRecord:
             message: Any = record.getMessage()
         except Exception:  # bad %-args in someone else's call: keep what we can
             message = f"{record.msg!s} {record.args!r}"
+        if isinstance(message, str) and "\x1b" in message:
+            message = _ANSI.sub("", message)
         event_dict: EventDict = {
             "timestamp": _iso(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
