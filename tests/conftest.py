@@ -52,6 +52,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
         if name.startswith(("SENTRY_", "LOG_", "MINA_")) or name.lower().endswith("_proxy"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MINA_DATABASE", str(tmp_path / "mina.sqlite3"))
+    monkeypatch.setenv("MINA_SENTRY_OUTBOX", str(tmp_path / "sentry-outbox"))
     context.clear()  # log context bound by an earlier test on this thread
     with sentry_sdk.isolation_scope():
         yield
