@@ -196,6 +196,7 @@ class OutboxTransport(Transport):
     def flush(self, timeout: float, callback: Any = None) -> None:
         """Send what can be sent within *timeout* seconds (one attempt even while backing
         off); the rest stays in the outbox."""
+        self._log_drops(force=True)
         self._write_client_report(force=True)
         if self._sender is None or timeout <= 0:
             return
@@ -371,18 +372,18 @@ class OutboxTransport(Transport):
             if envelope is not None:
                 for item in envelope.items:
                     self.record_lost_event("cache_overflow", item=item)
-            self._dropped[claim.kind] += 1
+            with self._lost_lock:
+                self._dropped[claim.kind] += 1
             self.outbox.done(claim)
         self._log_drops(force=False)
 
     def _log_drops(self, force: bool) -> None:
-        if not self._dropped:
-            return
         now = time.monotonic()
-        if not force and now - self._last_drop_log < _DROP_LOG_EVERY:
-            return
-        self._last_drop_log = now
-        dropped, self._dropped = self._dropped, Counter()
+        with self._lost_lock:
+            if not self._dropped or (not force and now - self._last_drop_log < _DROP_LOG_EVERY):
+                return
+            self._last_drop_log = now
+            dropped, self._dropped = self._dropped, Counter()
         _log.warning(
             "sentry.outbox_dropped",
             errors=dropped["error"],
