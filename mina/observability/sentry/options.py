@@ -27,14 +27,14 @@ from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
 from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
 from mina.observability.sentry.storm import StormGuard
-from mina.observability.sentry.transport import build_transport
+from mina.observability.sentry.transport import LOGGER, build_transport
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
 from mina.settings import Settings
 
 __all__ = ["init_sentry", "sentry_options"]
 
 #: Hook failures are reported on this logger, which Sentry itself ignores (no recursion).
-HOOK_LOGGER: Final = "mina.sentry"
+HOOK_LOGGER: Final = LOGGER
 
 _log = get_logger(HOOK_LOGGER)
 _lock = threading.Lock()

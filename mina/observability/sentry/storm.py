@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from mina.observability.pipeline import get_logger
+from mina.observability.sentry.transport import LOGGER
 
 __all__ = ["SUPPRESSED_TAG", "StormGuard"]
 
@@ -33,7 +34,7 @@ SUPPRESSED_TAG: Final = "mina.suppressed_count"
 
 _KINDS_MAX: Final = 4096  # kinds remembered; a longer list is pruned of finished windows
 
-_log = get_logger("mina.observability.sentry")
+_log = get_logger(LOGGER)
 
 _Kind = tuple[str, str, str, str]
 

@@ -51,8 +51,9 @@ __all__ = [
     "sdk_options",
 ]
 
-#: The logger of every line this module writes; Sentry ignores it (no event about events).
-LOGGER: Final = "mina.observability.sentry"
+#: The logger of every line Mina's Sentry code writes (hooks, transport, storms); Sentry
+#: ignores it, so no event is ever about sending events.
+LOGGER: Final = "mina.sentry"
 #: Name prefix of the transport's threads (urllib3's records from them are dropped).
 THREAD_PREFIX: Final = "mina-sentry-outbox"
 
