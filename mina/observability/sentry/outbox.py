@@ -2,7 +2,7 @@
 
 Layout under the outbox directory::
 
-    tmp/       envelopes being written (``tmp`` + fsync, then renamed into ``pending/``)
+    tmp/       envelopes being written (then renamed into ``pending/``)
     pending/   complete envelopes waiting to be sent, one file each
     sending/   envelopes claimed by one process: ``<id>.<pid>.<claimed unix time>``
 
@@ -17,6 +17,12 @@ count of what was lost), ``e`` an envelope holding an error event, ``t`` anythin
 (transactions, sessions, logs). Sorting ids sorts reports, then errors, then the rest,
 each oldest first: the order they are sent in. The bounds drop the other way round:
 oldest ``t`` first, errors only when no ``t`` is left, reports last.
+
+Durability: `Outbox.put` writes and renames on the calling thread (a request's), which
+is enough to survive the process being killed (the page cache is the kernel's); `sync`,
+called from a background thread, fsyncs what was put since (files and directory), which
+is what survives a power cut. A request thus never waits for the disk to confirm a write,
+and a power cut can lose at most what was put since the last `sync` (milliseconds).
 
 Nothing here imports sentry_sdk: the store only knows bytes.
 """
@@ -39,6 +45,8 @@ __all__ = ["STALE_CLAIM_SECONDS", "Claim", "Entry", "Outbox", "OutboxFull"]
 #: (the process id may belong to someone else by now). One send takes seconds at most.
 STALE_CLAIM_SECONDS: Final = 120.0
 _STALE_TMP_SECONDS: Final = 60.0
+_SCAN_EVERY: Final = 1.0  # seconds between bound checks while well under the bounds
+_NEAR: Final = 0.9  # above this share of a bound, every check scans
 _SUFFIX: Final = ".envelope"
 _ID: Final = re.compile(r"[cet]\d{19}-\d+-\d+")
 _CLAIM: Final = re.compile(r"(?P<id>[cet]\d{19}-\d+-\d+)\.(?P<pid>\d+)\.(?P<at>\d+)")
@@ -107,10 +115,16 @@ class Outbox:
         self._sending = self.directory / "sending"
         self._seq = itertools.count()
         self._made = False
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one pruning at a time
+        self._stats_lock = threading.Lock()  # never held for I/O: put() takes it
         # This process's live claims: a claim under our pid that is not here was left by
         # an earlier process that had the same pid (containers reuse small pids).
         self._mine: set[str] = set()
+        self._unsynced: list[str] = []  # ids put since the last sync()
+        # Count and bytes at the last scan plus what this process put since: while well
+        # under the bounds, `over_bounds` scans at most once a `_SCAN_EVERY`.
+        self._estimate = [0, 0]
+        self._scanned_at = -_SCAN_EVERY
 
     def _make_dirs(self) -> None:
         if not self._made:
@@ -119,8 +133,8 @@ class Outbox:
             self._made = True
 
     def put(self, data: bytes, kind: Kind) -> str:
-        """Store *data* durably and return its id: written to ``tmp/``, fsynced, then
-        renamed into ``pending/`` so no reader ever sees half an envelope.
+        """Store *data* and return its id: written to ``tmp/``, then renamed into
+        ``pending/`` so no reader ever sees half an envelope. `sync` makes it durable.
 
         :raises OutboxFull: when the file cannot be written.
         """
@@ -133,13 +147,40 @@ class Outbox:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, self._pending / (id_ + _SUFFIX))
         except OSError as exc:
             raise OutboxFull(f"{type(exc).__name__}: {exc}") from exc
+        with self._stats_lock:
+            self._unsynced.append(id_)
+            self._estimate[0] += 1
+            self._estimate[1] += len(data)
         return id_
+
+    def sync(self) -> int:
+        """fsync every envelope this process put since the last call (those still pending)
+        and the ``pending/`` directory; return how many files were synced."""
+        with self._stats_lock:
+            ids, self._unsynced = self._unsynced, []
+        synced = 0
+        for id_ in ids:
+            try:
+                fd = os.open(self._pending / (id_ + _SUFFIX), os.O_RDONLY)
+            except FileNotFoundError:  # already sent, claimed or dropped
+                continue
+            try:
+                os.fsync(fd)
+                synced += 1
+            finally:
+                os.close(fd)
+        if ids:
+            fd = os.open(self._pending, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return synced
 
     def entries(self) -> list[Entry]:
         """Every envelope, pending and being sent, in send order (errors, oldest first)."""
@@ -254,14 +295,20 @@ class Outbox:
         non-errors first, then oldest errors. Envelopes being sent are counted but never
         chosen. The caller reads (to count what is lost) and deletes each claim."""
         with self._lock:  # two threads pruning at once would drop twice as much
+            with self._stats_lock:
+                count, size = self._estimate
+            near = count > _NEAR * self.max_envelopes or size > _NEAR * self.max_bytes
+            if not near and time.monotonic() - self._scanned_at < _SCAN_EVERY:
+                return []
+            with self._stats_lock:  # what is put from now on counts on top of the scan
+                self._estimate = [0, 0]
             entries = self.entries()
+            self._scanned_at = time.monotonic()
             count = len(entries)
             size = sum(entry.size for entry in entries)
-            if count <= self.max_envelopes and size <= self.max_bytes:
-                return []
+            claims = []
             pending = [entry for entry in entries if entry.state == "pending"]
             order = [e for kind in ("other", "error", "report") for e in pending if e.kind == kind]
-            claims = []
             for entry in order:
                 if count <= self.max_envelopes and size <= self.max_bytes:
                     break
@@ -270,6 +317,9 @@ class Outbox:
                     claims.append(claim)
                 count -= 1  # claimed by us or by another process: either way it left
                 size -= entry.size
+            with self._stats_lock:
+                self._estimate[0] += count
+                self._estimate[1] += size
             return claims
 
     def purge(self) -> int:

@@ -1,8 +1,9 @@
 """A Sentry transport that keeps every envelope on disk until Sentry has it.
 
 `OutboxTransport.capture_envelope`, on the thread that captured the event, only
-serializes the envelope and writes it into the `Outbox` (a local file: tmp, fsync,
-rename); it never touches the network. Two daemon threads per process do the rest:
+serializes the envelope and writes it into the `Outbox` (a local file: tmp, rename); it
+never touches the network nor waits for the disk. Two daemon threads per process do the
+rest:
 
 - the *sender* sends pending envelopes (errors first, oldest first), deletes each on a
   2xx, and on a refused/hung/reset connection, a 5xx, 401 or 403 puts it back and waits
@@ -10,9 +11,10 @@ rename); it never touches the network. Two daemon threads per process do the res
   ``X-Sentry-Rate-Limits`` it waits per category as Sentry asked, keeping the envelopes.
   Another 4xx (400, 413) means Sentry will never take the envelope: it is dropped and
   counted (``send_error``).
-- the *janitor* keeps the outbox within its bounds (dropping oldest non-errors first, each
-  drop counted as ``cache_overflow``), returns envelopes claimed by dead processes, and
-  writes the counted losses as a Sentry client report into the outbox.
+- the *janitor* fsyncs what was written (`Outbox.sync`), keeps the outbox within its
+  bounds (dropping oldest non-errors first, each drop counted as ``cache_overflow``),
+  returns envelopes claimed by dead processes, and writes the counted losses as a Sentry
+  client report into the outbox.
 
 The link to Sentry is logged once per change of state (``sentry.unreachable``,
 ``sentry.rate_limited``, ``sentry.recovered``) with the outbox depth, instead of a warning
@@ -23,6 +25,7 @@ Without a DSN the transport only keeps envelopes (``mina outbox flush --dsn`` se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -290,12 +293,19 @@ class OutboxTransport(Transport):
             self._unreachable(f"HTTP {status}", retry_after)
             return False
         # Any other answer means Sentry will never take this envelope.
-        envelope = Envelope.deserialize(data)
-        for item in envelope.items:
-            self.record_lost_event("send_error", item=item)
+        self._count_lost("send_error", data)
         self.outbox.done(claim)
         _log.error("sentry.envelope_rejected", status=status, outbox_id=claim.id)
         return True
+
+    def _count_lost(self, reason: str, data: bytes) -> None:
+        try:
+            items = Envelope.deserialize(data).items
+        except Exception:  # cut short by a power loss before it was synced
+            self.record_lost_event(reason, "error")
+            return
+        for item in items:
+            self.record_lost_event(reason, item=item)
 
     def _depth(self) -> dict[str, int]:
         count, size = self.outbox.depth()
@@ -352,6 +362,7 @@ class OutboxTransport(Transport):
             self._tidy.clear()
             try:
                 now = time.monotonic()
+                self.outbox.sync()
                 if now - last_recover >= _RECOVER_EVERY:
                     last_recover = now
                     if self.outbox.recover():
@@ -362,17 +373,13 @@ class OutboxTransport(Transport):
                 _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
             self._tidy.wait(1.0)
             self._stop.wait(0.05)  # a burst of writes wakes this once, not per write
+        self.outbox.sync()
         self._log_drops(force=True)
 
     def _enforce_bounds(self) -> None:
         for claim in self.outbox.over_bounds():
-            try:
-                envelope = Envelope.deserialize(self.outbox.read(claim))
-            except (OSError, ValueError):
-                envelope = None
-            if envelope is not None:
-                for item in envelope.items:
-                    self.record_lost_event("cache_overflow", item=item)
+            with contextlib.suppress(OSError):  # gone: nothing to count
+                self._count_lost("cache_overflow", self.outbox.read(claim))
             with self._lost_lock:
                 self._dropped[claim.kind] += 1
             self.outbox.done(claim)

@@ -47,6 +47,17 @@ def test_put_is_visible_only_complete_and_read_back_byte_for_byte(tmp_path: Path
     assert [] == os.listdir(tmp_path / "box" / "tmp")
 
 
+def test_sync_fsyncs_what_this_process_put_that_is_still_pending(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, 100, 10**6)
+    box.put(b"a", "error")
+    box.put(b"b", "error")
+    claim = box.claim(box.pending()[0])
+    assert claim is not None
+    box.done(claim)
+
+    assert (1, 0) == (box.sync(), box.sync())
+
+
 def test_every_envelope_is_claimed_by_exactly_one_of_four_processes(tmp_path: Path) -> None:
     box = Outbox(tmp_path, 10_000, 10**9)
     ids = {box.put(b"x" * 100, "error") for _ in range(400)}
