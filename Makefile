@@ -45,7 +45,7 @@ bench: $(VENV)/.bench-installed
 
 # Requests with Sentry off, healthy and hung (SDK transport vs outbox): one table.
 bench-outbox: $(VENV)/.bench-installed
-	$(BIN)/python -m bench.outbox --json bench/results/outbox.json
+	$(BIN)/python -m bench.outbox --rounds 2 --json bench/results/outbox.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

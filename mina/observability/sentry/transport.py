@@ -105,6 +105,8 @@ class _QuietUrllib3:
 
 
 _QUIET: Final = _QuietUrllib3()
+#: A logger's filters only see records made on it, not those its children propagate.
+_URLLIB3_LOGGERS: Final = ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
 
 
 class OutboxTransport(Transport):
@@ -139,9 +141,10 @@ class OutboxTransport(Transport):
         self._state: State = "ok"
         self._down_since = 0.0
         self._sent_total = 0
-        quiet = logging.getLogger("urllib3.connectionpool")
-        if _QUIET not in quiet.filters:
-            quiet.addFilter(_QUIET)
+        for name in _URLLIB3_LOGGERS:
+            quiet = logging.getLogger(name)
+            if _QUIET not in quiet.filters:
+                quiet.addFilter(_QUIET)
         self._threads = [
             threading.Thread(target=self._run_janitor, name=f"{THREAD_PREFIX}-janitor", daemon=True)
         ]

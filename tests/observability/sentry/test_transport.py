@@ -4,6 +4,8 @@ what they drop, and a request-side capture never touches the network."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,6 +18,7 @@ import structlog
 
 from mina.logging_config import current_redactor
 from mina.observability.sentry import init_sentry
+from mina.observability.sentry.transport import THREAD_PREFIX
 from mina.settings import Settings
 from mina.testing import SentryIngest
 from tests.conftest import Lines
@@ -223,3 +226,24 @@ def test_capture_writes_the_outbox_on_the_calling_thread_even_while_sentry_hangs
     pending = " ".join(path.read_text() for path in (tmp_path / "outbox" / "pending").iterdir())
     assert all(id_ in pending for id_ in ids)
     sentry_ingest.respond_with()
+
+
+def test_urllib3_records_from_the_outbox_threads_are_dropped_others_kept(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(configure, sentry_ingest, tmp_path)
+
+    def warn(text: str) -> None:
+        logging.getLogger("urllib3.connectionpool").warning("Retrying %s", text)
+
+    threads = [
+        threading.Thread(target=warn, args=("from the outbox",), name=f"{THREAD_PREFIX}-sender"),
+        threading.Thread(target=warn, args=("from the app",), name="app-thread"),
+    ]
+    for thread in threads:
+        thread.start()
+        thread.join()
+
+    assert ["Retrying from the app"] == [
+        line["event"] for line in lines.all() if line["logger"] == "urllib3.connectionpool"
+    ]
