@@ -247,3 +247,24 @@ def test_urllib3_records_from_the_outbox_threads_are_dropped_others_kept(
     assert ["Retrying from the app"] == [
         line["event"] for line in lines.all() if line["logger"] == "urllib3.connectionpool"
     ]
+
+
+def test_a_category_rate_limit_holds_its_envelopes_and_lets_errors_through(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    start(configure, sentry_ingest, tmp_path, traces_sample_rate=1.0)
+    sentry_ingest.respond_with(200, {"X-Sentry-Rate-Limits": "3:transaction"})
+    first = sentry_sdk.capture_message("sets the limit", level="error")
+    sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 1)
+    sentry_ingest.respond_with()
+
+    with sentry_sdk.start_transaction(name="limited"):
+        pass
+    second = sentry_sdk.capture_message("not limited", level="error")
+    sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 2)
+    held = [path.name[0] for path in (tmp_path / "outbox" / "pending").iterdir()]
+    transactions = sentry_ingest.wait_for_transactions(1, timeout=10)
+
+    assert [first, second] == [event["event_id"] for event in sentry_ingest.accepted_events]
+    assert ["t"] == held
+    assert ["limited"] == [transaction["transaction"] for transaction in transactions]
