@@ -139,6 +139,7 @@ class OutboxTransport(Transport):
         self._retry_at = 0.0
         self._failures = 0
         self._state: State = "ok"
+        self._limited: frozenset[str] = frozenset()  # categories announced as limited
         self._down_since = 0.0
         self._sent_total = 0
         for name in _URLLIB3_LOGGERS:
@@ -282,6 +283,7 @@ class OutboxTransport(Transport):
             self.outbox.release(claim)
             self._unreachable(type(exc).__name__, None)
             return False
+        self._note_limits(sender)
         if 200 <= status < 300:
             self.outbox.done(claim)
             self._delivered()
@@ -329,19 +331,24 @@ class OutboxTransport(Transport):
                 "sentry.unreachable", error=error, retry_in=round(delay, 3), **self._depth()
             )
 
-    def _rate_limited(self) -> None:
-        sender = self._sender
-        assert sender is not None
-        if self._state != "rate_limited":
-            if self._state == "ok":
-                self._down_since = time.monotonic()
-            self._state = "rate_limited"
+    def _note_limits(self, sender: OutboxSender) -> None:
+        # One line when Sentry limits a category it did not limit before (429 or a
+        # X-Sentry-Rate-Limits header on any answer); envelopes of it wait meanwhile.
+        limited = frozenset(sender.limited_categories())
+        new, self._limited = limited - self._limited, limited
+        if new:
             _log.warning(
                 "sentry.rate_limited",
-                categories=sender.limited_categories(),
+                categories=sorted(limited),
                 retry_in=round(sender.limited_for(), 3),
                 **self._depth(),
             )
+
+    def _rate_limited(self) -> None:
+        # A 429: the link is down until the limit ends (the line came from _note_limits).
+        if self._state == "ok":
+            self._down_since = time.monotonic()
+        self._state = "rate_limited"
 
     def _delivered(self) -> None:
         self._sent_total += 1

@@ -252,7 +252,7 @@ def test_urllib3_records_from_the_outbox_threads_are_dropped_others_kept(
 def test_a_category_rate_limit_holds_its_envelopes_and_lets_errors_through(
     configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    start(configure, sentry_ingest, tmp_path, traces_sample_rate=1.0)
+    lines = start(configure, sentry_ingest, tmp_path, traces_sample_rate=1.0)
     sentry_ingest.respond_with(200, {"X-Sentry-Rate-Limits": "3:transaction"})
     first = sentry_sdk.capture_message("sets the limit", level="error")
     sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 1)
@@ -267,4 +267,7 @@ def test_a_category_rate_limit_holds_its_envelopes_and_lets_errors_through(
 
     assert [first, second] == [event["event_id"] for event in sentry_ingest.accepted_events]
     assert ["t"] == held
+    [limited] = lines.events("sentry.rate_limited")
+    assert (["transaction"], 0.0 < limited["retry_in"] <= 3.0) == (limited["categories"], True)
+    assert [] == lines.events("sentry.recovered")  # errors kept going: the link never broke
     assert ["limited"] == [transaction["transaction"] for transaction in transactions]
