@@ -225,11 +225,14 @@ class Outbox:
         """Rename pending *entry* into ``sending/`` for this process; ``None`` if another
         process was first (or it is gone)."""
         target = self._sending / f"{entry.id}.{os.getpid()}.{int(time.time())}"
+        # Known as ours before it exists: `recover` on another thread must never take a
+        # claim of this process for a dead predecessor's and put it back while it is sent.
+        self._mine.add(target.name)
         try:
             os.rename(self._pending / (entry.id + _SUFFIX), target)
         except FileNotFoundError:
+            self._mine.discard(target.name)
             return None
-        self._mine.add(target.name)
         return Claim(entry.id, target)
 
     @staticmethod

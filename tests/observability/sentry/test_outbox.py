@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -187,3 +188,24 @@ def test_purge_deletes_pending_envelopes_only(tmp_path: Path) -> None:
     assert 1 == box.purge()
     assert claim is not None
     assert [claim.id] == [e.id for e in box.entries()]
+
+
+def test_recover_never_takes_back_a_claim_this_process_makes_meanwhile(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, 10_000, 10**9)
+    for _ in range(300):
+        box.put(b"x", "error")
+    stop = threading.Event()
+    recovered = []
+
+    def recover() -> None:
+        while not stop.is_set():
+            recovered.append(box.recover())
+
+    thread = threading.Thread(target=recover)
+    thread.start()
+    claims = [box.claim(entry) for entry in box.pending()]
+    stop.set()
+    thread.join(timeout=10)
+
+    assert 0 == sum(recovered)
+    assert (300, []) == (len([c for c in claims if c is not None]), box.pending())
