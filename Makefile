@@ -7,7 +7,7 @@ PORT ?= 5000
 # `MINA_BIND=0.0.0.0:8000 make run` wins over HOST and PORT.
 MINA_BIND ?= $(HOST):$(PORT)
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench bench-outbox clean
 
 # Recipes that `make run` may run are silent (@): its stdout is the server's lines only.
 $(BIN)/python:
@@ -42,6 +42,10 @@ test: lint typecheck
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench
+
+# Requests with Sentry off, healthy and hung (SDK transport vs outbox): one table.
+bench-outbox: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.outbox --rounds 2 --json bench/results/outbox.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: Final = {
     "config": "mina.commands.config:config",
     "logs": "mina.commands.logs:logs",
+    "outbox": "mina.commands.outbox:outbox",
     "sentry-check": "mina.commands.sentry_check:sentry_check",
     "serve": "mina.commands.serve:serve",
     "users": "mina.commands.users:users",

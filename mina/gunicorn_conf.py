@@ -14,12 +14,12 @@ import os
 import sys
 from typing import Any
 
-import sentry_sdk
 from gunicorn import glogging
 
 from mina import db
 from mina.envfile import load_env_file
 from mina.logging_config import configure_logging
+from mina.observability.sentry.transport import flush_on_exit
 from mina.settings import SERVER_DEFAULTS, ConfigError, Settings, whole_number
 
 try:
@@ -48,8 +48,9 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Flush Sentry as a worker exits (graceful shutdown), so its last events are sent."""
-    sentry_sdk.flush(timeout=2)
+    """Flush Sentry as a worker exits (graceful shutdown), so its last events are sent:
+    what Sentry takes within a bound; with the outbox, the rest stays on disk."""
+    flush_on_exit()
 
 
 bind = os.environ.get("MINA_BIND", SERVER_DEFAULTS["MINA_BIND"])

@@ -150,6 +150,31 @@ def _int(raw: str) -> int | None:
         return None
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, raw, "not a number; expected seconds above 0") from None
+    if not 0.0 < value < float("inf"):  # also rejects nan
+        raise ConfigError(name, raw, "out of range; expected seconds above 0")
+    return value
+
+
+def _outbox(env: Mapping[str, str]) -> Path | None:
+    raw = env.get("MINA_SENTRY_OUTBOX")
+    if raw is None or not raw.strip():
+        return Path("var/sentry-outbox")
+    if raw.strip().lower() == "off":
+        return None
+    path = Path(raw.strip())
+    if path.exists() and not path.is_dir():
+        raise ConfigError("MINA_SENTRY_OUTBOX", raw, "not a directory; expected a directory or off")
+    return path
+
+
 def whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     """Read variable *name* as a whole number of at least *minimum*.
 
@@ -233,6 +258,19 @@ class Settings:
     log_max_line_bytes: int = field(
         default=16 * 1024, metadata=_meta("MINA_LOG_MAX_LINE_BYTES", "logging")
     )
+    sentry_outbox: Path | None = field(
+        default=Path("var/sentry-outbox"), metadata=_meta("MINA_SENTRY_OUTBOX", "sentry")
+    )
+    outbox_max_events: int = field(
+        default=10_000, metadata=_meta("MINA_SENTRY_OUTBOX_MAX_EVENTS", "sentry")
+    )
+    outbox_max_bytes: int = field(
+        default=64 * 1024 * 1024, metadata=_meta("MINA_SENTRY_OUTBOX_MAX_BYTES", "sentry")
+    )
+    sentry_timeout: float = field(default=5.0, metadata=_meta("MINA_SENTRY_TIMEOUT", "sentry"))
+    sentry_retry_max: float = field(default=60.0, metadata=_meta("MINA_SENTRY_RETRY_MAX", "sentry"))
+    storm_budget: int = field(default=20, metadata=_meta("MINA_SENTRY_STORM_BUDGET", "sentry"))
+    storm_window: float = field(default=60.0, metadata=_meta("MINA_SENTRY_STORM_WINDOW", "sentry"))
 
     def part(self, name: str) -> tuple[Any, ...]:
         """Return the values of the settings that part *name* (``"logging"``, ``"sentry"``)
@@ -294,6 +332,15 @@ class Settings:
             log_buffer_bytes=whole_number(env, "MINA_LOG_BUFFER_BYTES", 4 * 1024 * 1024, 1024),
             log_block_timeout_ms=whole_number(env, "MINA_LOG_BLOCK_TIMEOUT_MS", 1000, 1),
             log_max_line_bytes=whole_number(env, "MINA_LOG_MAX_LINE_BYTES", 16 * 1024, 2048),
+            sentry_outbox=_outbox(env),
+            outbox_max_events=whole_number(env, "MINA_SENTRY_OUTBOX_MAX_EVENTS", 10_000, 1),
+            outbox_max_bytes=whole_number(
+                env, "MINA_SENTRY_OUTBOX_MAX_BYTES", 64 * 1024 * 1024, 64 * 1024
+            ),
+            sentry_timeout=_seconds(env, "MINA_SENTRY_TIMEOUT", 5.0),
+            sentry_retry_max=_seconds(env, "MINA_SENTRY_RETRY_MAX", 60.0),
+            storm_budget=whole_number(env, "MINA_SENTRY_STORM_BUDGET", 20),
+            storm_window=_seconds(env, "MINA_SENTRY_STORM_WINDOW", 60.0),
         )
 
 

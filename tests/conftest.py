@@ -52,6 +52,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
         if name.startswith(("SENTRY_", "LOG_", "MINA_")) or name.lower().endswith("_proxy"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MINA_DATABASE", str(tmp_path / "mina.sqlite3"))
+    monkeypatch.setenv("MINA_SENTRY_OUTBOX", str(tmp_path / "sentry-outbox"))
     context.clear()  # log context bound by an earlier test on this thread
     with sentry_sdk.isolation_scope():
         yield
@@ -117,11 +118,16 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:
-    """Poll *url* until it answers, at most *timeout* seconds."""
+    """Poll *url* until it answers, at most *timeout* seconds.
+
+    A connection gunicorn accepted waits for a worker still booting (loading the app,
+    initialising Sentry): the probe waits for that answer rather than asking again, so a
+    test that counts requests sees exactly one.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with urllib.request.urlopen(url, timeout=max(deadline - time.monotonic(), 0.1)):
                 return
         except OSError:
             if time.monotonic() > deadline:

@@ -176,12 +176,33 @@ def test_turning_sentry_off_leaves_no_client_even_with_a_dsn_in_the_env(
     mina.create_app()
     assert sentry_sdk.get_client().is_active()
 
-    mina.create_app({"SENTRY_DSN": ""})
+    mina.create_app({"SENTRY_DSN": "", "MINA_SENTRY_OUTBOX": "off"})
     sentry_sdk.capture_message("token=abcd1234secret after switching off")
     sentry_sdk.flush(timeout=2)
 
     assert not sentry_sdk.get_client().is_active()
     assert [] == sentry_ingest.events
+
+
+def test_without_a_dsn_events_stay_in_the_outbox_even_with_a_dsn_in_the_env(
+    configure: Callable[..., Lines],
+    sentry_ingest: SentryIngest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    configure()
+    monkeypatch.setenv("SENTRY_DSN", sentry_ingest.dsn)
+    mina.create_app()
+
+    mina.create_app({"SENTRY_DSN": ""})
+    event_id = sentry_sdk.capture_message("token=abcd1234secret after switching off")
+    sentry_sdk.flush(timeout=2)
+
+    assert [] == sentry_ingest.events
+    [kept] = list((tmp_path / "sentry-outbox" / "pending").iterdir())
+    data = kept.read_bytes()
+    assert event_id in data.decode()
+    assert b"abcd1234secret" not in data
 
 
 def test_create_app_again_keeps_the_sentry_client_and_logging(

@@ -113,7 +113,7 @@ def test_version_and_help_list_every_command() -> None:
     assert (0, f"mina, version {package_version()}\n") == (result.exit_code, result.stdout)
     result = CliRunner().invoke(cli.main, ["--help"])
     listed = [line.split()[0] for line in result.stdout.split("Commands:\n")[1].splitlines()]
-    assert ["config", "logs", "sentry-check", "serve", "users"] == listed
+    assert ["config", "logs", "outbox", "sentry-check", "serve", "users"] == listed
 
 
 def test_python_dash_m_mina_is_mina() -> None:

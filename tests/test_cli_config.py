@@ -59,6 +59,13 @@ def test_every_setting_with_value_and_source(
         ["MINA_LOG_BUFFER_BYTES", "4194304", "default"],
         ["MINA_LOG_BLOCK_TIMEOUT_MS", "1000", "default"],
         ["MINA_LOG_MAX_LINE_BYTES", "16384", "default"],
+        ["MINA_SENTRY_OUTBOX", str(tmp_path / "sentry-outbox"), "environment"],
+        ["MINA_SENTRY_OUTBOX_MAX_EVENTS", "10000", "default"],
+        ["MINA_SENTRY_OUTBOX_MAX_BYTES", "67108864", "default"],
+        ["MINA_SENTRY_TIMEOUT", "5.0", "default"],
+        ["MINA_SENTRY_RETRY_MAX", "60.0", "default"],
+        ["MINA_SENTRY_STORM_BUDGET", "20", "default"],
+        ["MINA_SENTRY_STORM_WINDOW", "60.0", "default"],
         ["MINA_BIND", "127.0.0.1:5000", "default"],
         ["MINA_WORKERS", "8", "environment"],
         ["MINA_THREADS", "4", "default"],
@@ -72,14 +79,16 @@ def test_every_setting_with_value_and_source(
 
 def test_the_table_lines_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MINA_DATABASE")
+    monkeypatch.delenv("MINA_SENTRY_OUTBOX")
     result = CliRunner().invoke(cli.main, ["config"])
     lines = result.stdout.splitlines()
     packaged = str(resources.files("mina").joinpath("logging.yaml"))
     width = len(packaged)
-    assert f"{'SETTING':<27}  {'VALUE':<{width}}  SOURCE" == lines[0]
-    assert f"{'SENTRY_DSN':<27}  {'(unset)':<{width}}  default" == lines[1]
-    assert f"{'MINA_DATABASE':<27}  {'var/mina.sqlite3':<{width}}  default" == lines[18]
-    assert f"{'logging YAML':<27}  {packaged}  default (packaged)" == lines[27]
+    # The longest name sets the first column: MINA_SENTRY_OUTBOX_MAX_EVENTS.
+    assert f"{'SETTING':<29}  {'VALUE':<{width}}  SOURCE" == lines[0]
+    assert f"{'SENTRY_DSN':<29}  {'(unset)':<{width}}  default" == lines[1]
+    assert f"{'MINA_DATABASE':<29}  {'var/mina.sqlite3':<{width}}  default" == lines[18]
+    assert f"{'logging YAML':<29}  {packaged}  default (packaged)" == lines[34]
 
 
 def test_every_settings_field_names_its_variable() -> None:

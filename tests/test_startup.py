@@ -49,7 +49,9 @@ class Started:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=1) as response:
+                # Waits for a worker still booting rather than asking twice.
+                wait = max(deadline - time.monotonic(), 0.1)
+                with urllib.request.urlopen(url, timeout=wait) as response:
                     assert 200 == response.status
                     return
             except OSError:

@@ -15,6 +15,7 @@ Nothing here depends on pytest.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import re
@@ -82,6 +83,8 @@ class Envelope:
     items: list[Item]
     #: The route it arrived on.
     endpoint: Literal["envelope", "store"]
+    #: The HTTP status the ingest answered it with (2xx: Sentry would have kept it).
+    status: int = 200
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,11 @@ class SentryIngest:
         status: HTTP status to answer well-formed requests with (see :meth:`respond_with`).
         headers: Extra response headers, e.g. ``{"Retry-After": "1"}``.
         delay: Seconds to wait before answering each request.
+
+    Faults for outage tests: ``respond_with(500)``, ``respond_with(429, {"Retry-After":
+    "1"})``, ``respond_with(delay=2)`` (slow), ``respond_with(hang=True)`` (reads the request,
+    never answers, records nothing), and :meth:`stop` then :meth:`start` (connections
+    refused meanwhile; the same port and :attr:`dsn` afterwards).
     """
 
     def __init__(
@@ -217,6 +225,9 @@ class SentryIngest:
         self._status = status
         self._headers = dict(headers or {})
         self._delay = delay
+        self._hang = False
+        self._unhang = threading.Event()
+        self._port = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -224,11 +235,14 @@ class SentryIngest:
     # Life cycle
 
     def start(self) -> SentryIngest:
-        """Bind an ephemeral port on 127.0.0.1 and serve in a daemon thread."""
+        """Bind a port on 127.0.0.1 and serve in a daemon thread: an ephemeral one the first
+        time, the same one again after :meth:`stop` (so :attr:`dsn` stays valid)."""
         if self._server is not None:
             raise RuntimeError("SentryIngest is already started")
         self._stopping.clear()
-        self._server = _Server(self)
+        self._unhang.clear()
+        self._server = _Server(self, self._port)
+        self._port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -244,6 +258,7 @@ class SentryIngest:
         if server is None or thread is None:
             return
         self._stopping.set()
+        self._unhang.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout)
@@ -278,17 +293,27 @@ class SentryIngest:
         status: int = 200,
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
+        *,
+        hang: bool = False,
     ) -> None:
         """
         Answer every following well-formed request with ``status`` and extra ``headers``, and
         every request only after ``delay`` seconds. E.g. ``respond_with(429, {"Retry-After":
         "60"})`` simulates rate limiting, ``respond_with(delay=3)`` a slow Sentry. Requests are
-        still recorded. ``respond_with()`` restores normal answers.
+        still recorded. With ``hang=True`` a request is read and never answered (the
+        connection is closed, unanswered, when the ingest leaves that mode or stops) and
+        nothing is recorded: a Sentry that accepts connections and hangs. ``respond_with()``
+        restores normal answers.
         """
         with self._cond:
             self._status = status
             self._headers = dict(headers or {})
             self._delay = delay
+            self._hang = hang
+            if hang:
+                self._unhang.clear()
+            else:
+                self._unhang.set()
 
     def clear(self) -> None:
         """Forget everything received so far."""
@@ -332,6 +357,19 @@ class SentryIngest:
     def events(self) -> list[dict[str, Any]]:
         """The payloads of all ``event`` items (errors and messages)."""
         return [item.json for item in self.items("event")]
+
+    @property
+    def accepted_events(self) -> list[dict[str, Any]]:
+        """The payloads of ``event`` items in envelopes answered with a 2xx: what Sentry
+        would have kept (an outage test counts delivery with these)."""
+        with self._cond:
+            return [
+                item.json
+                for env in self._envelopes
+                if 200 <= env.status < 300
+                for item in env.items
+                if item.type == "event"
+            ]
 
     @property
     def transactions(self) -> list[dict[str, Any]]:
@@ -388,9 +426,14 @@ class SentryIngest:
 
     # Called from the server's handler threads
 
-    def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> _Answer:
+    def _handle(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes
+    ) -> _Answer | None:
         with self._cond:
-            status, extra, delay = self._status, self._headers, self._delay
+            status, extra, delay, hang = self._status, self._headers, self._delay, self._hang
+        if hang:
+            self._unhang.wait()
+            return None
         body = raw
         envelope: Envelope | None = None
         try:
@@ -413,7 +456,7 @@ class SentryIngest:
             if envelope is None:
                 self._errors.append(f"{method} {path} -> {answer[0]}: {answer[2]['detail']}")
             else:
-                self._envelopes.append(envelope)
+                self._envelopes.append(dataclasses.replace(envelope, status=answer[0]))
             self._cond.notify_all()
         self._stopping.wait(delay)
         return answer
@@ -450,9 +493,9 @@ class _Reject(Exception):
 
 
 class _Server(ThreadingHTTPServer):
-    def __init__(self, ingest: SentryIngest) -> None:
+    def __init__(self, ingest: SentryIngest, port: int) -> None:
         self.ingest = ingest
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Stay quiet: a client hanging up mid-answer is not worth a traceback on stderr."""
@@ -465,7 +508,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         raw = self.rfile.read(int(length)) if length else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
-        status, extra, payload = self.server.ingest._handle("POST", self.path, headers, raw)
+        answer = self.server.ingest._handle("POST", self.path, headers, raw)
+        if answer is None:  # hung up without an answer
+            self.close_connection = True
+            return
+        status, extra, payload = answer
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -26,13 +26,15 @@ from mina.observability.schema import CONTEXT, SentryField
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
 from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
+from mina.observability.sentry.storm import StormGuard
+from mina.observability.sentry.transport import LOGGER, build_transport
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
 from mina.settings import Settings
 
 __all__ = ["init_sentry", "sentry_options"]
 
 #: Hook failures are reported on this logger, which Sentry itself ignores (no recursion).
-HOOK_LOGGER: Final = "mina.sentry"
+HOOK_LOGGER: Final = LOGGER
 
 _log = get_logger(HOOK_LOGGER)
 _lock = threading.Lock()
@@ -139,9 +141,11 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     handler would cost every call for nothing).
     No PII unless ``MINA_SEND_PII=1``, and without it no request body either. Events for
     HTTP errors whose status is in ``SENTRY_IGNORE_STATUS_CODES`` (401, 403, 404) are
-    dropped.
+    dropped; identical log-originated events beyond ``MINA_SENTRY_STORM_BUDGET`` a window
+    are counted instead of sent (`mina.observability.sentry.storm`).
     """
     ignored = settings.sentry_ignore_status_codes
+    storm = StormGuard(settings.storm_budget, settings.storm_window)
 
     def before_send_transaction(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         crumbs = event.pop("breadcrumbs", None)
@@ -151,7 +155,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         return event
 
     def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
-        if _ignored_status(hint, ignored):
+        if _ignored_status(hint, ignored) or not storm.admit(event, hint):
             return None
         _context_of_line(event, hint)
         return before_send_transaction(event, hint)  # the same redaction for both
@@ -222,7 +226,8 @@ def _close_client() -> None:
 
 
 def init_sentry(settings: Settings, redactor: Redactor) -> bool:
-    """Initialise Sentry for *settings* once per process; return whether it is on.
+    """Initialise Sentry for *settings* once per process; return whether events are
+    captured (sent to Sentry, or with no DSN kept in the outbox).
 
     Calling it again with the same Sentry settings and redactor does nothing; with other
     ones the previous client is flushed and closed first. Logs ``sentry.initialized``
@@ -235,15 +240,35 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
         if _initialized is not None and _initialized == key:
             return sentry_sdk.get_client().is_active()
         _close_client()
-        if settings.sentry_dsn:
+        outbox = settings.sentry_outbox
+        if settings.sentry_dsn or outbox is not None:
             ignore_logger(HOOK_LOGGER)
-            sentry_sdk.init(**sentry_options(settings, redactor))
+            options = sentry_options(settings, redactor)
+            if outbox is not None:
+                # Without a DSN the outbox only keeps envelopes: what Sentry would receive.
+                options["transport"] = build_transport(
+                    options,
+                    outbox,
+                    max_envelopes=settings.outbox_max_events,
+                    max_bytes=settings.outbox_max_bytes,
+                    timeout=settings.sentry_timeout,
+                    retry_max=settings.sentry_retry_max,
+                )
+            sentry_sdk.init(**options)
             sentry_sdk.get_global_scope().set_context("os", os_context())
             quiet_sdk_logger(settings.sentry_debug)
         _initialized = key
     if not settings.sentry_dsn:
-        _log.info("sentry.disabled", reason="SENTRY_DSN is not set")
-        return False
+        if outbox is None:
+            _log.info("sentry.disabled", reason="SENTRY_DSN is not set")
+            return False
+        _log.info(
+            "sentry.disabled",
+            reason="SENTRY_DSN is not set",
+            outbox=str(outbox.absolute()),
+            events="kept in the outbox; send them with `mina outbox flush --dsn DSN`",
+        )
+        return True
     _log.info(
         "sentry.initialized",
         ingest=_ingest(settings.sentry_dsn),
@@ -253,5 +278,6 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
         profiles_sample_rate=settings.profiles_sample_rate,
         sentry_logs=settings.sentry_enable_logs,
         send_pii=settings.send_pii,
+        outbox=str(outbox.absolute()) if outbox is not None else None,
     )
     return True

@@ -4,21 +4,26 @@ Mina leans on a few names the SDK does not document: the logging integration's b
 handler and its ``_can_record``/``_extra_from_record``/``_breadcrumb_from_record``
 methods, the module-level ``_IGNORED_LOGGERS`` set, and the HTTP transport's
 ``_send_request``/``_request`` (``mina sentry-check`` records Sentry's answers; pinned
-in ``tests/test_cli_sentry_check.py``).
+in ``tests/test_cli_sentry_check.py``) and its pool, auth, compression and rate-limit
+state (`OutboxSender`, pinned by the outbox tests in ``tests/observability/sentry``).
 `tests/observability/sentry/test_sdk.py` pins each of them, so an SDK upgrade that moves
 one fails loudly there instead of silently changing what reaches Sentry.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from typing import Any, Final
 
 import sentry_sdk
+import urllib3
+from sentry_sdk.consts import EndpointType
 from sentry_sdk.envelope import Envelope, Item
 from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.logging import BreadcrumbHandler, EventHandler, LoggingIntegration
@@ -31,6 +36,7 @@ from mina.observability.record import BREADCRUMB_HINT, rendered
 __all__ = [
     "Delivery",
     "MinaLoggingIntegration",
+    "OutboxSender",
     "RecordingTransport",
     "quiet_sdk_logger",
 ]
@@ -218,3 +224,78 @@ class RecordingTransport(HttpTransport):
         if ids and reason not in {"network_error", "send_error"}:  # those had a request
             self._record(Delivery(ids, dropped=reason))
         super().record_lost_event(reason, data_category, item, quantity=quantity)
+
+
+class OutboxSender(HttpTransport):
+    """Sentry's HTTP transport used only to send bytes the outbox kept.
+
+    Reuses the SDK's connection pool (proxies, certificates), auth header, compression and
+    rate-limit bookkeeping (``_update_rate_limits``, ``_check_disabled``,
+    ``_disabled_until``), but never its queue: `mina.observability.sentry.transport` owns
+    retrying. Each request has a short socket timeout and no urllib3 retries, so a hung
+    Sentry holds the sending thread for *timeout* seconds, not 30 seconds times four.
+    """
+
+    def __init__(self, options: dict[str, Any], timeout: float) -> None:
+        self._timeout = timeout
+        super().__init__(options)
+
+    def _get_pool_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = super()._get_pool_options()
+        options["timeout"] = urllib3.Timeout(connect=self._timeout, read=self._timeout)
+        options["retries"] = False
+        return options
+
+    def post(self, envelope: bytes) -> tuple[int, str | None]:
+        """POST the serialized *envelope*; return the status and the ``Retry-After`` value.
+
+        Rate-limit headers are applied before returning, whatever the status.
+
+        :raises Exception: whatever urllib3 raises for a refused, reset or timed-out request.
+        """
+        headers = {"Content-Type": "application/x-sentry-envelope"}
+        if self._compression_algo == "br":  # only chosen when brotli imports
+            import brotli  # type: ignore[import-untyped]
+
+            body = brotli.compress(envelope, quality=self._compression_level)
+            headers["Content-Encoding"] = "br"
+        elif self._compression_algo == "gzip" and self._compression_level:
+            body = gzip.compress(envelope, compresslevel=self._compression_level)
+            headers["Content-Encoding"] = "gzip"
+        else:
+            body = envelope
+        self._update_headers(headers)
+        response = self._pool.request(
+            "POST",
+            self._auth.get_api_url(EndpointType.ENVELOPE),
+            body=body,
+            headers=headers,
+            retries=False,
+            preload_content=True,
+        )
+        try:
+            self._update_rate_limits(response)
+            return response.status, response.headers.get("Retry-After")
+        finally:
+            response.close()
+
+    def blocked(self, categories: Iterable[str]) -> bool:
+        """Whether Sentry asked for any of *categories* to wait (429, rate-limit header)."""
+        return any(self._check_disabled(category) for category in categories)
+
+    def blocked_all(self) -> bool:
+        """Whether Sentry asked for every category to wait (a 429 without categories)."""
+        return self._check_disabled("")
+
+    def limited_for(self) -> float:
+        """Seconds until the soonest rate limit ends (0.0 without any)."""
+        now = datetime.now(UTC)
+        ends = [until for until in self._disabled_until.values() if until > now]
+        return (min(ends) - now).total_seconds() if ends else 0.0
+
+    def limited_categories(self) -> list[str]:
+        """The categories rate-limited now (``all`` for a limit on every category)."""
+        now = datetime.now(UTC)
+        return sorted(
+            category or "all" for category, until in self._disabled_until.items() if until > now
+        )

@@ -1,0 +1,273 @@
+"""The outbox transport against the local ingest with real faults: nothing captured during
+an outage is lost or sent twice, the link's state is one line per change, bounds count
+what they drop, and a request-side capture never touches the network."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sentry_sdk
+import structlog
+
+from mina.logging_config import current_redactor
+from mina.observability.sentry import init_sentry
+from mina.observability.sentry.transport import THREAD_PREFIX
+from mina.settings import Settings
+from mina.testing import SentryIngest
+from tests.conftest import Lines
+
+Fault = Callable[[SentryIngest], None]
+
+
+def start(
+    configure: Callable[..., Lines], ingest: SentryIngest, tmp_path: Path, **overrides: Any
+) -> Lines:
+    """The pipeline and Sentry with the outbox in *tmp_path*, sending to *ingest*."""
+    overrides = {
+        "sentry_dsn": ingest.dsn,
+        "traces_sample_rate": 0.0,
+        "sentry_outbox": tmp_path / "outbox",
+        "sentry_timeout": 0.3,
+        "sentry_retry_max": 0.5,
+        "storm_budget": 0,
+        **overrides,
+    }
+    lines = configure(**overrides)
+    init_sentry(replace(Settings.from_env(), **overrides), current_redactor())
+    return lines
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll *predicate* every 20 ms for at most *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout}s")
+        time.sleep(0.02)
+
+
+def capture_errors(n: int, prefix: str) -> list[str]:
+    """Log *n* distinct errors with tracebacks through the pipeline; return their ids."""
+    log = structlog.get_logger("mina.test")
+    ids = []
+    for i in range(n):
+        try:
+            raise RuntimeError(f"{prefix} {i}")
+        except RuntimeError:
+            log.error(f"{prefix}.failed.{i}", exc_info=True)
+        ids.append(sentry_sdk.last_event_id())
+    return [id_ for id_ in ids if id_]
+
+
+def client_reports(ingest: SentryIngest) -> dict[tuple[str, str], int]:
+    """The quantities of every client report received, by (category, reason)."""
+    totals: dict[tuple[str, str], int] = {}
+    for item in ingest.items("client_report"):
+        for lost in item.json["discarded_events"]:
+            key = (lost["category"], lost["reason"])
+            totals[key] = totals.get(key, 0) + lost["quantity"]
+    return totals
+
+
+def _refuse(ingest: SentryIngest) -> None:
+    ingest.stop()
+
+
+def _hang(ingest: SentryIngest) -> None:
+    ingest.respond_with(hang=True)
+
+
+def _status_500(ingest: SentryIngest) -> None:
+    ingest.respond_with(500)
+
+
+def _status_429(ingest: SentryIngest) -> None:
+    ingest.respond_with(429, {"Retry-After": "1"})
+
+
+def _slow(ingest: SentryIngest) -> None:
+    ingest.respond_with(delay=0.1)  # answers, within the socket timeout
+
+
+def _recover(ingest: SentryIngest) -> None:
+    if ingest._server is None:  # refused: serve again on the same port
+        ingest.start()
+    ingest.respond_with()
+
+
+@pytest.mark.parametrize(
+    ("fault", "line"),
+    [
+        (_refuse, "sentry.unreachable"),
+        (_hang, "sentry.unreachable"),
+        (_status_500, "sentry.unreachable"),
+        (_status_429, "sentry.rate_limited"),
+        (_slow, None),
+    ],
+    ids=["refuse", "hang", "500", "429-retry-after", "slow"],
+)
+def test_every_error_captured_during_an_outage_arrives_once_after_recovery(
+    configure: Callable[..., Lines],
+    sentry_ingest: SentryIngest,
+    tmp_path: Path,
+    fault: Fault,
+    line: str | None,
+) -> None:
+    lines = start(configure, sentry_ingest, tmp_path)
+    fault(sentry_ingest)
+
+    captured = capture_errors(20, "outage")
+    if line is not None:
+        wait_for(lambda: bool(lines.events(line)))
+    _recover(sentry_ingest)
+    sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) >= 20, timeout=15)
+    sentry_sdk.flush(timeout=5)
+
+    accepted = [event["event_id"] for event in sentry_ingest.accepted_events]
+    assert sorted(captured) == sorted(accepted)
+    assert 20 == len(captured)
+    events = [record["event"] for record in lines.all()]
+    state_lines = [e for e in events if e.startswith(("sentry.unreachable", "sentry.rate_"))]
+    assert ([line] if line else []) == state_lines
+    assert (1 if line else 0) == events.count("sentry.recovered")
+    assert [] == [record for record in lines.all() if record["logger"].startswith("urllib3")]
+    assert [] == list((tmp_path / "outbox" / "pending").iterdir())
+
+
+def test_link_lines_carry_counts_and_outbox_depth(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(configure, sentry_ingest, tmp_path)
+    sentry_ingest.respond_with(503)
+
+    capture_errors(3, "down")
+    wait_for(lambda: bool(lines.events("sentry.unreachable")))
+    sentry_ingest.respond_with()
+    wait_for(lambda: bool(lines.events("sentry.recovered")))
+
+    [down] = lines.events("sentry.unreachable")
+    [up] = lines.events("sentry.recovered")
+    assert ("warning", "HTTP 503") == (down["level"], down["error"])
+    assert 1 <= down["outbox_depth"] <= 3
+    assert down["outbox_bytes"] > 0
+    assert ("unreachable", True) == (up["was"], up["failed_attempts"] >= 1)
+    assert {"outbox_depth", "outbox_bytes", "down_seconds"} <= set(up)
+
+
+def test_a_rejected_envelope_is_dropped_and_counted(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(configure, sentry_ingest, tmp_path)
+    sentry_ingest.respond_with(400)
+
+    [event_id] = capture_errors(1, "rejected")
+    wait_for(lambda: bool(lines.events("sentry.envelope_rejected")))
+    sentry_ingest.respond_with()
+    sentry_sdk.flush(timeout=5)
+
+    assert [event_id] == [event["event_id"] for event in sentry_ingest.events]
+    assert {("error", "send_error"): 1} == client_reports(sentry_ingest)
+    assert 400 == lines.events("sentry.envelope_rejected")[0]["status"]
+
+
+def test_a_burst_with_sentry_healthy_is_delivered_or_counted(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(configure, sentry_ingest, tmp_path, outbox_max_events=10)
+
+    captured = [sentry_sdk.capture_message(f"burst {i}", level="error") for i in range(300)]
+    wait_for(lambda: not list((tmp_path / "outbox" / "pending").iterdir()))
+    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=5)  # the client report written by the first flush
+
+    delivered = {event["event_id"] for event in sentry_ingest.accepted_events}
+    counted = client_reports(sentry_ingest).get(("error", "cache_overflow"), 0)
+    assert len(delivered) == len(sentry_ingest.accepted_events)  # none twice
+    assert delivered <= set(captured)
+    assert 300 == len(delivered) + counted
+    dropped_lines = sum(line["errors"] for line in lines.events("sentry.outbox_dropped"))
+    assert counted == dropped_lines
+
+
+def test_without_a_dsn_envelopes_stay_in_the_outbox(
+    configure: Callable[..., Lines], tmp_path: Path
+) -> None:
+    lines = configure(sentry_outbox=tmp_path / "outbox")
+    init_sentry(Settings(sentry_outbox=tmp_path / "outbox"), current_redactor())
+
+    event_id = sentry_sdk.capture_message("kept locally", level="error")
+    sentry_sdk.flush(timeout=2)
+
+    [line] = lines.events("sentry.disabled")
+    assert "SENTRY_DSN is not set" == line["reason"]
+    assert str(tmp_path / "outbox") == line["outbox"]
+    assert "kept in the outbox" in line["events"]
+    [kept] = list((tmp_path / "outbox" / "pending").iterdir())
+    assert event_id is not None and event_id.encode() in kept.read_bytes()
+
+
+def test_capture_writes_the_outbox_on_the_calling_thread_even_while_sentry_hangs(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    start(configure, sentry_ingest, tmp_path, sentry_timeout=30.0)
+    sentry_ingest.respond_with(hang=True)
+    capture_errors(1, "first")  # the sender now waits on a request that never ends
+    wait_for(lambda: bool(list((tmp_path / "outbox" / "sending").iterdir())))
+
+    ids = capture_errors(5, "during")
+
+    pending = " ".join(path.read_text() for path in (tmp_path / "outbox" / "pending").iterdir())
+    assert all(id_ in pending for id_ in ids)
+    sentry_ingest.respond_with()
+
+
+def test_urllib3_records_from_the_outbox_threads_are_dropped_others_kept(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(configure, sentry_ingest, tmp_path)
+
+    def warn(text: str) -> None:
+        logging.getLogger("urllib3.connectionpool").warning("Retrying %s", text)
+
+    threads = [
+        threading.Thread(target=warn, args=("from the outbox",), name=f"{THREAD_PREFIX}-sender"),
+        threading.Thread(target=warn, args=("from the app",), name="app-thread"),
+    ]
+    for thread in threads:
+        thread.start()
+        thread.join()
+
+    assert ["Retrying from the app"] == [
+        line["event"] for line in lines.all() if line["logger"] == "urllib3.connectionpool"
+    ]
+
+
+def test_a_category_rate_limit_holds_its_envelopes_and_lets_errors_through(
+    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(configure, sentry_ingest, tmp_path, traces_sample_rate=1.0)
+    sentry_ingest.respond_with(200, {"X-Sentry-Rate-Limits": "3:transaction"})
+    first = sentry_sdk.capture_message("sets the limit", level="error")
+    sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 1)
+    sentry_ingest.respond_with()
+
+    with sentry_sdk.start_transaction(name="limited"):
+        pass
+    second = sentry_sdk.capture_message("not limited", level="error")
+    sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 2)
+    held = [path.name[0] for path in (tmp_path / "outbox" / "pending").iterdir()]
+    transactions = sentry_ingest.wait_for_transactions(1, timeout=10)
+
+    assert [first, second] == [event["event_id"] for event in sentry_ingest.accepted_events]
+    assert ["t"] == held
+    [limited] = lines.events("sentry.rate_limited")
+    assert (["transaction"], 0.0 < limited["retry_in"] <= 3.0) == (limited["categories"], True)
+    assert [] == lines.events("sentry.recovered")  # errors kept going: the link never broke
+    assert ["limited"] == [transaction["transaction"] for transaction in transactions]
