@@ -172,6 +172,10 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         return out
 
     logs_level = settings.sentry_logs_level if settings.sentry_enable_logs else None
+    breadcrumb_hook = _fail_closed("before_breadcrumb", before_breadcrumb)
+    # Tells the fast path (`mina.observability.fastpath`) that this hook is Mina's, and
+    # with which redactor, so it may append what this hook would return.
+    breadcrumb_hook.mina_redactor = redactor  # type: ignore[attr-defined]
     options: dict[str, Any] = {
         "dsn": settings.sentry_dsn,
         "environment": settings.sentry_environment,
@@ -197,7 +201,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         ],
         "before_send": _fail_closed("before_send", before_send),
         "before_send_transaction": _fail_closed("before_send_transaction", before_send_transaction),
-        "before_breadcrumb": _fail_closed("before_breadcrumb", before_breadcrumb),
+        "before_breadcrumb": breadcrumb_hook,
         # Context as attributes, redaction and events' size limits (mina.observability.sentry.logs).
         "before_send_log": _fail_closed("before_send_log", LogShaper(redactor)),
     }

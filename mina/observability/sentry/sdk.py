@@ -57,12 +57,15 @@ class _BreadcrumbHandler(BreadcrumbHandler):
         self._decisions: dict[str, bool] = {}
 
     def _can_record(self, record: logging.LogRecord) -> bool:
+        return self.can_record_name(record.name)
+
+    def can_record_name(self, name: str) -> bool:
+        """Return whether records of logger *name* become breadcrumbs (not ignored)."""
         ignored = sentry_logging._IGNORED_LOGGERS
         if ignored != self._ignored:  # ignore_logger()/unignore_logger() since last time
             self._ignored = frozenset(ignored)
             self._decisions = {}
         decisions = self._decisions
-        name = record.name
         decision = decisions.get(name)
         if decision is None:
             stripped = name.strip()
@@ -218,3 +221,81 @@ class RecordingTransport(HttpTransport):
         if ids and reason not in {"network_error", "send_error"}:  # those had a request
             self._record(Delivery(ids, dropped=reason))
         super().record_lost_event(reason, data_category, item, quantity=quantity)
+
+
+# -- the fast path's view of the logging integration ------------------------------------------
+
+#: Sentry's level names for stdlib levels (what its handlers put in ``level``).
+LOGGING_TO_EVENT_LEVEL: Final = sentry_logging.LOGGING_TO_EVENT_LEVEL
+
+_PATCH_NAME: Final = "LoggingIntegration.setup_once.<locals>.sentry_patched_callhandlers"
+
+
+def is_sentry_call_handlers(func: object) -> bool:
+    """Return whether *func* is the SDK's wrapper of ``logging.Logger.callHandlers``.
+
+    The wrapper calls the original, then hands the record to the client's
+    LoggingIntegration (`LoggingIntegration._handle_record`) unless its logger is ignored.
+    """
+    return (
+        getattr(func, "__qualname__", None) == _PATCH_NAME
+        and getattr(func, "__module__", None) == sentry_logging.__name__
+    )
+
+
+def ignored_exactly(name: str) -> bool:
+    """Return whether the SDK's callHandlers wrapper skips records of logger *name*."""
+    return name.strip() in sentry_logging._IGNORED_LOGGERS
+
+
+class CrumbRoute:
+    """Where a client's LoggingIntegration sends a record of some level, read once per client.
+
+    :ivar event_level: records at or above it become events (None: never).
+    :ivar crumb_handler: Mina's breadcrumb handler (None: the integration has another one).
+    :ivar plain: no Sentry Logs handler and no handler filters: nothing else sees records.
+    """
+
+    __slots__ = ("client", "crumb_handler", "event_level", "max_breadcrumbs", "plain")
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        integration = client.get_integration(LoggingIntegration)
+        self.event_level: int | None = None
+        self.crumb_handler: _BreadcrumbHandler | None = None
+        self.plain = False
+        self.max_breadcrumbs: int = client.options.get("max_breadcrumbs", 100)
+        if integration is None:
+            self.plain = True  # the wrapper finds no integration: records reach no handler
+            return
+        events = integration._handler
+        crumbs = integration._breadcrumb_handler
+        self.event_level = events.level if events is not None else None
+        if type(crumbs) is _BreadcrumbHandler and not crumbs.filters:
+            self.crumb_handler = crumbs
+        self.plain = (
+            integration._sentry_logs_handler is None
+            and (events is None or not events.filters)
+            and (crumbs is None or self.crumb_handler is not None)
+        )
+
+    def crumb_level(self) -> int | None:
+        """The least level that becomes a breadcrumb (None: none does)."""
+        return self.crumb_handler.level if self.crumb_handler is not None else None
+
+    @staticmethod
+    def can_record(handler: _BreadcrumbHandler, name: str) -> bool:
+        """Return whether *handler* records breadcrumbs for logger *name*."""
+        return handler.can_record_name(name)
+
+
+def append_breadcrumb(scope: Any, crumb: dict[str, Any], max_breadcrumbs: int) -> None:
+    """Append a finished breadcrumb to *scope*, as `Scope.add_breadcrumb` does after its hook.
+
+    For breadcrumbs that already are what ``before_breadcrumb`` would return.
+    """
+    crumbs = scope._breadcrumbs
+    crumbs.append(crumb)
+    while len(crumbs) > max_breadcrumbs:
+        crumbs.popleft()
+        scope._n_breadcrumbs_truncated += 1

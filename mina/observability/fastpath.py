@@ -1,0 +1,404 @@
+"""The fast path: Mina's own structlog calls, written without the generic chain.
+
+The full chain (`mina.logging_config`) runs structlog's processor loop, builds a stdlib
+`logging.LogRecord`, formats it with python-json-logger and hands it to Sentry's
+LoggingIntegration. For a plain call (``log.info("meeting.created", meeting_id=...)``) on
+the default configuration, the same JSON line and the same Sentry breadcrumb can be made
+directly: this module does that, and nothing else.
+
+It is only taken when what leaves the process is identical; otherwise (and always when
+in doubt) the call goes through the full chain, the reference. The full chain is taken for:
+
+- a configuration that is not the default one: a handler, filter or formatter other than
+  ``logging.yaml``'s stdout handler with Mina's JSON formatter, ``caller_info``, another
+  structlog processor list, a patched ``Logger.callHandlers`` other than Sentry's, a
+  custom log record factory, Sentry Logs, or another ``before_breadcrumb``;
+- levels that become Sentry events (ERROR and up by default), and ``exc_info``,
+  ``stack_info`` or ``stacklevel``;
+- a call whose event is not a ``str``, that uses positional ``%`` arguments, a key the
+  pipeline renames (record attributes such as ``name``, ``message``, ``args``; head keys;
+  ``trace_id``/``span_id``), or a key the redactor renames;
+- bound context (contextvars) holding anything but ``str``, ``int``, ``float``, ``bool`` or
+  ``None``.
+
+What it saves: the processor loop; merging and redacting the context, done once per
+context (the values of structlog's context variables and Mina's bound keys) instead of once
+per call; the LogRecord and the handlers; the timestamp formatting, cut to a per-second
+prefix. Lines go to the stdout handler's stream with one write each (see `write_line`).
+
+``MINA_LOG_FAST_PATH=0`` (or ``configure_logging(..., fast_path=False)``) turns it off:
+the differential test (``tests/observability/test_fastpath.py``) runs both and compares
+the stdout bytes and the Sentry envelopes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sentry_sdk
+from structlog import contextvars as structlog_contextvars
+
+from mina.observability.formatters import JsonFormatter, dumps
+from mina.observability.processors import RESERVED_RECORD_KEYS, ordered
+from mina.observability.schema import BOUND_KEYS, HEAD_KEYS, SCOPED_KEYS
+from mina.observability.sentry.sdk import (
+    LOGGING_TO_EVENT_LEVEL,
+    CrumbRoute,
+    append_breadcrumb,
+    ignored_exactly,
+    is_sentry_call_handlers,
+)
+from mina.redaction import Redactor
+from mina.settings import ConfigError
+
+__all__ = ["ENV_VAR", "Fast", "configure", "enabled_from_env", "level_method", "write_line"]
+
+#: The environment variable that turns the fast path off (``0``) or on (``1``, default).
+ENV_VAR: Final = "MINA_LOG_FAST_PATH"
+
+#: The levels the fast path serves (structlog method name -> stdlib level).
+_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "msg": logging.INFO,
+}
+#: What structlog's ``add_log_level`` writes for each method (aliases: their level's).
+_LEVEL_NAMES: Final = {
+    "debug": "debug",
+    "info": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "msg": "info",
+}
+
+#: Keys whose presence means the full chain: renamed by the pipeline, log keyword
+#: arguments, or keys the pipeline itself writes.
+_FALLBACK_KEYS: Final = (RESERVED_RECORD_KEYS - {"exc_info", "stack_info"}) | {
+    "exc_info",
+    "stack_info",
+    "stacklevel",
+    "level",
+    "logger",
+    "timestamp",
+    "event",
+    "trace_id",
+    "span_id",
+    "_record",
+}
+#: Keys that stay out of Sentry's breadcrumb data (see `RenderToLogKwargs`).
+_HIDDEN: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"} | SCOPED_KEYS
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_CACHE_MAX: Final = 1024
+_ORIGINAL_CALL_HANDLERS: Final = logging.Logger.callHandlers
+_PREFIX: Final = "structlog_"
+
+
+def enabled_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Return whether ``MINA_LOG_FAST_PATH`` leaves the fast path on (unset: on).
+
+    :raises ConfigError: for a value other than ``0`` or ``1``.
+    """
+    value = (os.environ if environ is None else environ).get(ENV_VAR, "1").strip()
+    if value not in ("0", "1"):
+        raise ConfigError(ENV_VAR, value, "expected 0 or 1")
+    return value == "1"
+
+
+class Fast:
+    """What one configuration allows, checked once; `configure` installs it.
+
+    :param redactor: the pipeline's redactor.
+    :param processors: the pipeline's structlog processor list (the fast path serves bound
+        loggers that use this very list).
+    :param handler: the stdout handler ``logging.yaml`` made, with Mina's JSON formatter.
+    """
+
+    __slots__ = ("_contexts", "_names", "formatter", "handler", "processors", "redactor")
+
+    def __init__(
+        self, redactor: Redactor, processors: list[Any], handler: logging.StreamHandler[Any]
+    ) -> None:
+        self.redactor = redactor
+        self.processors = processors
+        self.handler = handler
+        self.formatter = handler.formatter
+        # (ids of the context values, bound keys) -> (values kept alive, merged context)
+        self._contexts: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
+        # redacted logger names, for Sentry's breadcrumb category
+        self._names: dict[str, str] = {}
+
+    @classmethod
+    def build(cls, redactor: Redactor, processors: list[Any]) -> Fast | None:
+        """Return the fast path for the current stdlib configuration, or None if it is
+        not the default one (then every call takes the full chain)."""
+        root = logging.getLogger()
+        if len(root.handlers) != 1 or root.filters:
+            return None
+        handler = root.handlers[0]
+        formatter = handler.formatter
+        if (
+            type(handler) is not logging.StreamHandler
+            or handler.filters
+            or handler.terminator != "\n"
+            or type(formatter) is not JsonFormatter
+            or formatter.prefix
+            or formatter.static_fields
+            or formatter.rename_fields
+        ):
+            return None
+        return cls(redactor, processors, handler)
+
+    def context(self) -> dict[str, Any] | None:
+        """Return the bound contextvars, merged and redacted as the chain would (cached).
+
+        None when they hold something the fast path leaves to the full chain.
+        """
+        variables = structlog_contextvars._CONTEXT_VARS
+        values = tuple([var.get() for var in variables.values()])
+        bound = BOUND_KEYS.get()
+        key = (*map(id, values), id(bound))
+        hit = self._contexts.get(key)
+        if hit is not None:
+            return hit[1]
+        merged = self._merge()
+        if len(self._contexts) >= _CACHE_MAX:
+            self._contexts.clear()
+        # The values (and the bound keys) stay referenced, so their ids stay theirs.
+        self._contexts[key] = ((*values, bound), merged)
+        return merged
+
+    def _merge(self) -> dict[str, Any] | None:
+        # structlog's merge_contextvars, in its order, then the chain's checks on its keys.
+        merged: dict[str, Any] = {}
+        ctx = contextvars.copy_context()
+        for var in ctx:
+            name = var.name
+            if name.startswith(_PREFIX):
+                value = ctx[var]
+                if value is not Ellipsis:
+                    merged.setdefault(name[len(_PREFIX) :], value)
+        if not _FALLBACK_KEYS.isdisjoint(merged):
+            return None
+        if any(type(value) not in _SCALARS for value in merged.values()):
+            return None
+        keys = list(merged)
+        redacted = self.redactor(None, "info", dict(merged))
+        if list(redacted) != keys:  # a key the redactor renamed moves: the chain's order
+            return None
+        return dict(redacted)
+
+    def category(self, name: str, redactor: Redactor) -> str:
+        """Return *name* redacted, as ``before_breadcrumb`` makes the breadcrumb category."""
+        cached = self._names.get(name)
+        if cached is None:
+            cached = redactor.redact_text(name)
+            if len(self._names) >= _CACHE_MAX:
+                self._names.clear()
+            self._names[name] = cached
+        return cached
+
+
+_fast: Fast | None = None
+
+
+def configure(fast: Fast | None) -> None:
+    """Install *fast* (None: every call takes the full chain)."""
+    global _fast
+    _fast = fast
+
+
+_stamp_second = -1
+_stamp_prefix = ""
+
+
+def _timestamp(now_ns: int) -> str:
+    # `add_timestamp`'s format, with the part up to the second made once per second.
+    global _stamp_second, _stamp_prefix
+    second, ns = divmod(now_ns, 1_000_000_000)
+    if second != _stamp_second:
+        _stamp_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _stamp_second = second
+    return f"{_stamp_prefix}{ns // 1000:06d}Z"
+
+
+def write_line(handler: logging.StreamHandler[Any], line: str) -> None:
+    """Write one finished line to *handler*'s stream: what `logging.StreamHandler.emit`
+    does with a formatted record (one write and a flush, under the handler's lock)."""
+    with handler.lock:  # type: ignore[union-attr]
+        stream = handler.stream
+        stream.write(line)
+        stream.flush()
+
+
+def _route(logger: logging.Logger, levelno: int) -> bool:
+    # Whether a record of *levelno* on *logger* would reach exactly the root's stdout
+    # handler: no filter on the logger, no handler on the way, propagation up to root.
+    if logger.disabled or logger.filters:
+        return False
+    node = logger
+    while node.parent is not None:
+        if node.handlers or not node.propagate:
+            return False
+        node = node.parent
+    fast = _fast
+    assert fast is not None
+    handler = fast.handler
+    return (
+        len(node.handlers) == 1
+        and node.handlers[0] is handler
+        and handler.formatter is fast.formatter
+        and levelno >= handler.level
+        and not handler.filters
+    )
+
+
+_routes: dict[int, CrumbRoute] = {}
+
+
+def _crumb_route(client: Any) -> CrumbRoute:
+    route = _routes.get(id(client))
+    if route is None or route.client is not client:
+        _routes.clear()  # one client at a time in practice: forget the others
+        route = _routes[id(client)] = CrumbRoute(client)
+    return route
+
+
+def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
+    """Log one call through the fast path; return False (having done nothing) when it
+    must take the full chain."""
+    fast = _fast
+    if fast is None or self._processors is not fast.processors or type(event) is not str:
+        return False
+    stdlib: logging.Logger = self._logger
+    levelno = _LEVELS[method]
+    if not stdlib.isEnabledFor(levelno):
+        return True  # the chain would run for nothing: the record is dropped by stdlib
+    if not _route(stdlib, levelno) or logging.getLogRecordFactory() is not logging.LogRecord:
+        return False
+
+    # Sentry: which of its handlers the record would reach, decided before anything runs.
+    call_handlers = logging.Logger.callHandlers
+    crumb_handler = None
+    scope = None
+    route = None
+    if call_handlers is not _ORIGINAL_CALL_HANDLERS:
+        if not is_sentry_call_handlers(call_handlers):
+            return False
+        name = stdlib.name
+        client = sentry_sdk.get_client()
+        route = _crumb_route(client)
+        if not route.plain:
+            return False
+        if not ignored_exactly(name):
+            if route.event_level is not None and levelno >= route.event_level:
+                return False
+            crumb_handler = route.crumb_handler
+            if (
+                crumb_handler is not None
+                and levelno >= crumb_handler.level
+                and crumb_handler.can_record_name(name)
+            ):
+                if not client.is_active():
+                    crumb_handler = None  # add_breadcrumb drops it without a client
+                else:
+                    scope = sentry_sdk.get_isolation_scope()
+            else:
+                crumb_handler = None
+    # The chain's event dict: the logger's context, the call's keys, the event, then the
+    # contextvars the call did not set.
+    own = self._context
+    part = {**own, **kw} if own else dict(kw)
+    if not _FALLBACK_KEYS.isdisjoint(part):
+        return False
+    part["event"] = event
+    keys = list(part)
+    fast.redactor(None, method, part)  # in place, as in the chain
+    if list(part) != keys:
+        return False
+    context = fast.context()
+    if context is None:
+        return False
+    hook_redactor = None
+    if crumb_handler is not None:
+        hook = route.client.options.get("before_breadcrumb") if route is not None else None
+        hook_redactor = getattr(hook, "mina_redactor", None)
+        if hook_redactor is None:
+            return False
+
+    event_dict = part
+    for key, value in context.items():
+        if key not in event_dict:
+            event_dict[key] = value
+    now_ns = time.time_ns()
+    event_dict["level"] = _LEVEL_NAMES[method]
+    event_dict["logger"] = stdlib.name
+    event_dict["timestamp"] = _timestamp(now_ns)
+    if sentry_sdk.get_client().is_active():
+        current = sentry_sdk.get_current_scope()
+        span = current.span
+        source: Any = span if span is not None else current.get_active_propagation_context()
+        event_dict["trace_id"] = source.trace_id
+        event_dict["span_id"] = source.span_id
+    line = ordered(event_dict)
+    write_line(fast.handler, dumps(line).decode("utf-8") + "\n")
+
+    if crumb_handler is not None and scope is not None and hook_redactor is not None:
+        bound = BOUND_KEYS.get()
+        data = {
+            key: value
+            for key, value in event_dict.items()
+            if key not in _HIDDEN and key not in bound
+        }
+        crumb = {
+            "type": "log",
+            "level": LOGGING_TO_EVENT_LEVEL[levelno],
+            "category": fast.category(stdlib.name, hook_redactor),
+            "message": event_dict["event"],
+            "timestamp": datetime.fromtimestamp(now_ns / 1e9, UTC),
+            "data": data,
+            "_mina_redacted": True,
+        }
+        append_breadcrumb(scope, crumb, route.max_breadcrumbs if route is not None else 100)
+    return True
+
+
+def level_method(name: str, full: Callable[..., Any]) -> Callable[..., Any]:
+    """Return the bound logger method *name*: the fast path, else *full* (the guarded chain).
+
+    Levels the fast path does not serve get *full* back unchanged.
+    """
+    if name not in _LEVELS:
+        return full
+
+    def method(self: Any, event: Any = None, *args: Any, **kw: Any) -> Any:
+        if not args:
+            try:
+                if emit(self, name, event, kw):
+                    return None
+            except Exception as exc:  # logging must never break the caller
+                _report(event, exc)
+                return None
+        return full(self, event, *args, **kw)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = full.__doc__
+    return method
+
+
+def _report(event: object, exc: Exception) -> None:
+    try:
+        sys.stderr.write(
+            f"mina: logging failed for event {str(event)[:200]!r}: "
+            f"{type(exc).__name__}: {str(exc)[:200]}\n"
+        )
+    except Exception:  # stderr closed: nothing left to tell
+        return
