@@ -232,7 +232,9 @@ def _mina(env: Env) -> tuple[Any, Any]:
     return client, redactor
 
 
-def _mina_logger(env: Env, name: str) -> Any:
+def _mina_logger(env: Env, name: str, *, proxy: bool = True) -> Any:
+    """A Mina logger as users write it: ``structlog.get_logger(name)`` (*proxy*), or
+    ``mina.get_logger(name)`` as Mina's own modules do."""
     _mina(env)
     from mina.observability import pipeline
 
@@ -246,7 +248,7 @@ def _mina_logger(env: Env, name: str) -> Any:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    log = pipeline.get_logger(name)  # what Mina's own modules use
+    log = structlog.get_logger(name) if proxy else pipeline.get_logger(name)
     for method in ("debug", "info", "error"):
         getattr(log, method)  # resolved now, under Mina's configuration, and kept
     return log
@@ -260,6 +262,18 @@ def _mina_info(env: Env) -> Callable[[], object]:
 
 def _mina_debug(env: Env) -> Callable[[], object]:
     log = _mina_logger(env, "mina.bench.debug")
+    call = CALL
+    return lambda: log.debug(EVENT, **call)
+
+
+def _mina_info_module(env: Env) -> Callable[[], object]:
+    log = _mina_logger(env, "mina.bench.info_module", proxy=False)
+    call = CALL
+    return lambda: log.info(EVENT, **call)
+
+
+def _mina_debug_module(env: Env) -> Callable[[], object]:
+    log = _mina_logger(env, "mina.bench.debug_module", proxy=False)
     call = CALL
     return lambda: log.debug(EVENT, **call)
 
@@ -428,8 +442,25 @@ def large_event() -> dict[str, Any]:
 
 CASES: list[Case] = [
     Case("floor", "floor: dict + orjson.dumps + os.write", _floor, group="floor"),
-    Case("mina.info", "Mina INFO (stdout JSON + breadcrumb)", _mina_info, sentry=True),
-    Case("mina.debug", "Mina DEBUG, filtered out", _mina_debug, sentry=True),
+    Case(
+        "mina.info",
+        "Mina INFO (stdout JSON + breadcrumb), structlog.get_logger",
+        _mina_info,
+        sentry=True,
+    ),
+    Case("mina.debug", "Mina DEBUG, filtered out, structlog.get_logger", _mina_debug, sentry=True),
+    Case(
+        "mina.info.module",
+        "Mina INFO (stdout JSON + breadcrumb), mina.get_logger",
+        _mina_info_module,
+        sentry=True,
+    ),
+    Case(
+        "mina.debug.module",
+        "Mina DEBUG, filtered out, mina.get_logger",
+        _mina_debug_module,
+        sentry=True,
+    ),
     Case(
         "mina.error.empty",
         "Mina ERROR -> Sentry event, 0 breadcrumbs",

@@ -52,6 +52,7 @@ from mina.observability.sentry.sdk import (
     LOGGING_TO_EVENT_LEVEL,
     CrumbRoute,
     append_breadcrumb,
+    finish_breadcrumb,
     ignored_exactly,
     is_sentry_call_handlers,
 )
@@ -122,13 +123,22 @@ class Fast:
     :param handler: the stdout handler ``logging.yaml`` made, with Mina's JSON formatter.
     """
 
-    __slots__ = ("_contexts", "_names", "formatter", "handler", "processors", "redactor")
+    __slots__ = (
+        "_contexts",
+        "_names",
+        "chain",
+        "formatter",
+        "handler",
+        "processors",
+        "redactor",
+    )
 
     def __init__(
         self, redactor: Redactor, processors: list[Any], handler: logging.StreamHandler[Any]
     ) -> None:
         self.redactor = redactor
         self.processors = processors
+        self.chain = list(processors)
         self.handler = handler
         self.formatter = handler.formatter
         # (ids of the context values, bound keys) -> (values kept alive, merged context)
@@ -276,7 +286,12 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     """Log one call through the fast path; return False (having done nothing) when it
     must take the full chain."""
     fast = _fast
-    if fast is None or self._processors is not fast.processors or type(event) is not str:
+    if fast is None or type(event) is not str:
+        return False
+    processors = self._processors
+    # The pipeline's own list, with the processors it was built with (structlog's
+    # capture_logs, for one, swaps its contents).
+    if processors is not fast.processors or processors != fast.chain:
         return False
     stdlib: logging.Logger = self._logger
     levelno = _LEVELS[method]
@@ -367,7 +382,9 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
             "data": data,
             "_mina_redacted": True,
         }
-        append_breadcrumb(scope, crumb, route.max_breadcrumbs if route is not None else 100)
+        assert route is not None
+        finished = finish_breadcrumb(crumb, route.max_value_length)
+        append_breadcrumb(scope, finished, route.max_breadcrumbs)
     return True
 
 

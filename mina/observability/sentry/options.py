@@ -25,7 +25,12 @@ from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
-from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
+from mina.observability.sentry.sdk import (
+    MinaLoggingIntegration,
+    finish_breadcrumb,
+    install_presenter,
+    quiet_sdk_logger,
+)
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
 from mina.settings import Settings
 
@@ -169,9 +174,11 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         else:
             out = redact_breadcrumb(redactor, crumb)
         out[_REDACTED_MARK] = True
-        return out
+        # Serialised now, once, instead of at every event that carries it.
+        return finish_breadcrumb(out, sentry_sdk.get_client().options.get("max_value_length"))
 
     logs_level = settings.sentry_logs_level if settings.sentry_enable_logs else None
+    install_presenter()  # breadcrumbs serialised once, not at every event
     breadcrumb_hook = _fail_closed("before_breadcrumb", before_breadcrumb)
     # Tells the fast path (`mina.observability.fastpath`) that this hook is Mina's, and
     # with which redactor, so it may append what this hook would return.

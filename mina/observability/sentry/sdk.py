@@ -12,18 +12,21 @@ one fails loudly there instead of silently changing what reaches Sentry.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from fnmatch import fnmatch
 from typing import Any, Final
 
 import sentry_sdk
+from sentry_sdk import serializer
 from sentry_sdk.envelope import Envelope, Item
 from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.logging import BreadcrumbHandler, EventHandler, LoggingIntegration
 from sentry_sdk.transport import HttpTransport
-from sentry_sdk.utils import capture_internal_exceptions
+from sentry_sdk.utils import capture_internal_exceptions, format_timestamp
 from sentry_sdk.utils import logger as sdk_logger
 
 from mina.observability.record import BREADCRUMB_HINT, rendered
@@ -124,6 +127,130 @@ class MinaLoggingIntegration(LoggingIntegration):
             self._breadcrumb_handler = _BreadcrumbHandler(level=level)
         if event_level is not None:
             self._handler = _EventHandler(level=event_level)
+
+
+def present_serialized(event: Any, hint: Any) -> Any:
+    """Hand `serialize` what is already serialised: an event processor, run last.
+
+    `sentry_sdk.serializer.serialize` walks each event on the calling thread after the
+    event processors. Breadcrumbs whose serialised form was made when they were added
+    (`finish_breadcrumb`) and the per-process ``modules`` are handed to it as `_Presented`
+    values, which it takes without walking them.
+    """
+    if not isinstance(event, dict):
+        return event
+    if sentry_sdk.get_client().options.get("max_value_length") is not None:
+        return event  # serialize() cuts long strings then: the walk is needed
+    crumbs = event.get("breadcrumbs")
+    if type(crumbs) is dict and len(crumbs) == 1:
+        values = crumbs.get("values")
+        if type(values) is list and values:
+            wires = [crumb.wire for crumb in values if type(crumb) is WireCrumb]
+            if len(wires) == len(values) and None not in wires:
+                # Copies: before_send takes the mark off each breadcrumb it gets.
+                presented = [dict(wire) for wire in wires if wire is not None]
+                event["breadcrumbs"] = _Presented(crumbs, {"values": presented})
+    modules = event.get("modules")
+    if type(modules) is dict:
+        wire = _constant("modules", modules)
+        if wire is not None:
+            event["modules"] = _Presented(modules, wire)
+    return event
+
+
+def install_presenter() -> None:
+    """Run `present_serialized` for every event, after every other global processor.
+
+    Processors of the global scope run after those of ``add_global_event_processor``
+    (the SDK's own, such as the one adding ``modules``), whenever either was added.
+    """
+    scope = sentry_sdk.get_global_scope()
+    if present_serialized not in scope._event_processors:
+        scope.add_event_processor(present_serialized)
+
+
+# -- serialising once --------------------------------------------------------------------------
+
+
+class _Presented(dict[str, Any]):
+    """A value with its serialised form: `serialize` returns ``wire`` instead of walking it.
+
+    It is still the original mapping for anything that reads the event before
+    serialisation (the SDK counts a truncated buffer's breadcrumbs from it).
+    """
+
+    __slots__ = ("wire",)
+
+    def __init__(self, value: dict[str, Any], wire: Any) -> None:
+        super().__init__(value)
+        self.wire = wire
+
+    def __sentry_repr__(self) -> Any:
+        # serialize() returns what a type's __sentry_repr__ gives, as it is.
+        return self.wire
+
+
+class WireCrumb(dict[str, Any]):
+    """A breadcrumb as the scope keeps it, with ``wire``: what `serialize` would make of it
+    (None when it cannot be made without the SDK's walk)."""
+
+    __slots__ = ("wire",)
+
+    wire: dict[str, Any] | None
+
+
+_WIRE_SCALARS: Final = frozenset({str, int, bool, type(None)})
+_cache: dict[str, tuple[dict[str, Any], Any]] = {}
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    return kind in _WIRE_SCALARS or (kind is float and math.isfinite(value))
+
+
+def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any] | None:
+    # serialize()'s result for a breadcrumb of strings, numbers and a flat data dict,
+    # without its walk: with no string limit and no repr processors, such values come out
+    # as they are, the timestamp formatted, and a dict of at most 10 keys untrimmed.
+    if max_value_length is not None or serializer.global_repr_processors:
+        return None
+    wire: dict[str, Any] = {}
+    for key, value in crumb.items():
+        if type(key) is not str:
+            return None
+        if _plain(value):
+            wire[key] = value
+        elif key == "timestamp" and type(value) is datetime:
+            wire[key] = format_timestamp(value)
+        elif key == "data" and type(value) is dict:
+            if len(value) > serializer.MAX_DATABAG_BREADTH:
+                return None
+            for name, item in value.items():
+                if type(name) is not str or not _plain(item):
+                    return None
+            wire[key] = dict(value)
+        else:
+            return None
+    return wire
+
+
+def finish_breadcrumb(crumb: dict[str, Any], max_value_length: int | None) -> WireCrumb:
+    """Return *crumb* (finished: redacted, marked) as a `WireCrumb` with its wire form."""
+    finished = WireCrumb(crumb)
+    finished.wire = _wire(crumb, max_value_length)
+    return finished
+
+
+def _constant(key: str, value: dict[str, Any]) -> Any:
+    # modules and sdk are the same for every event of a process: serialised once, and
+    # again only when they change (and never presented if serialising annotated them).
+    cached = _cache.get(key)
+    if cached is not None and (cached[0] is value or cached[0] == value):
+        return cached[1]
+    out = serializer.serialize({key: value})
+    wire = None if "_meta" in out else out[key]
+    _cache[key] = (value, wire)
+    return wire
 
 
 def quiet_sdk_logger(debug: bool) -> None:
@@ -256,7 +383,14 @@ class CrumbRoute:
     :ivar plain: no Sentry Logs handler and no handler filters: nothing else sees records.
     """
 
-    __slots__ = ("client", "crumb_handler", "event_level", "max_breadcrumbs", "plain")
+    __slots__ = (
+        "client",
+        "crumb_handler",
+        "event_level",
+        "max_breadcrumbs",
+        "max_value_length",
+        "plain",
+    )
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -265,6 +399,7 @@ class CrumbRoute:
         self.crumb_handler: _BreadcrumbHandler | None = None
         self.plain = False
         self.max_breadcrumbs: int = client.options.get("max_breadcrumbs", 100)
+        self.max_value_length: int | None = client.options.get("max_value_length")
         if integration is None:
             self.plain = True  # the wrapper finds no integration: records reach no handler
             return
