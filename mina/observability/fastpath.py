@@ -51,10 +51,11 @@ from mina.observability.schema import BOUND_KEYS, HEAD_KEYS, SCOPED_KEYS
 from mina.observability.sentry.sdk import (
     LOGGING_TO_EVENT_LEVEL,
     CrumbRoute,
+    WireCrumb,
     append_breadcrumb,
-    finish_breadcrumb,
     ignored_exactly,
     is_sentry_call_handlers,
+    wire_of_log_crumb,
 )
 from mina.redaction import Redactor
 from mina.settings import ConfigError
@@ -230,14 +231,24 @@ _stamp_second = -1
 _stamp_prefix = ""
 
 
+_stamp_moment = datetime.fromtimestamp(0, UTC)
+
+
 def _timestamp(now_ns: int) -> str:
     # `add_timestamp`'s format, with the part up to the second made once per second.
-    global _stamp_second, _stamp_prefix
+    global _stamp_second, _stamp_prefix, _stamp_moment
     second, ns = divmod(now_ns, 1_000_000_000)
     if second != _stamp_second:
-        _stamp_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _stamp_moment = datetime.fromtimestamp(second, UTC)
+        _stamp_prefix = _stamp_moment.strftime("%Y-%m-%dT%H:%M:%S.")
         _stamp_second = second
     return f"{_stamp_prefix}{ns // 1000:06d}Z"
+
+
+def _moment(now_ns: int) -> datetime:
+    # The breadcrumb's datetime for the same instant as `_timestamp` (called just before),
+    # to the microsecond: its serialised form is the line's timestamp string.
+    return _stamp_moment.replace(microsecond=now_ns % 1_000_000_000 // 1000)
 
 
 def write_line(handler: logging.StreamHandler[Any], line: str) -> None:
@@ -356,7 +367,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     now_ns = time.time_ns()
     event_dict["level"] = _LEVEL_NAMES[method]
     event_dict["logger"] = stdlib.name
-    event_dict["timestamp"] = _timestamp(now_ns)
+    event_dict["timestamp"] = stamp = _timestamp(now_ns)
     if sentry_sdk.get_client().is_active():
         current = sentry_sdk.get_current_scope()
         span = current.span
@@ -367,24 +378,24 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     write_line(fast.handler, dumps(line).decode("utf-8") + "\n")
 
     if crumb_handler is not None and scope is not None and hook_redactor is not None:
+        assert route is not None
         bound = BOUND_KEYS.get()
         data = {
             key: value
             for key, value in event_dict.items()
             if key not in _HIDDEN and key not in bound
         }
-        crumb = {
-            "type": "log",
-            "level": LOGGING_TO_EVENT_LEVEL[levelno],
-            "category": fast.category(stdlib.name, hook_redactor),
-            "message": event_dict["event"],
-            "timestamp": datetime.fromtimestamp(now_ns / 1e9, UTC),
-            "data": data,
-            "_mina_redacted": True,
-        }
-        assert route is not None
-        finished = finish_breadcrumb(crumb, route.max_value_length)
-        append_breadcrumb(scope, finished, route.max_breadcrumbs)
+        crumb = WireCrumb(
+            type="log",
+            level=LOGGING_TO_EVENT_LEVEL[levelno],
+            category=fast.category(stdlib.name, hook_redactor),
+            message=event_dict["event"],
+            timestamp=_moment(now_ns),
+            data=data,
+            _mina_redacted=True,
+        )
+        crumb.wire = wire_of_log_crumb(crumb, stamp, route.max_value_length)
+        append_breadcrumb(scope, crumb, route.max_breadcrumbs)
     return True
 
 
