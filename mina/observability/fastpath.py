@@ -38,14 +38,18 @@ import logging
 import os
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import sentry_sdk
+import structlog
 from structlog import contextvars as structlog_contextvars
+from structlog._config import BoundLoggerLazyProxy
 
 from mina.observability.formatters import JsonFormatter, dumps
+from mina.observability.pipeline import MinaBoundLogger as _BOUND_LOGGER
 from mina.observability.processors import RESERVED_RECORD_KEYS, ordered
 from mina.observability.schema import BOUND_KEYS, HEAD_KEYS, SCOPED_KEYS
 from mina.observability.sentry.sdk import (
@@ -115,6 +119,16 @@ def enabled_from_env(environ: Mapping[str, str] | None = None) -> bool:
     return value == "1"
 
 
+class _Layout:
+    """The key order of a line (schema order) and of its breadcrumb data (chain order)."""
+
+    __slots__ = ("data", "line")
+
+    def __init__(self, line: tuple[str, ...], data: tuple[str, ...]) -> None:
+        self.line = line
+        self.data = data
+
+
 class Fast:
     """What one configuration allows, checked once; `configure` installs it.
 
@@ -126,6 +140,7 @@ class Fast:
 
     __slots__ = (
         "_contexts",
+        "_layouts",
         "_names",
         "chain",
         "formatter",
@@ -144,6 +159,7 @@ class Fast:
         self.formatter = handler.formatter
         # (ids of the context values, bound keys) -> (values kept alive, merged context)
         self._contexts: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
+        self._layouts: dict[tuple[Any, ...], tuple[_Layout, Any, Any]] = {}
         # redacted logger names, for Sentry's breadcrumb category
         self._names: dict[str, str] = {}
 
@@ -207,6 +223,29 @@ class Fast:
             return None
         return dict(redacted)
 
+    def layout(
+        self, keys: list[str], context: dict[str, Any], bound: frozenset[str], traced: bool
+    ) -> _Layout:
+        """Return the order of the line's keys and of the breadcrumb data's keys for a call
+        with *keys* (its own, then ``event``) in *context* (cached per combination)."""
+        key = (tuple(keys), id(context), id(bound), traced)
+        hit = self._layouts.get(key)
+        if hit is not None:
+            return hit[0]
+        # The chain's event dict, in the chain's order, with placeholders for values.
+        chain = dict.fromkeys(keys)
+        for name in context:
+            chain.setdefault(name)
+        chain.update(dict.fromkeys(("level", "logger", "timestamp")))
+        if traced:
+            chain.update(dict.fromkeys(("trace_id", "span_id")))
+        hidden = _HIDDEN | bound
+        made = _Layout(tuple(ordered(chain)), tuple(k for k in chain if k not in hidden))
+        if len(self._layouts) >= _CACHE_MAX:
+            self._layouts.clear()
+        self._layouts[key] = (made, context, bound)  # kept alive: their ids stay theirs
+        return made
+
     def category(self, name: str, redactor: Redactor) -> str:
         """Return *name* redacted, as ``before_breadcrumb`` makes the breadcrumb category."""
         cached = self._names.get(name)
@@ -222,9 +261,48 @@ _fast: Fast | None = None
 
 
 def configure(fast: Fast | None) -> None:
-    """Install *fast* (None: every call takes the full chain)."""
+    """Install *fast* (None: every call takes the full chain).
+
+    With it, structlog's lazy proxies (``structlog.get_logger()``) that cache their bound
+    logger also keep its level methods once resolved (see `_keeping_getattr`); either
+    way, the methods they kept are forgotten, so a new level applies.
+    """
     global _fast
     _fast = fast
+    for proxy in list(_proxies):
+        for name in _PROXY_METHODS:
+            proxy.__dict__.pop(name, None)
+    _proxies.clear()
+    BoundLoggerLazyProxy.__getattr__ = (  # type: ignore[method-assign]
+        _keeping_getattr if fast is not None else _PROXY_GETATTR
+    )
+
+
+# -- structlog's lazy proxy ---------------------------------------------------------------------
+
+#: The level methods a proxy may keep (those `install_level` puts on the bound logger).
+_PROXY_METHODS: Final = frozenset(
+    name for name in vars(structlog.make_filtering_bound_logger(0)) if not name.startswith("_")
+)
+_PROXY_GETATTR: Final = BoundLoggerLazyProxy.__getattr__
+_proxies: weakref.WeakSet[BoundLoggerLazyProxy] = weakref.WeakSet()
+
+
+def _keeping_getattr(self: BoundLoggerLazyProxy, name: str) -> Any:
+    # structlog's proxy resolves itself on every attribute access (``log.debug`` is a
+    # failed lookup, then __getattr__, bind() and a getattr on the bound logger). One that
+    # caches its bound logger (cache_logger_on_first_use) returns the same one forever, so
+    # its level methods can stay on the proxy: a filtered call is then one lookup and an
+    # empty call. `configure` drops them when the level or the chain changes.
+    value = _PROXY_GETATTR(self, name)
+    if (
+        name in _PROXY_METHODS
+        and "bind" in self.__dict__  # structlog replaced bind by the cached one
+        and type(getattr(value, "__self__", None)) is _BOUND_LOGGER
+    ):
+        self.__dict__[name] = value
+        _proxies.add(self)
+    return value
 
 
 _stamp_second = -1
@@ -296,6 +374,7 @@ def _crumb_route(client: Any) -> CrumbRoute:
 def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     """Log one call through the fast path; return False (having done nothing) when it
     must take the full chain."""
+    global _sentry_wrapper
     fast = _fast
     if fast is None or type(event) is not str:
         return False
@@ -312,91 +391,80 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
         return False
 
     # Sentry: which of its handlers the record would reach, decided before anything runs.
+    client = sentry_sdk.get_client()
+    crumbs: Any = None  # the isolation scope that gets the breadcrumb
+    route: CrumbRoute | None = None
     call_handlers = logging.Logger.callHandlers
-    crumb_handler = None
-    scope = None
-    route = None
     if call_handlers is not _ORIGINAL_CALL_HANDLERS:
-        if not is_sentry_call_handlers(call_handlers):
-            return False
-        name = stdlib.name
-        client = sentry_sdk.get_client()
+        if call_handlers is not _sentry_wrapper:
+            if not is_sentry_call_handlers(call_handlers):
+                return False
+            _sentry_wrapper = call_handlers
         route = _crumb_route(client)
         if not route.plain:
             return False
+        name = stdlib.name
         if not ignored_exactly(name):
             if route.event_level is not None and levelno >= route.event_level:
                 return False
-            crumb_handler = route.crumb_handler
+            handler = route.crumb_handler
             if (
-                crumb_handler is not None
-                and levelno >= crumb_handler.level
-                and crumb_handler.can_record_name(name)
+                handler is not None
+                and levelno >= handler.level
+                and handler.can_record_name(name)
+                and client.is_active()  # else add_breadcrumb drops it
             ):
-                if not client.is_active():
-                    crumb_handler = None  # add_breadcrumb drops it without a client
-                else:
-                    scope = sentry_sdk.get_isolation_scope()
-            else:
-                crumb_handler = None
+                if route.hook_redactor is None:
+                    return False  # another before_breadcrumb: only the chain can call it
+                crumbs = sentry_sdk.get_isolation_scope()
+
     # The chain's event dict: the logger's context, the call's keys, the event, then the
     # contextvars the call did not set.
     own = self._context
-    part = {**own, **kw} if own else dict(kw)
-    if not _FALLBACK_KEYS.isdisjoint(part):
+    event_dict = {**own, **kw} if own else dict(kw)
+    if not _FALLBACK_KEYS.isdisjoint(event_dict):
         return False
-    part["event"] = event
-    keys = list(part)
-    fast.redactor(None, method, part)  # in place, as in the chain
-    if list(part) != keys:
+    event_dict["event"] = event
+    keys = list(event_dict)
+    fast.redactor(None, method, event_dict)  # in place, as in the chain
+    if list(event_dict) != keys:
         return False
     context = fast.context()
     if context is None:
         return False
-    hook_redactor = None
-    if crumb_handler is not None:
-        hook = route.client.options.get("before_breadcrumb") if route is not None else None
-        hook_redactor = getattr(hook, "mina_redactor", None)
-        if hook_redactor is None:
-            return False
-
-    event_dict = part
-    for key, value in context.items():
-        if key not in event_dict:
-            event_dict[key] = value
     now_ns = time.time_ns()
-    event_dict["level"] = _LEVEL_NAMES[method]
-    event_dict["logger"] = stdlib.name
-    event_dict["timestamp"] = stamp = _timestamp(now_ns)
-    if sentry_sdk.get_client().is_active():
+    values = {**context, **event_dict}  # the call's keys win, as merge_contextvars lets them
+    values["level"] = _LEVEL_NAMES[method]
+    values["logger"] = stdlib.name
+    values["timestamp"] = stamp = _timestamp(now_ns)
+    traced = client.is_active()
+    if traced:
         current = sentry_sdk.get_current_scope()
         span = current.span
         source: Any = span if span is not None else current.get_active_propagation_context()
-        event_dict["trace_id"] = source.trace_id
-        event_dict["span_id"] = source.span_id
-    line = ordered(event_dict)
+        values["trace_id"] = source.trace_id
+        values["span_id"] = source.span_id
+    bound = BOUND_KEYS.get()
+    layout = fast.layout(keys, context, bound, traced)
+    line = {key: values[key] for key in layout.line}
     write_line(fast.handler, dumps(line).decode("utf-8") + "\n")
 
-    if crumb_handler is not None and scope is not None and hook_redactor is not None:
-        assert route is not None
-        bound = BOUND_KEYS.get()
-        data = {
-            key: value
-            for key, value in event_dict.items()
-            if key not in _HIDDEN and key not in bound
-        }
+    if crumbs is not None and route is not None:
         crumb = WireCrumb(
             type="log",
             level=LOGGING_TO_EVENT_LEVEL[levelno],
-            category=fast.category(stdlib.name, hook_redactor),
-            message=event_dict["event"],
+            category=fast.category(stdlib.name, route.hook_redactor),
+            message=values["event"],
             timestamp=_moment(now_ns),
-            data=data,
+            data={key: values[key] for key in layout.data},
             _mina_redacted=True,
         )
         crumb.wire = wire_of_log_crumb(crumb, stamp, route.max_value_length)
-        append_breadcrumb(scope, crumb, route.max_breadcrumbs)
+        append_breadcrumb(crumbs, crumb, route.max_breadcrumbs)
     return True
+
+
+_sentry_wrapper: object = None
 
 
 def level_method(name: str, full: Callable[..., Any]) -> Callable[..., Any]:

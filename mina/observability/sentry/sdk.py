@@ -409,6 +409,7 @@ class CrumbRoute:
         "client",
         "crumb_handler",
         "event_level",
+        "hook_redactor",
         "max_breadcrumbs",
         "max_value_length",
         "plain",
@@ -422,6 +423,10 @@ class CrumbRoute:
         self.plain = False
         self.max_breadcrumbs: int = client.options.get("max_breadcrumbs", 100)
         self.max_value_length: int | None = client.options.get("max_value_length")
+        #: The redactor of Mina's ``before_breadcrumb`` (None: the client has another hook).
+        self.hook_redactor: Any = getattr(
+            client.options.get("before_breadcrumb"), "mina_redactor", None
+        )
         if integration is None:
             self.plain = True  # the wrapper finds no integration: records reach no handler
             return
