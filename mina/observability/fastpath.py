@@ -48,7 +48,7 @@ import structlog
 from structlog import contextvars as structlog_contextvars
 from structlog._config import BoundLoggerLazyProxy
 
-from mina.observability.formatters import JsonFormatter, dumps
+from mina.observability.formatters import JsonFormatter
 from mina.observability.pipeline import MinaBoundLogger as _BOUND_LOGGER
 from mina.observability.processors import RESERVED_RECORD_KEYS, ordered
 from mina.observability.schema import BOUND_KEYS, HEAD_KEYS, SCOPED_KEYS
@@ -104,6 +104,8 @@ _FALLBACK_KEYS: Final = (RESERVED_RECORD_KEYS - {"exc_info", "stack_info"}) | {
 _HIDDEN: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"} | SCOPED_KEYS
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 _CACHE_MAX: Final = 1024
+#: The stdout handler with a bounded line writer (its lines are submitted to the writer).
+_LINE_HANDLER: Final = ("mina.observability.stream", "LineHandler")
 _ORIGINAL_CALL_HANDLERS: Final = logging.Logger.callHandlers
 _PREFIX: Final = "structlog_"
 
@@ -150,13 +152,17 @@ class Fast:
     )
 
     def __init__(
-        self, redactor: Redactor, processors: list[Any], handler: logging.StreamHandler[Any]
+        self,
+        redactor: Redactor,
+        processors: list[Any],
+        handler: logging.StreamHandler[Any],
+        formatter: JsonFormatter,
     ) -> None:
         self.redactor = redactor
         self.processors = processors
         self.chain = list(processors)
         self.handler = handler
-        self.formatter = handler.formatter
+        self.formatter = formatter
         # (ids of the context values, bound keys) -> (values kept alive, merged context)
         self._contexts: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
         self._layouts: dict[tuple[Any, ...], tuple[_Layout, Any, Any]] = {}
@@ -172,17 +178,23 @@ class Fast:
             return None
         handler = root.handlers[0]
         formatter = handler.formatter
+        kind = type(handler)
         if (
-            type(handler) is not logging.StreamHandler
+            not isinstance(handler, logging.StreamHandler)
+            or not (
+                kind is logging.StreamHandler
+                or (kind.__module__, kind.__qualname__) == _LINE_HANDLER
+            )
             or handler.filters
             or handler.terminator != "\n"
+            or not isinstance(formatter, JsonFormatter)
             or type(formatter) is not JsonFormatter
             or formatter.prefix
             or formatter.static_fields
             or formatter.rename_fields
         ):
             return None
-        return cls(redactor, processors, handler)
+        return cls(redactor, processors, handler, formatter)
 
     def context(self) -> dict[str, Any] | None:
         """Return the bound contextvars, merged and redacted as the chain would (cached).
@@ -330,8 +342,16 @@ def _moment(now_ns: int) -> datetime:
 
 
 def write_line(handler: logging.StreamHandler[Any], line: str) -> None:
-    """Write one finished line to *handler*'s stream: what `logging.StreamHandler.emit`
-    does with a formatted record (one write and a flush, under the handler's lock)."""
+    """Write one finished line where *handler* writes the lines it formats.
+
+    A handler with a line writer (``mina.observability.stream.LineHandler``) gets it
+    submitted to that writer, in order with its own lines; a `logging.StreamHandler`
+    gets what its ``emit`` does: one write and a flush, under its lock.
+    """
+    writer = getattr(handler, "writer", None)
+    if writer is not None:
+        writer.submit(line.encode("utf-8", "backslashreplace"))
+        return
     with handler.lock:  # type: ignore[union-attr]
         stream = handler.stream
         stream.write(line)
@@ -447,7 +467,8 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     bound = BOUND_KEYS.get()
     layout = fast.layout(keys, context, bound, traced)
     line = {key: values[key] for key in layout.line}
-    write_line(fast.handler, dumps(line).decode("utf-8") + "\n")
+    # The formatter's own serialisation: what it does to a finished line, this does too.
+    write_line(fast.handler, fast.formatter.jsonify_log_record(line) + "\n")
 
     if crumbs is not None and route is not None:
         crumb = WireCrumb(

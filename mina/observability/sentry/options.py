@@ -26,7 +26,9 @@ from mina.observability.schema import CONTEXT, SentryField
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
 from mina.observability.sentry.sdk import (
+    REDACTED_MARK,
     MinaLoggingIntegration,
+    RedactedCrumbs,
     finish_breadcrumb,
     install_presenter,
     quiet_sdk_logger,
@@ -63,7 +65,7 @@ def _fail_closed(name: str, hook: Callable[[T, Any], T | None]) -> Callable[[T, 
 #: Set by ``before_breadcrumb`` on what it returns, removed by ``before_send``: Sentry
 #: serialises an event (copying every dict) before ``before_send`` sees it, so only a key
 #: survives to say "already redacted".
-_REDACTED_MARK: Final = "_mina_redacted"
+_REDACTED_MARK: Final = REDACTED_MARK
 
 
 def _redact_crumbs(redactor: Redactor, crumbs: Any) -> Any:
@@ -152,7 +154,9 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         crumbs = event.pop("breadcrumbs", None)
         event = redact_sentry_event(redactor, event)
         if crumbs is not None:
-            event["breadcrumbs"] = _redact_crumbs(redactor, crumbs)
+            # Presented breadcrumbs (sdk.present_serialized) are redacted and final.
+            redacted = type(crumbs) is RedactedCrumbs
+            event["breadcrumbs"] = crumbs if redacted else _redact_crumbs(redactor, crumbs)
         return event
 
     def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:

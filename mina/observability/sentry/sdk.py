@@ -21,6 +21,7 @@ from fnmatch import fnmatch
 from typing import Any, Final
 
 import sentry_sdk
+from sentry_sdk import client as sentry_client
 from sentry_sdk import serializer
 from sentry_sdk.envelope import Envelope, Item
 from sentry_sdk.integrations import logging as sentry_logging
@@ -147,15 +148,34 @@ def present_serialized(event: Any, hint: Any) -> Any:
         if type(values) is list and values:
             wires = [crumb.wire for crumb in values if type(crumb) is WireCrumb]
             if len(wires) == len(values) and None not in wires:
-                # Copies: before_send takes the mark off each breadcrumb it gets.
-                presented = [dict(wire) for wire in wires if wire is not None]
-                event["breadcrumbs"] = _Presented(crumbs, {"values": presented})
+                presented = RedactedCrumbs(values=wires)
+                event["breadcrumbs"] = _Presented(crumbs, presented)
     modules = event.get("modules")
     if type(modules) is dict:
         wire = _constant("modules", modules)
         if wire is not None:
             event["modules"] = _Presented(modules, wire)
+    if event.get("sdk") is None and event.get("type") != "transaction":
+        # What the SDK's _prepare_event would add next, already serialised.
+        info = _sdk_info(sentry_sdk.get_client())
+        wire = _constant("sdk", info)
+        if wire is not None:
+            event["sdk"] = _Presented(info, wire)
     return event
+
+
+class RedactedCrumbs(dict[str, Any]):
+    """Presented breadcrumbs after serialisation: every one redacted by ``before_breadcrumb``
+    and serialised already, without the mark it adds, so ``before_send`` keeps them whole."""
+
+    __slots__ = ()
+
+
+def _sdk_info(client: Any) -> dict[str, Any]:
+    # As Client._prepare_event builds it.
+    info = dict(sentry_client.SDK_INFO)
+    info["integrations"] = sorted(client.integrations.keys())
+    return info
 
 
 def install_presenter() -> None:
@@ -199,6 +219,8 @@ class WireCrumb(dict[str, Any]):
     wire: dict[str, Any] | None
 
 
+#: Set by Mina's ``before_breadcrumb`` on what it returns: "redacted already".
+REDACTED_MARK: Final = "_mina_redacted"
 _WIRE_SCALARS: Final = frozenset({str, int, bool, type(None)})
 _cache: dict[str, tuple[dict[str, Any], Any]] = {}
 
@@ -215,7 +237,11 @@ def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any]
     if max_value_length is not None or serializer.global_repr_processors:
         return None
     wire: dict[str, Any] = {}
+    if crumb.get(REDACTED_MARK) is not True:
+        return None  # not finished by before_breadcrumb: before_send must redact it
     for key, value in crumb.items():
+        if key == REDACTED_MARK:
+            continue
         if type(key) is not str:
             return None
         if _plain(value):
@@ -253,6 +279,7 @@ def wire_of_log_crumb(
             return None
     wire = dict(crumb)
     wire["timestamp"] = timestamp
+    del wire[REDACTED_MARK]
     return wire
 
 
