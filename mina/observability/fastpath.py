@@ -51,6 +51,7 @@ from structlog._config import BoundLoggerLazyProxy
 from mina.observability.formatters import JsonFormatter
 from mina.observability.pipeline import MinaBoundLogger as _BOUND_LOGGER
 from mina.observability.processors import RESERVED_RECORD_KEYS, ordered
+from mina.observability.record import BREADCRUMB_ONLY
 from mina.observability.schema import BOUND_KEYS, HEAD_KEYS, SCOPED_KEYS
 from mina.observability.sentry.sdk import (
     LOGGING_TO_EVENT_LEVEL,
@@ -99,6 +100,7 @@ _FALLBACK_KEYS: Final = (RESERVED_RECORD_KEYS - {"exc_info", "stack_info"}) | {
     "trace_id",
     "span_id",
     "_record",
+    BREADCRUMB_ONLY,
 }
 #: Keys that stay out of Sentry's breadcrumb data (see `RenderToLogKwargs`).
 _HIDDEN: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"} | SCOPED_KEYS
@@ -457,13 +459,12 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     values["level"] = _LEVEL_NAMES[method]
     values["logger"] = stdlib.name
     values["timestamp"] = stamp = _timestamp(now_ns)
-    traced = client.is_active()
-    if traced:
-        current = sentry_sdk.get_current_scope()
-        span = current.span
-        source: Any = span if span is not None else current.get_active_propagation_context()
-        values["trace_id"] = source.trace_id
-        values["span_id"] = source.span_id
+    # `add_trace_ids`: the active span's ids, inside a transaction with a client only.
+    span = sentry_sdk.get_current_scope().span if client.is_active() else None
+    traced = span is not None
+    if span is not None:
+        values["trace_id"] = span.trace_id
+        values["span_id"] = span.span_id
     bound = BOUND_KEYS.get()
     layout = fast.layout(keys, context, bound, traced)
     line = {key: values[key] for key in layout.line}

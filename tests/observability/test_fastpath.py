@@ -10,6 +10,7 @@ timestamps and ids are masked.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -107,7 +108,7 @@ OPS = st.one_of(
 PROGRAMS = st.lists(OPS, min_size=1, max_size=12)
 
 
-def _run(program: list[tuple[Any, ...]], *, fast: bool, level: int, dsn: str) -> str:
+def _run(program: list[tuple[Any, ...]], *, fast: bool, level: int, dsn: str, traced: bool) -> str:
     stream = io.StringIO()
     saved = sys.stdout
     sys.stdout = stream  # the stdout handler of logging.yaml binds sys.stdout when built
@@ -120,7 +121,9 @@ def _run(program: list[tuple[Any, ...]], *, fast: bool, level: int, dsn: str) ->
     context.clear()
     base = structlog.get_logger("mina.diff")
     log = base
-    with sentry_sdk.isolation_scope():
+    with sentry_sdk.isolation_scope(), contextlib.ExitStack() as stack:
+        if traced:  # lines carry the active span's ids inside a transaction
+            stack.enter_context(sentry_sdk.start_transaction(name="diff", op="test"))
         for op in program:
             _step(op, log)
             if op[0] == "logger_bind":
@@ -197,18 +200,18 @@ def ingest() -> Any:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(program=PROGRAMS)
+@given(program=PROGRAMS, traced=st.booleans())
 def test_fast_path_writes_what_the_full_chain_writes(
-    ingest: SentryIngest, level: int, program: list[tuple[Any, ...]]
+    ingest: SentryIngest, level: int, program: list[tuple[Any, ...]], traced: bool
 ) -> None:
     settings_ = replace(Settings.from_env({}), log_level=level, sentry_dsn=ingest.dsn)
     if not sentry_sdk.get_client().is_active():
         sentry_sdk.init(**sentry_options(settings_, configure_logging(settings_)))
     ingest.clear()
 
-    fast_out = _run(program, fast=True, level=level, dsn=ingest.dsn)
+    fast_out = _run(program, fast=True, level=level, dsn=ingest.dsn, traced=traced)
     fast_events = _events(ingest)
-    full_out = _run(program, fast=False, level=level, dsn=ingest.dsn)
+    full_out = _run(program, fast=False, level=level, dsn=ingest.dsn, traced=traced)
     full_events = _events(ingest)
 
     assert _mask_stdout(full_out) == _mask_stdout(fast_out)
