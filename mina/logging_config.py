@@ -215,7 +215,12 @@ def _configure_from_environment() -> None:
     except ConfigError as exc:
         sys.stderr.write(f"mina: configuration error: {exc}; using defaults\n")
         settings = Settings()
-    init_sentry(settings, configure_logging(settings))
+    try:
+        fast = fastpath.enabled_from_env()
+    except ConfigError as exc:
+        sys.stderr.write(f"mina: configuration error: {exc}; using defaults\n")
+        fast = True
+    init_sentry(settings, configure_logging(settings, fast_path=fast))
 
 
 def current_redactor() -> Redactor:

@@ -284,3 +284,15 @@ def test_lines_match_the_json_the_chain_writes() -> None:
     # A sanity anchor for the masks above: they leave the rest of the line alone.
     line = '{"timestamp":"2026-01-01T00:00:00.000001Z","level":"info","trace_id":"ab12"}\n'
     assert b'{"timestamp":"T","level":"info","trace_id":"ID"}\n' == _mask_stdout(line)
+
+
+def test_a_bad_switch_stops_configuration_but_not_a_first_log_call(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MINA_LOG_FAST_PATH", "maybe")
+    with pytest.raises(ConfigError, match="MINA_LOG_FAST_PATH"):
+        configure_logging(Settings.from_env({}), force=True)
+    from mina.logging_config import _configure_from_environment
+
+    _configure_from_environment()  # what a script's first mina.get_logger call runs
+    assert "mina: configuration error: MINA_LOG_FAST_PATH" in capsys.readouterr().err
