@@ -482,6 +482,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
             _mina_redacted=True,
         )
         crumb.wire = wire_of_log_crumb(crumb, stamp, route.max_value_length)
+        crumb.limit = route.max_value_length
         append_breadcrumb(crumbs, crumb, route.max_breadcrumbs)
     return True
 

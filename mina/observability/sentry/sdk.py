@@ -140,25 +140,28 @@ def present_serialized(event: Any, hint: Any) -> Any:
     """
     if not isinstance(event, dict):
         return event
-    if sentry_sdk.get_client().options.get("max_value_length") is not None:
-        return event  # serialize() cuts long strings then: the walk is needed
+    client = sentry_sdk.get_client()
+    limit = client.options.get("max_value_length")
     crumbs = event.get("breadcrumbs")
     if type(crumbs) is dict and len(crumbs) == 1:
         values = crumbs.get("values")
         if type(values) is list and values:
-            wires = [crumb.wire for crumb in values if type(crumb) is WireCrumb]
+            # Only forms made for this client's string limit.
+            wires = [
+                crumb.wire for crumb in values if type(crumb) is WireCrumb and crumb.limit == limit
+            ]
             if len(wires) == len(values) and None not in wires:
                 presented = RedactedCrumbs(values=wires)
                 event["breadcrumbs"] = _Presented(crumbs, presented)
     modules = event.get("modules")
     if type(modules) is dict:
-        wire = _constant("modules", modules)
+        wire = _constant("modules", modules, limit)
         if wire is not None:
             event["modules"] = _Presented(modules, wire)
     if event.get("sdk") is None and event.get("type") != "transaction":
         # What the SDK's _prepare_event would add next, already serialised.
-        info = _sdk_info(sentry_sdk.get_client())
-        wire = _constant("sdk", info)
+        info = _sdk_info(client)
+        wire = _constant("sdk", info, limit)
         if wire is not None:
             event["sdk"] = _Presented(info, wire)
     return event
@@ -214,27 +217,42 @@ class WireCrumb(dict[str, Any]):
     """A breadcrumb as the scope keeps it, with ``wire``: what `serialize` would make of it
     (None when it cannot be made without the SDK's walk)."""
 
-    __slots__ = ("wire",)
+    __slots__ = ("limit", "wire")
 
     wire: dict[str, Any] | None
+    #: The client's ``max_value_length`` the wire form was made for.
+    limit: int | None
 
 
 #: Set by Mina's ``before_breadcrumb`` on what it returns: "redacted already".
 REDACTED_MARK: Final = "_mina_redacted"
 _WIRE_SCALARS: Final = frozenset({str, int, bool, type(None)})
-_cache: dict[str, tuple[dict[str, Any], Any]] = {}
+_cache: dict[str, tuple[dict[str, Any], Any, int | None]] = {}
 
 
-def _plain(value: Any) -> bool:
+def _fits(text: str, limit: int | None) -> bool:
+    # Whether sentry_sdk.utils.strip_string leaves *text* as it is under *limit*.
+    if limit is None or len(text) * 4 <= limit:  # UTF-8 takes at most 4 bytes a character
+        return True
+    try:
+        return len(text.encode("utf-8")) <= limit
+    except UnicodeError:
+        return len(text) <= limit
+
+
+def _plain(value: Any, limit: int | None) -> bool:
     kind = type(value)
+    if kind is str:
+        return _fits(value, limit)
     return kind in _WIRE_SCALARS or (kind is float and math.isfinite(value))
 
 
 def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any] | None:
     # serialize()'s result for a breadcrumb of strings, numbers and a flat data dict,
-    # without its walk: with no string limit and no repr processors, such values come out
-    # as they are, the timestamp formatted, and a dict of at most 10 keys untrimmed.
-    if max_value_length is not None or serializer.global_repr_processors:
+    # without its walk: with no repr processors, such values come out as they are when
+    # no string is over the limit, the timestamp formatted, a dict of at most 10 keys
+    # untrimmed.
+    if serializer.global_repr_processors:
         return None
     wire: dict[str, Any] = {}
     if crumb.get(REDACTED_MARK) is not True:
@@ -244,7 +262,7 @@ def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any]
             continue
         if type(key) is not str:
             return None
-        if _plain(value):
+        if _plain(value, max_value_length):
             wire[key] = value
         elif key == "timestamp" and type(value) is datetime:
             if value.tzinfo is UTC and value.year >= 1000:  # as strftime would, faster
@@ -255,7 +273,7 @@ def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any]
             if len(value) > serializer.MAX_DATABAG_BREADTH:
                 return None
             for name, item in value.items():
-                if type(name) is not str or not _plain(item):
+                if type(name) is not str or not _plain(item, max_value_length):
                     return None
             wire[key] = value  # serialize() would make an equal copy; nothing changes it
         else:
@@ -268,15 +286,21 @@ def wire_of_log_crumb(
 ) -> dict[str, Any] | None:
     """`_wire` for a breadcrumb the fast path built: strings, a UTC ``timestamp`` whose
     serialised form is *timestamp* (the line's), and a flat ``data`` dict, shared."""
-    if max_value_length is not None or serializer.global_repr_processors:
+    if serializer.global_repr_processors:
         return None
     data = crumb["data"]
     if len(data) > serializer.MAX_DATABAG_BREADTH:
         return None
+    limit = max_value_length
     for item in data.values():
         kind = type(item)
-        if kind not in _WIRE_SCALARS and not (kind is float and math.isfinite(item)):
+        if kind is str:
+            if not _fits(item, limit):
+                return None
+        elif kind not in _WIRE_SCALARS and not (kind is float and math.isfinite(item)):
             return None
+    if not (_fits(crumb["message"], limit) and _fits(crumb["category"], limit)):
+        return None
     wire = dict(crumb)
     wire["timestamp"] = timestamp
     del wire[REDACTED_MARK]
@@ -287,18 +311,19 @@ def finish_breadcrumb(crumb: dict[str, Any], max_value_length: int | None) -> Wi
     """Return *crumb* (finished: redacted, marked) as a `WireCrumb` with its wire form."""
     finished = WireCrumb(crumb)
     finished.wire = _wire(crumb, max_value_length)
+    finished.limit = max_value_length
     return finished
 
 
-def _constant(key: str, value: dict[str, Any]) -> Any:
+def _constant(key: str, value: dict[str, Any], limit: int | None) -> Any:
     # modules and sdk are the same for every event of a process: serialised once, and
     # again only when they change (and never presented if serialising annotated them).
     cached = _cache.get(key)
-    if cached is not None and (cached[0] is value or cached[0] == value):
+    if cached is not None and cached[2] == limit and (cached[0] is value or cached[0] == value):
         return cached[1]
-    out = serializer.serialize({key: value})
+    out = serializer.serialize({key: value}, max_value_length=limit)
     wire = None if "_meta" in out else out[key]
-    _cache[key] = (value, wire)
+    _cache[key] = (value, wire, limit)
     return wire
 
 
