@@ -146,6 +146,7 @@ class Fast:
         "_contexts",
         "_layouts",
         "_names",
+        "_shapes",
         "chain",
         "formatter",
         "handler",
@@ -166,8 +167,11 @@ class Fast:
         self.handler = handler
         self.formatter = formatter
         # (ids of the context values, bound keys) -> (values kept alive, merged context)
-        self._contexts: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
-        self._layouts: dict[tuple[Any, ...], tuple[_Layout, Any, Any]] = {}
+        self._contexts: dict[
+            tuple[int, ...], tuple[tuple[Any, ...], tuple[dict[str, Any], tuple[str, ...]] | None]
+        ] = {}
+        self._layouts: dict[tuple[Any, ...], tuple[_Layout, tuple[str, ...]]] = {}
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
         # redacted logger names, for Sentry's breadcrumb category
         self._names: dict[str, str] = {}
 
@@ -198,8 +202,10 @@ class Fast:
             return None
         return cls(redactor, processors, handler, formatter)
 
-    def context(self) -> dict[str, Any] | None:
-        """Return the bound contextvars, merged and redacted as the chain would (cached).
+    def context(self) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+        """Return the bound contextvars, merged and redacted as the chain would (cached),
+        and their keys in that order (one tuple object per distinct order, so a request's
+        context shares its line layouts with every other request's).
 
         None when they hold something the fast path leaves to the full chain.
         """
@@ -211,11 +217,17 @@ class Fast:
         if hit is not None:
             return hit[1]
         merged = self._merge()
+        found = None
+        if merged is not None:
+            shape = tuple(merged)
+            if len(self._shapes) >= _CACHE_MAX:
+                self._shapes.clear()  # layouts keep the shapes they were made for
+            found = (merged, self._shapes.setdefault(shape, shape))
         if len(self._contexts) >= _CACHE_MAX:
             self._contexts.clear()
         # The values (and the bound keys) stay referenced, so their ids stay theirs.
-        self._contexts[key] = ((*values, bound), merged)
-        return merged
+        self._contexts[key] = ((*values, bound), found)
+        return found
 
     def _merge(self) -> dict[str, Any] | None:
         # structlog's merge_contextvars, in its order, then the chain's checks on its keys.
@@ -238,17 +250,20 @@ class Fast:
         return dict(redacted)
 
     def layout(
-        self, keys: list[str], context: dict[str, Any], bound: frozenset[str], traced: bool
+        self, keys: list[str], shape: tuple[str, ...], bound: frozenset[str], traced: bool
     ) -> _Layout:
         """Return the order of the line's keys and of the breadcrumb data's keys for a call
-        with *keys* (its own, then ``event``) in *context* (cached per combination)."""
-        key = (tuple(keys), id(context), id(bound), traced)
+        with *keys* (its own, then ``event``) in a context whose keys are *shape*, in order
+        (cached per combination)."""
+        if type(bound) is not frozenset:  # `bind` leaves a set there
+            bound = frozenset(bound)
+        key = (tuple(keys), id(shape), bound, traced)
         hit = self._layouts.get(key)
         if hit is not None:
             return hit[0]
         # The chain's event dict, in the chain's order, with placeholders for values.
         chain = dict.fromkeys(keys)
-        for name in context:
+        for name in shape:
             chain.setdefault(name)
         chain.update(dict.fromkeys(("level", "logger", "timestamp")))
         if traced:
@@ -257,7 +272,7 @@ class Fast:
         made = _Layout(tuple(ordered(chain)), tuple(k for k in chain if k not in hidden))
         if len(self._layouts) >= _CACHE_MAX:
             self._layouts.clear()
-        self._layouts[key] = (made, context, bound)  # kept alive: their ids stay theirs
+        self._layouts[key] = (made, shape)  # the shape kept alive: its id stays its own
         return made
 
     def category(self, name: str, redactor: Redactor) -> str:
@@ -451,9 +466,10 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     fast.redactor(None, method, event_dict)  # in place, as in the chain
     if list(event_dict) != keys:
         return False
-    context = fast.context()
-    if context is None:
+    found = fast.context()
+    if found is None:
         return False
+    context, shape = found
     now_ns = time.time_ns()
     values = {**context, **event_dict}  # the call's keys win, as merge_contextvars lets them
     values["level"] = _LEVEL_NAMES[method]
@@ -466,7 +482,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
         values["trace_id"] = span.trace_id
         values["span_id"] = span.span_id
     bound = BOUND_KEYS.get()
-    layout = fast.layout(keys, context, bound, traced)
+    layout = fast.layout(keys, shape, bound, traced)
     line = {key: values[key] for key in layout.line}
     # The formatter's own serialisation: what it does to a finished line, this does too.
     write_line(fast.handler, fast.formatter.jsonify_log_record(line) + "\n")
@@ -503,9 +519,8 @@ def level_method(name: str, full: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 if emit(self, name, event, kw):
                     return None
-            except Exception as exc:  # logging must never break the caller
+            except Exception as exc:  # never into the caller; the chain still logs it
                 _report(event, exc)
-                return None
         return full(self, event, *args, **kw)
 
     method.__name__ = method.__qualname__ = name
