@@ -7,6 +7,13 @@ methods, the module-level ``_IGNORED_LOGGERS`` set, and the HTTP transport's
 in ``tests/test_cli_sentry_check.py``).
 `tests/observability/sentry/test_sdk.py` pins each of them, so an SDK upgrade that moves
 one fails loudly there instead of silently changing what reaches Sentry.
+
+For the fast path (`mina.observability.fastpath`) and breadcrumbs serialised once, also:
+the integration's ``_handler``/``_breadcrumb_handler``/``_sentry_logs_handler``, the
+``callHandlers`` wrapper's name, ``Scope._breadcrumbs``/``_n_breadcrumbs_truncated``/
+``_event_processors``, ``serializer.MAX_DATABAG_BREADTH``/``global_repr_processors``,
+``client.SDK_INFO`` and ``__sentry_repr__`` being taken as is by ``serialize()``; pinned
+by `tests/observability/test_sdk_pins.py`.
 """
 
 from __future__ import annotations
