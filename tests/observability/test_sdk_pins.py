@@ -10,7 +10,9 @@ exactly what the SDK's own walk makes of the original.
 from __future__ import annotations
 
 import copy
+import io
 import logging
+import sys
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,7 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.serializer import serialize
 from sentry_sdk.utils import AnnotatedValue
 
+from mina.logging_config import configure_logging
 from mina.observability.sentry.sdk import (
     REDACTED_MARK,
     CrumbRoute,
@@ -38,6 +41,7 @@ from mina.observability.sentry.sdk import (
     is_sentry_call_handlers,
     present_serialized,
 )
+from mina.settings import Settings
 from mina.testing import SentryIngest
 
 SCALARS = st.one_of(
@@ -194,3 +198,16 @@ def test_structlog_keeps_its_context_variables_by_key() -> None:
         assert 1 == variable.get()
     finally:
         structlog.contextvars.unbind_contextvars("pinned")
+
+
+def test_structlogs_proxy_caches_its_bound_logger_and_keeps_resolved_methods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    configure_logging(Settings.from_env({}), force=True, fast_path=True)
+    log = structlog.get_logger("mina.pinned")
+    method = log.debug
+    # structlog put its cached bind on the proxy; the fast path kept the level method.
+    assert ("bind" in vars(log), method) == (True, vars(log)["debug"])
+    configure_logging(Settings.from_env({}), force=True, fast_path=False)
+    assert "debug" not in vars(log)  # forgotten on reconfiguration
