@@ -38,7 +38,7 @@ import structlog
 import yaml
 from structlog.typing import Processor
 
-from mina.observability import pipeline, process_hooks
+from mina.observability import fastpath, pipeline, process_hooks
 from mina.observability.formatters import ConsoleFormatter, JsonFormatter
 from mina.observability.pipeline import PIPELINE, MinaBoundLogger, context_processors, get_logger
 from mina.observability.processors import (
@@ -145,20 +145,25 @@ def _min_level(config: dict[str, Any]) -> int:
     return min(lv for lv in numeric if isinstance(lv, int))
 
 
-def configure_logging(settings: Settings | None = None, *, force: bool = False) -> Redactor:
+def configure_logging(
+    settings: Settings | None = None, *, force: bool = False, fast_path: bool | None = None
+) -> Redactor:
     """Build the pipeline from *settings* (default: the environment); idempotent.
 
     A second call with equal settings does nothing; with different settings, or with
     *force*, the pipeline is rebuilt in place (already-cached loggers follow). The
     first use of `get_logger`'s loggers or of `mina.context` calls it with no argument
-    when nothing has configured Mina yet.
+    when nothing has configured Mina yet. *fast_path* (default: ``MINA_LOG_FAST_PATH``,
+    on) lets Mina's plain calls skip the generic chain with identical output
+    (`mina.observability.fastpath`); off, every call takes the full chain.
 
     :returns: the redactor the pipeline uses, for Sentry's hooks to share.
     :raises ConfigError: for an unreadable or invalid logging configuration.
     """
     settings = Settings.from_env() if settings is None else settings
     with PIPELINE.lock:
-        key = settings.part("logging")
+        fast = fastpath.enabled_from_env() if fast_path is None else fast_path
+        key = (settings.part("logging"), fast)
         if PIPELINE.is_current(key) and not force:
             return PIPELINE.redactor
         raw = _read_yaml(settings)
@@ -196,6 +201,9 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
         )
         PIPELINE.install(key, redactor, foreign, build_processors(redactor))
         process_hooks.install()  # uncaught exceptions and warnings: one line each, too
+        fastpath.configure(
+            fastpath.Fast.build(redactor, PIPELINE.processors) if fast and not caller_info else None
+        )
         return redactor
 
 
@@ -207,7 +215,12 @@ def _configure_from_environment() -> None:
     except ConfigError as exc:
         sys.stderr.write(f"mina: configuration error: {exc}; using defaults\n")
         settings = Settings()
-    init_sentry(settings, configure_logging(settings))
+    try:
+        fast = fastpath.enabled_from_env()
+    except ConfigError as exc:
+        sys.stderr.write(f"mina: configuration error: {exc}; using defaults\n")
+        fast = True
+    init_sentry(settings, configure_logging(settings, fast_path=fast))
 
 
 def current_redactor() -> Redactor:

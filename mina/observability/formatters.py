@@ -114,6 +114,8 @@ def dumps(data: Mapping[str, Any]) -> bytes:
         out = orjson.dumps(data, default=json_default, option=_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         out = orjson.dumps(_sanitize(data, 0, set()), option=_OPTIONS)
+    if out.isascii():  # the common case: none of the three can be there
+        return out
     for raw, escaped in _LINE_BREAKS:
         if raw in out:
             out = out.replace(raw, escaped)

@@ -85,6 +85,8 @@ def _report_failure(event: object, exc: Exception) -> None:
 
 def install_level(level: int) -> None:
     """Give `MinaBoundLogger` the level methods of a logger filtering below *level*."""
+    from mina.observability import fastpath  # it imports Sentry's side, which imports this
+
     source = structlog.make_filtering_bound_logger(level)
     for name, value in vars(source).items():
         if name.startswith("__"):
@@ -92,7 +94,7 @@ def install_level(level: int) -> None:
         # Disabled levels are structlog's bare `_nop`/`_anop`, kept as they are: a
         # filtered call stays one empty function call.
         if callable(value) and not getattr(value, "__name__", "").startswith(("_nop", "_anop")):
-            value = _guarded(value)
+            value = fastpath.level_method(name, _guarded(value))
         setattr(MinaBoundLogger, name, value)
 
 
@@ -134,9 +136,13 @@ class AppCallerLogger(logging.Logger):
         return frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name, stack
 
 
+#: Modules whose frames are the pipeline's, not the caller's.
+_INTERNAL: Final = frozenset({__name__, "mina.observability.fastpath"})
+
+
 def _internal(frame: FrameType) -> bool:
     name = frame.f_globals.get("__name__", "")
-    return name == __name__ or name.partition(".")[0] in {"logging", "structlog"}
+    return name in _INTERNAL or name.partition(".")[0] in {"logging", "structlog"}
 
 
 def context_processors(redactor: Redactor) -> list[EventProcessor]:

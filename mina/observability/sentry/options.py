@@ -25,7 +25,14 @@ from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
-from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
+from mina.observability.sentry.sdk import (
+    REDACTED_MARK,
+    MinaLoggingIntegration,
+    RedactedCrumbs,
+    finish_breadcrumb,
+    install_presenter,
+    quiet_sdk_logger,
+)
 from mina.observability.sentry.storm import StormGuard
 from mina.observability.sentry.transport import LOGGER, build_transport
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
@@ -57,12 +64,6 @@ def _fail_closed(name: str, hook: Callable[[T, Any], T | None]) -> Callable[[T, 
     return guarded
 
 
-#: Set by ``before_breadcrumb`` on what it returns, removed by ``before_send``: Sentry
-#: serialises an event (copying every dict) before ``before_send`` sees it, so only a key
-#: survives to say "already redacted".
-_REDACTED_MARK: Final = "_mina_redacted"
-
-
 def _redact_crumbs(redactor: Redactor, crumbs: Any) -> Any:
     # Every scope breadcrumb went through before_breadcrumb already; walking up to a
     # hundred of them again for each event, on the calling thread, would change nothing.
@@ -72,7 +73,7 @@ def _redact_crumbs(redactor: Redactor, crumbs: Any) -> Any:
         return redactor.redact(crumbs)
     redacted = []
     for crumb in values:
-        if isinstance(crumb, dict) and crumb.pop(_REDACTED_MARK, False) is True:
+        if isinstance(crumb, dict) and crumb.pop(REDACTED_MARK, False) is True:
             redacted.append(crumb)
         elif isinstance(crumb, dict):
             redacted.append(redact_breadcrumb(redactor, crumb))
@@ -151,7 +152,9 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         crumbs = event.pop("breadcrumbs", None)
         event = redact_sentry_event(redactor, event)
         if crumbs is not None:
-            event["breadcrumbs"] = _redact_crumbs(redactor, crumbs)
+            # Presented breadcrumbs (sdk.present_serialized) are redacted and final.
+            redacted = type(crumbs) is RedactedCrumbs
+            event["breadcrumbs"] = crumbs if redacted else _redact_crumbs(redactor, crumbs)
         return event
 
     def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
@@ -172,10 +175,16 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
                 out["category"] = redactor.redact_text(category)
         else:
             out = redact_breadcrumb(redactor, crumb)
-        out[_REDACTED_MARK] = True
-        return out
+        out[REDACTED_MARK] = True
+        # Serialised now, once, instead of at every event that carries it.
+        return finish_breadcrumb(out, sentry_sdk.get_client().options.get("max_value_length"))
 
     logs_level = settings.sentry_logs_level if settings.sentry_enable_logs else None
+    install_presenter()  # breadcrumbs serialised once, not at every event
+    breadcrumb_hook = _fail_closed("before_breadcrumb", before_breadcrumb)
+    # Tells the fast path (`mina.observability.fastpath`) that this hook is Mina's, and
+    # with which redactor, so it may append what this hook would return.
+    breadcrumb_hook.mina_redactor = redactor  # type: ignore[attr-defined]
     options: dict[str, Any] = {
         "dsn": settings.sentry_dsn,
         "environment": settings.sentry_environment,
@@ -201,7 +210,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         ],
         "before_send": _fail_closed("before_send", before_send),
         "before_send_transaction": _fail_closed("before_send_transaction", before_send_transaction),
-        "before_breadcrumb": _fail_closed("before_breadcrumb", before_breadcrumb),
+        "before_breadcrumb": breadcrumb_hook,
         # Context as attributes, redaction and events' size limits (mina.observability.sentry.logs).
         "before_send_log": _fail_closed("before_send_log", LogShaper(redactor)),
     }

@@ -8,12 +8,20 @@ in ``tests/test_cli_sentry_check.py``) and its pool, auth, compression and rate-
 state (`OutboxSender`, pinned by the outbox tests in ``tests/observability/sentry``).
 `tests/observability/sentry/test_sdk.py` pins each of them, so an SDK upgrade that moves
 one fails loudly there instead of silently changing what reaches Sentry.
+
+For the fast path (`mina.observability.fastpath`) and breadcrumbs serialised once, also:
+the integration's ``_handler``/``_breadcrumb_handler``/``_sentry_logs_handler``, the
+``callHandlers`` wrapper's name, ``Scope._breadcrumbs``/``_n_breadcrumbs_truncated``/
+``_event_processors``, ``serializer.MAX_DATABAG_BREADTH``/``global_repr_processors``,
+``client.SDK_INFO`` and ``__sentry_repr__`` being taken as is by ``serialize()``; pinned
+by `tests/observability/test_sdk_pins.py`.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,12 +31,14 @@ from typing import Any, Final
 
 import sentry_sdk
 import urllib3
+from sentry_sdk import client as sentry_client
+from sentry_sdk import serializer
 from sentry_sdk.consts import EndpointType
 from sentry_sdk.envelope import Envelope, Item
 from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.logging import BreadcrumbHandler, EventHandler, LoggingIntegration
 from sentry_sdk.transport import HttpTransport
-from sentry_sdk.utils import capture_internal_exceptions
+from sentry_sdk.utils import capture_internal_exceptions, format_timestamp
 from sentry_sdk.utils import logger as sdk_logger
 
 from mina.observability.record import BREADCRUMB_HINT, rendered
@@ -63,12 +73,15 @@ class _BreadcrumbHandler(BreadcrumbHandler):
         self._decisions: dict[str, bool] = {}
 
     def _can_record(self, record: logging.LogRecord) -> bool:
+        return self.can_record_name(record.name)
+
+    def can_record_name(self, name: str) -> bool:
+        """Return whether records of logger *name* become breadcrumbs (not ignored)."""
         ignored = sentry_logging._IGNORED_LOGGERS
         if ignored != self._ignored:  # ignore_logger()/unignore_logger() since last time
             self._ignored = frozenset(ignored)
             self._decisions = {}
         decisions = self._decisions
-        name = record.name
         decision = decisions.get(name)
         if decision is None:
             stripped = name.strip()
@@ -127,6 +140,205 @@ class MinaLoggingIntegration(LoggingIntegration):
             self._breadcrumb_handler = _BreadcrumbHandler(level=level)
         if event_level is not None:
             self._handler = _EventHandler(level=event_level)
+
+
+def present_serialized(event: Any, hint: Any) -> Any:
+    """Hand `serialize` what is already serialised: an event processor, run last.
+
+    `sentry_sdk.serializer.serialize` walks each event on the calling thread after the
+    event processors. Breadcrumbs whose serialised form was made when they were added
+    (`finish_breadcrumb`) and the per-process ``modules`` are handed to it as `_Presented`
+    values, which it takes without walking them.
+    """
+    if not isinstance(event, dict):
+        return event
+    client = sentry_sdk.get_client()
+    limit = client.options.get("max_value_length")
+    crumbs = event.get("breadcrumbs")
+    if type(crumbs) is dict and len(crumbs) == 1:
+        values = crumbs.get("values")
+        if type(values) is list and values:
+            # Only forms made for this client's string limit.
+            wires = [
+                crumb.wire for crumb in values if type(crumb) is WireCrumb and crumb.limit == limit
+            ]
+            if len(wires) == len(values) and None not in wires:
+                presented = RedactedCrumbs(values=wires)
+                event["breadcrumbs"] = _Presented(crumbs, presented)
+    modules = event.get("modules")
+    if type(modules) is dict:
+        wire = _constant("modules", modules, limit)
+        if wire is not None:
+            event["modules"] = _Presented(modules, wire)
+    if event.get("sdk") is None and event.get("type") != "transaction":
+        # What the SDK's _prepare_event would add next, already serialised.
+        info = _sdk_info(client)
+        wire = _constant("sdk", info, limit)
+        if wire is not None:
+            event["sdk"] = _Presented(info, wire)
+    return event
+
+
+class RedactedCrumbs(dict[str, Any]):
+    """Presented breadcrumbs after serialisation: every one redacted by ``before_breadcrumb``
+    and serialised already, without the mark it adds, so ``before_send`` keeps them whole."""
+
+    __slots__ = ()
+
+
+def _sdk_info(client: Any) -> dict[str, Any]:
+    # As Client._prepare_event builds it.
+    info = dict(sentry_client.SDK_INFO)
+    info["integrations"] = sorted(client.integrations.keys())
+    return info
+
+
+def install_presenter() -> None:
+    """Run `present_serialized` for every event, after every other global processor.
+
+    Processors of the global scope run after those of ``add_global_event_processor``
+    (the SDK's own, such as the one adding ``modules``), whenever either was added.
+    """
+    scope = sentry_sdk.get_global_scope()
+    if present_serialized not in scope._event_processors:
+        scope.add_event_processor(present_serialized)
+
+
+# -- serialising once --------------------------------------------------------------------------
+
+
+class _Presented(dict[str, Any]):
+    """A value with its serialised form: `serialize` returns ``wire`` instead of walking it.
+
+    It is still the original mapping for anything that reads the event before
+    serialisation (the SDK counts a truncated buffer's breadcrumbs from it).
+    """
+
+    __slots__ = ("wire",)
+
+    def __init__(self, value: dict[str, Any], wire: Any) -> None:
+        super().__init__(value)
+        self.wire = wire
+
+    def __sentry_repr__(self) -> Any:
+        # serialize() returns what a type's __sentry_repr__ gives, as it is.
+        return self.wire
+
+
+class WireCrumb(dict[str, Any]):
+    """A breadcrumb as the scope keeps it, with ``wire``: what `serialize` would make of it
+    (None when it cannot be made without the SDK's walk)."""
+
+    __slots__ = ("limit", "wire")
+
+    wire: dict[str, Any] | None
+    #: The client's ``max_value_length`` the wire form was made for.
+    limit: int | None
+
+
+#: Set by Mina's ``before_breadcrumb`` on what it returns: "redacted already". Sentry
+#: serialises an event (copying every dict) before ``before_send`` sees it, so only a key
+#: survives that far; ``before_send`` removes it.
+REDACTED_MARK: Final = "_mina_redacted"
+_WIRE_SCALARS: Final = frozenset({str, int, bool, type(None)})
+_cache: dict[str, tuple[dict[str, Any], Any, int | None]] = {}
+
+
+def _fits(text: str, limit: int | None) -> bool:
+    # Whether sentry_sdk.utils.strip_string leaves *text* as it is under *limit*.
+    if limit is None or len(text) * 4 <= limit:  # UTF-8 takes at most 4 bytes a character
+        return True
+    try:
+        return len(text.encode("utf-8")) <= limit
+    except UnicodeError:
+        return len(text) <= limit
+
+
+def _plain(value: Any, limit: int | None) -> bool:
+    kind = type(value)
+    if kind is str:
+        return _fits(value, limit)
+    return kind in _WIRE_SCALARS or (kind is float and math.isfinite(value))
+
+
+def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any] | None:
+    # serialize()'s result for a breadcrumb of strings, numbers and a flat data dict,
+    # without its walk: with no repr processors, such values come out as they are when
+    # no string is over the limit, the timestamp formatted, a dict of at most 10 keys
+    # untrimmed.
+    if serializer.global_repr_processors:
+        return None
+    wire: dict[str, Any] = {}
+    if crumb.get(REDACTED_MARK) is not True:
+        return None  # not finished by before_breadcrumb: before_send must redact it
+    for key, value in crumb.items():
+        if key == REDACTED_MARK:
+            continue
+        if type(key) is not str:
+            return None
+        if _plain(value, max_value_length):
+            wire[key] = value
+        elif key == "timestamp" and type(value) is datetime:
+            if value.tzinfo is UTC and value.year >= 1000:  # as strftime would, faster
+                wire[key] = value.isoformat(timespec="microseconds")[:-6] + "Z"
+            else:
+                wire[key] = format_timestamp(value)
+        elif key == "data" and type(value) is dict:
+            if len(value) > serializer.MAX_DATABAG_BREADTH:
+                return None
+            for name, item in value.items():
+                if type(name) is not str or not _plain(item, max_value_length):
+                    return None
+            wire[key] = value  # serialize() would make an equal copy; nothing changes it
+        else:
+            return None
+    return wire
+
+
+def wire_of_log_crumb(
+    crumb: WireCrumb, timestamp: str, max_value_length: int | None
+) -> dict[str, Any] | None:
+    """`_wire` for a breadcrumb the fast path built: strings, a UTC ``timestamp`` whose
+    serialised form is *timestamp* (the line's), and a flat ``data`` dict, shared."""
+    if serializer.global_repr_processors:
+        return None
+    data = crumb["data"]
+    if len(data) > serializer.MAX_DATABAG_BREADTH:
+        return None
+    limit = max_value_length
+    for item in data.values():
+        kind = type(item)
+        if kind is str:
+            if not _fits(item, limit):
+                return None
+        elif kind not in _WIRE_SCALARS and not (kind is float and math.isfinite(item)):
+            return None
+    if not (_fits(crumb["message"], limit) and _fits(crumb["category"], limit)):
+        return None
+    wire = dict(crumb)
+    wire["timestamp"] = timestamp
+    del wire[REDACTED_MARK]
+    return wire
+
+
+def finish_breadcrumb(crumb: dict[str, Any], max_value_length: int | None) -> WireCrumb:
+    """Return *crumb* (finished: redacted, marked) as a `WireCrumb` with its wire form."""
+    finished = WireCrumb(crumb)
+    finished.wire = _wire(crumb, max_value_length)
+    finished.limit = max_value_length
+    return finished
+
+
+def _constant(key: str, value: dict[str, Any], limit: int | None) -> Any:
+    # modules and sdk are the same for every event of a process: serialised once, and
+    # again only when they change (and never presented if serialising annotated them).
+    cached = _cache.get(key)
+    if cached is not None and cached[2] == limit and (cached[0] is value or cached[0] == value):
+        return cached[1]
+    out = serializer.serialize({key: value}, max_value_length=limit)
+    wire = None if "_meta" in out else out[key]
+    _cache[key] = (value, wire, limit)
+    return wire
 
 
 def quiet_sdk_logger(debug: bool) -> None:
@@ -299,3 +511,94 @@ class OutboxSender(HttpTransport):
         return sorted(
             category or "all" for category, until in self._disabled_until.items() if until > now
         )
+
+
+# -- the fast path's view of the logging integration ------------------------------------------
+
+#: Sentry's level names for stdlib levels (what its handlers put in ``level``).
+LOGGING_TO_EVENT_LEVEL: Final = sentry_logging.LOGGING_TO_EVENT_LEVEL
+
+_PATCH_NAME: Final = "LoggingIntegration.setup_once.<locals>.sentry_patched_callhandlers"
+
+
+def is_sentry_call_handlers(func: object) -> bool:
+    """Return whether *func* is the SDK's wrapper of ``logging.Logger.callHandlers``.
+
+    The wrapper calls the original, then hands the record to the client's
+    LoggingIntegration (`LoggingIntegration._handle_record`) unless its logger is ignored.
+    """
+    return (
+        getattr(func, "__qualname__", None) == _PATCH_NAME
+        and getattr(func, "__module__", None) == sentry_logging.__name__
+    )
+
+
+def ignored_exactly(name: str) -> bool:
+    """Return whether the SDK's callHandlers wrapper skips records of logger *name*."""
+    return name.strip() in sentry_logging._IGNORED_LOGGERS
+
+
+class CrumbRoute:
+    """Where a client's LoggingIntegration sends a record of some level, read once per client.
+
+    :ivar event_level: records at or above it become events (None: never).
+    :ivar crumb_handler: Mina's breadcrumb handler (None: the integration has another one).
+    :ivar plain: no Sentry Logs handler and no handler filters: nothing else sees records.
+    """
+
+    __slots__ = (
+        "client",
+        "crumb_handler",
+        "event_level",
+        "hook_redactor",
+        "max_breadcrumbs",
+        "max_value_length",
+        "plain",
+    )
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        integration = client.get_integration(LoggingIntegration)
+        self.event_level: int | None = None
+        self.crumb_handler: _BreadcrumbHandler | None = None
+        self.plain = False
+        self.max_breadcrumbs: int = client.options.get("max_breadcrumbs", 100)
+        self.max_value_length: int | None = client.options.get("max_value_length")
+        #: The redactor of Mina's ``before_breadcrumb`` (None: the client has another hook).
+        self.hook_redactor: Any = getattr(
+            client.options.get("before_breadcrumb"), "mina_redactor", None
+        )
+        if integration is None:
+            self.plain = True  # the wrapper finds no integration: records reach no handler
+            return
+        events = integration._handler
+        crumbs = integration._breadcrumb_handler
+        self.event_level = events.level if events is not None else None
+        if type(crumbs) is _BreadcrumbHandler and not crumbs.filters:
+            self.crumb_handler = crumbs
+        self.plain = (
+            integration._sentry_logs_handler is None
+            and (events is None or not events.filters)
+            and (crumbs is None or self.crumb_handler is not None)
+        )
+
+    def crumb_level(self) -> int | None:
+        """The least level that becomes a breadcrumb (None: none does)."""
+        return self.crumb_handler.level if self.crumb_handler is not None else None
+
+    @staticmethod
+    def can_record(handler: _BreadcrumbHandler, name: str) -> bool:
+        """Return whether *handler* records breadcrumbs for logger *name*."""
+        return handler.can_record_name(name)
+
+
+def append_breadcrumb(scope: Any, crumb: dict[str, Any], max_breadcrumbs: int) -> None:
+    """Append a finished breadcrumb to *scope*, as `Scope.add_breadcrumb` does after its hook.
+
+    For breadcrumbs that already are what ``before_breadcrumb`` would return.
+    """
+    crumbs = scope._breadcrumbs
+    crumbs.append(crumb)
+    while len(crumbs) > max_breadcrumbs:
+        crumbs.popleft()
+        scope._n_breadcrumbs_truncated += 1

@@ -1,0 +1,538 @@
+"""The fast path: Mina's own structlog calls, written without the generic chain.
+
+The full chain (`mina.logging_config`) runs structlog's processor loop, builds a stdlib
+`logging.LogRecord`, formats it with python-json-logger and hands it to Sentry's
+LoggingIntegration. For a plain call (``log.info("meeting.created", meeting_id=...)``) on
+the default configuration, the same JSON line and the same Sentry breadcrumb can be made
+directly: this module does that, and nothing else.
+
+It is only taken when what leaves the process is identical; otherwise (and always when
+in doubt) the call goes through the full chain, the reference. The full chain is taken for:
+
+- a configuration that is not the default one: a handler, filter or formatter other than
+  ``logging.yaml``'s stdout handler with Mina's JSON formatter, ``caller_info``, another
+  structlog processor list, a patched ``Logger.callHandlers`` other than Sentry's, a
+  custom log record factory, Sentry Logs, or another ``before_breadcrumb``;
+- levels that become Sentry events (ERROR and up by default), and ``exc_info``,
+  ``stack_info`` or ``stacklevel``;
+- a call whose event is not a ``str``, that uses positional ``%`` arguments, a key the
+  pipeline renames (record attributes such as ``name``, ``message``, ``args``; head keys;
+  ``trace_id``/``span_id``), or a key the redactor renames;
+- bound context (contextvars) holding anything but ``str``, ``int``, ``float``, ``bool`` or
+  ``None``.
+
+What it saves: the processor loop; merging and redacting the context, done once per
+context (the values of structlog's context variables and Mina's bound keys) instead of once
+per call; the LogRecord and the handlers; the timestamp formatting, cut to a per-second
+prefix. Lines go to the stdout handler's stream with one write each (see `write_line`).
+
+``MINA_LOG_FAST_PATH=0`` (or ``configure_logging(..., fast_path=False)``) turns it off:
+the differential test (``tests/observability/test_fastpath.py``) runs both and compares
+the stdout bytes and the Sentry envelopes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import sys
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sentry_sdk
+import structlog
+from structlog import contextvars as structlog_contextvars
+from structlog._config import BoundLoggerLazyProxy
+
+from mina.observability.formatters import JsonFormatter
+from mina.observability.pipeline import MinaBoundLogger as _BOUND_LOGGER
+from mina.observability.processors import RESERVED_RECORD_KEYS, ordered
+from mina.observability.record import BREADCRUMB_ONLY
+from mina.observability.schema import BOUND_KEYS, HEAD_KEYS, SCOPED_KEYS
+from mina.observability.sentry.sdk import (
+    LOGGING_TO_EVENT_LEVEL,
+    CrumbRoute,
+    WireCrumb,
+    append_breadcrumb,
+    ignored_exactly,
+    is_sentry_call_handlers,
+    wire_of_log_crumb,
+)
+from mina.redaction import Redactor
+from mina.settings import ConfigError
+
+__all__ = ["ENV_VAR", "Fast", "configure", "enabled_from_env", "level_method", "write_line"]
+
+#: The environment variable that turns the fast path off (``0``) or on (``1``, default).
+ENV_VAR: Final = "MINA_LOG_FAST_PATH"
+
+#: The levels the fast path serves (structlog method name -> stdlib level).
+_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "msg": logging.INFO,
+}
+#: What structlog's ``add_log_level`` writes for each method (aliases: their level's).
+_LEVEL_NAMES: Final = {
+    "debug": "debug",
+    "info": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "msg": "info",
+}
+
+#: Keys whose presence means the full chain: renamed by the pipeline, log keyword
+#: arguments, or keys the pipeline itself writes.
+_FALLBACK_KEYS: Final = (RESERVED_RECORD_KEYS - {"exc_info", "stack_info"}) | {
+    "exc_info",
+    "stack_info",
+    "stacklevel",
+    "level",
+    "logger",
+    "timestamp",
+    "event",
+    "trace_id",
+    "span_id",
+    "_record",
+    BREADCRUMB_ONLY,
+}
+#: Keys that stay out of Sentry's breadcrumb data (see `RenderToLogKwargs`).
+_HIDDEN: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"} | SCOPED_KEYS
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_CACHE_MAX: Final = 1024
+#: The stdout handler with a bounded line writer (its lines are submitted to the writer).
+_LINE_HANDLER: Final = ("mina.observability.stream", "LineHandler")
+_ORIGINAL_CALL_HANDLERS: Final = logging.Logger.callHandlers
+_PREFIX: Final = "structlog_"
+
+
+def enabled_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Return whether ``MINA_LOG_FAST_PATH`` leaves the fast path on (unset: on).
+
+    :raises ConfigError: for a value other than ``0`` or ``1``.
+    """
+    value = (os.environ if environ is None else environ).get(ENV_VAR, "1").strip()
+    if value not in ("0", "1"):
+        raise ConfigError(ENV_VAR, value, "expected 0 or 1")
+    return value == "1"
+
+
+class _Layout:
+    """The key order of a line (schema order) and of its breadcrumb data (chain order)."""
+
+    __slots__ = ("data", "line")
+
+    def __init__(self, line: tuple[str, ...], data: tuple[str, ...]) -> None:
+        self.line = line
+        self.data = data
+
+
+class Fast:
+    """What one configuration allows, checked once; `configure` installs it.
+
+    :param redactor: the pipeline's redactor.
+    :param processors: the pipeline's structlog processor list (the fast path serves bound
+        loggers that use this very list).
+    :param handler: the stdout handler ``logging.yaml`` made, with Mina's JSON formatter.
+    """
+
+    __slots__ = (
+        "_contexts",
+        "_layouts",
+        "_names",
+        "_shapes",
+        "chain",
+        "formatter",
+        "handler",
+        "processors",
+        "redactor",
+    )
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        processors: list[Any],
+        handler: logging.StreamHandler[Any],
+        formatter: JsonFormatter,
+    ) -> None:
+        self.redactor = redactor
+        self.processors = processors
+        self.chain = list(processors)
+        self.handler = handler
+        self.formatter = formatter
+        # (ids of the context values, bound keys) -> (values kept alive, merged context)
+        self._contexts: dict[
+            tuple[int, ...], tuple[tuple[Any, ...], tuple[dict[str, Any], tuple[str, ...]] | None]
+        ] = {}
+        self._layouts: dict[tuple[Any, ...], tuple[_Layout, tuple[str, ...]]] = {}
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # redacted logger names, for Sentry's breadcrumb category
+        self._names: dict[str, str] = {}
+
+    @classmethod
+    def build(cls, redactor: Redactor, processors: list[Any]) -> Fast | None:
+        """Return the fast path for the current stdlib configuration, or None if it is
+        not the default one (then every call takes the full chain)."""
+        root = logging.getLogger()
+        if len(root.handlers) != 1 or root.filters:
+            return None
+        handler = root.handlers[0]
+        formatter = handler.formatter
+        kind = type(handler)
+        if (
+            not isinstance(handler, logging.StreamHandler)
+            or not (
+                kind is logging.StreamHandler
+                or (kind.__module__, kind.__qualname__) == _LINE_HANDLER
+            )
+            or handler.filters
+            or handler.terminator != "\n"
+            or not isinstance(formatter, JsonFormatter)
+            or type(formatter) is not JsonFormatter
+            or formatter.prefix
+            or formatter.static_fields
+            or formatter.rename_fields
+        ):
+            return None
+        return cls(redactor, processors, handler, formatter)
+
+    def context(self) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+        """Return the bound contextvars, merged and redacted as the chain would (cached),
+        and their keys in that order (one tuple object per distinct order, so a request's
+        context shares its line layouts with every other request's).
+
+        None when they hold something the fast path leaves to the full chain.
+        """
+        variables = structlog_contextvars._CONTEXT_VARS
+        values = tuple([var.get() for var in variables.values()])
+        bound = BOUND_KEYS.get()
+        key = (*map(id, values), id(bound))
+        hit = self._contexts.get(key)
+        if hit is not None:
+            return hit[1]
+        merged = self._merge()
+        found = None
+        if merged is not None:
+            shape = tuple(merged)
+            if len(self._shapes) >= _CACHE_MAX:
+                self._shapes.clear()  # layouts keep the shapes they were made for
+            found = (merged, self._shapes.setdefault(shape, shape))
+        if len(self._contexts) >= _CACHE_MAX:
+            self._contexts.clear()
+        # The values (and the bound keys) stay referenced, so their ids stay theirs.
+        self._contexts[key] = ((*values, bound), found)
+        return found
+
+    def _merge(self) -> dict[str, Any] | None:
+        # structlog's merge_contextvars, in its order, then the chain's checks on its keys.
+        merged: dict[str, Any] = {}
+        ctx = contextvars.copy_context()
+        for var in ctx:
+            name = var.name
+            if name.startswith(_PREFIX):
+                value = ctx[var]
+                if value is not Ellipsis:
+                    merged.setdefault(name[len(_PREFIX) :], value)
+        if not _FALLBACK_KEYS.isdisjoint(merged):
+            return None
+        if any(type(value) not in _SCALARS for value in merged.values()):
+            return None
+        keys = list(merged)
+        redacted = self.redactor(None, "info", dict(merged))
+        if list(redacted) != keys:  # a key the redactor renamed moves: the chain's order
+            return None
+        return dict(redacted)
+
+    def layout(
+        self, keys: list[str], shape: tuple[str, ...], bound: frozenset[str], traced: bool
+    ) -> _Layout:
+        """Return the order of the line's keys and of the breadcrumb data's keys for a call
+        with *keys* (its own, then ``event``) in a context whose keys are *shape*, in order
+        (cached per combination)."""
+        if type(bound) is not frozenset:  # `bind` leaves a set there
+            bound = frozenset(bound)
+        key = (tuple(keys), id(shape), bound, traced)
+        hit = self._layouts.get(key)
+        if hit is not None:
+            return hit[0]
+        # The chain's event dict, in the chain's order, with placeholders for values.
+        chain = dict.fromkeys(keys)
+        for name in shape:
+            chain.setdefault(name)
+        chain.update(dict.fromkeys(("level", "logger", "timestamp")))
+        if traced:
+            chain.update(dict.fromkeys(("trace_id", "span_id")))
+        hidden = _HIDDEN | bound
+        made = _Layout(tuple(ordered(chain)), tuple(k for k in chain if k not in hidden))
+        if len(self._layouts) >= _CACHE_MAX:
+            self._layouts.clear()
+        self._layouts[key] = (made, shape)  # the shape kept alive: its id stays its own
+        return made
+
+    def category(self, name: str, redactor: Redactor) -> str:
+        """Return *name* redacted, as ``before_breadcrumb`` makes the breadcrumb category."""
+        cached = self._names.get(name)
+        if cached is None:
+            cached = redactor.redact_text(name)
+            if len(self._names) >= _CACHE_MAX:
+                self._names.clear()
+            self._names[name] = cached
+        return cached
+
+
+_fast: Fast | None = None
+
+
+def configure(fast: Fast | None) -> None:
+    """Install *fast* (None: every call takes the full chain).
+
+    With it, structlog's lazy proxies (``structlog.get_logger()``) that cache their bound
+    logger also keep its level methods once resolved (see `_keeping_getattr`); either
+    way, the methods they kept are forgotten, so a new level applies.
+    """
+    global _fast
+    _fast = fast
+    for proxy in list(_proxies):
+        for name in _PROXY_METHODS:
+            proxy.__dict__.pop(name, None)
+    _proxies.clear()
+    BoundLoggerLazyProxy.__getattr__ = (  # type: ignore[method-assign]
+        _keeping_getattr if fast is not None else _PROXY_GETATTR
+    )
+
+
+# -- structlog's lazy proxy ---------------------------------------------------------------------
+
+#: The level methods a proxy may keep (those `install_level` puts on the bound logger).
+_PROXY_METHODS: Final = frozenset(
+    name for name in vars(structlog.make_filtering_bound_logger(0)) if not name.startswith("_")
+)
+_PROXY_GETATTR: Final = BoundLoggerLazyProxy.__getattr__
+_proxies: weakref.WeakSet[BoundLoggerLazyProxy] = weakref.WeakSet()
+
+
+def _keeping_getattr(self: BoundLoggerLazyProxy, name: str) -> Any:
+    # structlog's proxy resolves itself on every attribute access (``log.debug`` is a
+    # failed lookup, then __getattr__, bind() and a getattr on the bound logger). One that
+    # caches its bound logger (cache_logger_on_first_use) returns the same one forever, so
+    # its level methods can stay on the proxy: a filtered call is then one lookup and an
+    # empty call. `configure` drops them when the level or the chain changes.
+    value = _PROXY_GETATTR(self, name)
+    if (
+        name in _PROXY_METHODS
+        and "bind" in self.__dict__  # structlog replaced bind by the cached one
+        and type(getattr(value, "__self__", None)) is _BOUND_LOGGER
+    ):
+        self.__dict__[name] = value
+        _proxies.add(self)
+    return value
+
+
+_stamp_second = -1
+_stamp_prefix = ""
+
+
+_stamp_moment = datetime.fromtimestamp(0, UTC)
+
+
+def _timestamp(now_ns: int) -> str:
+    # `add_timestamp`'s format, with the part up to the second made once per second.
+    global _stamp_second, _stamp_prefix, _stamp_moment
+    second, ns = divmod(now_ns, 1_000_000_000)
+    if second != _stamp_second:
+        _stamp_moment = datetime.fromtimestamp(second, UTC)
+        _stamp_prefix = _stamp_moment.strftime("%Y-%m-%dT%H:%M:%S.")
+        _stamp_second = second
+    return f"{_stamp_prefix}{ns // 1000:06d}Z"
+
+
+def _moment(now_ns: int) -> datetime:
+    # The breadcrumb's datetime for the same instant as `_timestamp` (called just before),
+    # to the microsecond: its serialised form is the line's timestamp string.
+    return _stamp_moment.replace(microsecond=now_ns % 1_000_000_000 // 1000)
+
+
+def write_line(handler: logging.StreamHandler[Any], line: str) -> None:
+    """Write one finished line where *handler* writes the lines it formats.
+
+    A handler with a line writer (``mina.observability.stream.LineHandler``) gets it
+    submitted to that writer, in order with its own lines; a `logging.StreamHandler`
+    gets what its ``emit`` does: one write and a flush, under its lock.
+    """
+    writer = getattr(handler, "writer", None)
+    if writer is not None:
+        writer.submit(line.encode("utf-8", "backslashreplace"))
+        return
+    with handler.lock:  # type: ignore[union-attr]
+        stream = handler.stream
+        stream.write(line)
+        stream.flush()
+
+
+def _route(logger: logging.Logger, levelno: int) -> bool:
+    # Whether a record of *levelno* on *logger* would reach exactly the root's stdout
+    # handler: no filter on the logger, no handler on the way, propagation up to root.
+    if logger.disabled or logger.filters:
+        return False
+    node = logger
+    while node.parent is not None:
+        if node.handlers or not node.propagate:
+            return False
+        node = node.parent
+    fast = _fast
+    assert fast is not None
+    handler = fast.handler
+    return (
+        len(node.handlers) == 1
+        and node.handlers[0] is handler
+        and handler.formatter is fast.formatter
+        and levelno >= handler.level
+        and not handler.filters
+    )
+
+
+_routes: dict[int, CrumbRoute] = {}
+
+
+def _crumb_route(client: Any) -> CrumbRoute:
+    route = _routes.get(id(client))
+    if route is None or route.client is not client:
+        _routes.clear()  # one client at a time in practice: forget the others
+        route = _routes[id(client)] = CrumbRoute(client)
+    return route
+
+
+def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
+    """Log one call through the fast path; return False (having done nothing) when it
+    must take the full chain."""
+    global _sentry_wrapper
+    fast = _fast
+    if fast is None or type(event) is not str:
+        return False
+    processors = self._processors
+    # The pipeline's own list, with the processors it was built with (structlog's
+    # capture_logs, for one, swaps its contents).
+    if processors is not fast.processors or processors != fast.chain:
+        return False
+    stdlib: logging.Logger = self._logger
+    levelno = _LEVELS[method]
+    if not stdlib.isEnabledFor(levelno):
+        return True  # the chain would run for nothing: the record is dropped by stdlib
+    if not _route(stdlib, levelno) or logging.getLogRecordFactory() is not logging.LogRecord:
+        return False
+
+    # Sentry: which of its handlers the record would reach, decided before anything runs.
+    client = sentry_sdk.get_client()
+    crumbs: Any = None  # the isolation scope that gets the breadcrumb
+    route: CrumbRoute | None = None
+    call_handlers = logging.Logger.callHandlers
+    if call_handlers is not _ORIGINAL_CALL_HANDLERS:
+        if call_handlers is not _sentry_wrapper:
+            if not is_sentry_call_handlers(call_handlers):
+                return False
+            _sentry_wrapper = call_handlers
+        route = _crumb_route(client)
+        if not route.plain:
+            return False
+        name = stdlib.name
+        if not ignored_exactly(name):
+            if route.event_level is not None and levelno >= route.event_level:
+                return False
+            handler = route.crumb_handler
+            if (
+                handler is not None
+                and levelno >= handler.level
+                and handler.can_record_name(name)
+                and client.is_active()  # else add_breadcrumb drops it
+            ):
+                if route.hook_redactor is None:
+                    return False  # another before_breadcrumb: only the chain can call it
+                crumbs = sentry_sdk.get_isolation_scope()
+
+    # The chain's event dict: the logger's context, the call's keys, the event, then the
+    # contextvars the call did not set.
+    own = self._context
+    event_dict = {**own, **kw} if own else dict(kw)
+    if not _FALLBACK_KEYS.isdisjoint(event_dict):
+        return False
+    event_dict["event"] = event
+    keys = list(event_dict)
+    fast.redactor(None, method, event_dict)  # in place, as in the chain
+    if list(event_dict) != keys:
+        return False
+    found = fast.context()
+    if found is None:
+        return False
+    context, shape = found
+    now_ns = time.time_ns()
+    values = {**context, **event_dict}  # the call's keys win, as merge_contextvars lets them
+    values["level"] = _LEVEL_NAMES[method]
+    values["logger"] = stdlib.name
+    values["timestamp"] = stamp = _timestamp(now_ns)
+    # `add_trace_ids`: the active span's ids, inside a transaction with a client only.
+    span = sentry_sdk.get_current_scope().span if client.is_active() else None
+    traced = span is not None
+    if span is not None:
+        values["trace_id"] = span.trace_id
+        values["span_id"] = span.span_id
+    bound = BOUND_KEYS.get()
+    layout = fast.layout(keys, shape, bound, traced)
+    line = {key: values[key] for key in layout.line}
+    # The formatter's own serialisation: what it does to a finished line, this does too.
+    write_line(fast.handler, fast.formatter.jsonify_log_record(line) + "\n")
+
+    if crumbs is not None and route is not None:
+        crumb = WireCrumb(
+            type="log",
+            level=LOGGING_TO_EVENT_LEVEL[levelno],
+            category=fast.category(stdlib.name, route.hook_redactor),
+            message=values["event"],
+            timestamp=_moment(now_ns),
+            data={key: values[key] for key in layout.data},
+            _mina_redacted=True,
+        )
+        crumb.wire = wire_of_log_crumb(crumb, stamp, route.max_value_length)
+        crumb.limit = route.max_value_length
+        append_breadcrumb(crumbs, crumb, route.max_breadcrumbs)
+    return True
+
+
+_sentry_wrapper: object = None
+
+
+def level_method(name: str, full: Callable[..., Any]) -> Callable[..., Any]:
+    """Return the bound logger method *name*: the fast path, else *full* (the guarded chain).
+
+    Levels the fast path does not serve get *full* back unchanged.
+    """
+    if name not in _LEVELS:
+        return full
+
+    def method(self: Any, event: Any = None, *args: Any, **kw: Any) -> Any:
+        if not args:
+            try:
+                if emit(self, name, event, kw):
+                    return None
+            except Exception as exc:  # never into the caller; the chain still logs it
+                _report(event, exc)
+        return full(self, event, *args, **kw)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = full.__doc__
+    return method
+
+
+def _report(event: object, exc: Exception) -> None:
+    try:
+        sys.stderr.write(
+            f"mina: logging failed for event {str(event)[:200]!r}: "
+            f"{type(exc).__name__}: {str(exc)[:200]}\n"
+        )
+    except Exception:  # stderr closed: nothing left to tell
+        return
