@@ -153,16 +153,16 @@ def configure_logging(
     A second call with equal settings does nothing; with different settings, or with
     *force*, the pipeline is rebuilt in place (already-cached loggers follow). The
     first use of `get_logger`'s loggers or of `mina.context` calls it with no argument
-    when nothing has configured Mina yet. *fast_path* (default: ``MINA_LOG_FAST_PATH``,
-    on) lets Mina's plain calls skip the generic chain with identical output
-    (`mina.observability.fastpath`); off, every call takes the full chain.
+    when nothing has configured Mina yet. *fast_path* (default: the settings'
+    ``MINA_LOG_FAST_PATH``, on) lets Mina's plain calls skip the generic chain with
+    identical output (`mina.observability.fastpath`); off, every call takes the full chain.
 
     :returns: the redactor the pipeline uses, for Sentry's hooks to share.
     :raises ConfigError: for an unreadable or invalid logging configuration.
     """
     settings = Settings.from_env() if settings is None else settings
     with PIPELINE.lock:
-        fast = fastpath.enabled_from_env() if fast_path is None else fast_path
+        fast = settings.log_fast_path if fast_path is None else fast_path
         key = (settings.part("logging"), fast)
         if PIPELINE.is_current(key) and not force:
             return PIPELINE.redactor
@@ -215,12 +215,7 @@ def _configure_from_environment() -> None:
     except ConfigError as exc:
         sys.stderr.write(f"mina: configuration error: {exc}; using defaults\n")
         settings = Settings()
-    try:
-        fast = fastpath.enabled_from_env()
-    except ConfigError as exc:
-        sys.stderr.write(f"mina: configuration error: {exc}; using defaults\n")
-        fast = True
-    init_sentry(settings, configure_logging(settings, fast_path=fast))
+    init_sentry(settings, configure_logging(settings))
 
 
 def current_redactor() -> Redactor:

@@ -35,11 +35,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import sys
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -63,12 +62,8 @@ from mina.observability.sentry.sdk import (
     wire_of_log_crumb,
 )
 from mina.redaction import Redactor
-from mina.settings import ConfigError
 
-__all__ = ["ENV_VAR", "Fast", "configure", "enabled_from_env", "level_method", "write_line"]
-
-#: The environment variable that turns the fast path off (``0``) or on (``1``, default).
-ENV_VAR: Final = "MINA_LOG_FAST_PATH"
+__all__ = ["Fast", "configure", "level_method", "write_line"]
 
 #: The levels the fast path serves (structlog method name -> stdlib level).
 _LEVELS: Final = {
@@ -110,17 +105,6 @@ _CACHE_MAX: Final = 1024
 _LINE_HANDLER: Final = ("mina.observability.stream", "LineHandler")
 _ORIGINAL_CALL_HANDLERS: Final = logging.Logger.callHandlers
 _PREFIX: Final = "structlog_"
-
-
-def enabled_from_env(environ: Mapping[str, str] | None = None) -> bool:
-    """Return whether ``MINA_LOG_FAST_PATH`` leaves the fast path on (unset: on).
-
-    :raises ConfigError: for a value other than ``0`` or ``1``.
-    """
-    value = (os.environ if environ is None else environ).get(ENV_VAR, "1").strip()
-    if value not in ("0", "1"):
-        raise ConfigError(ENV_VAR, value, "expected 0 or 1")
-    return value == "1"
 
 
 class _Layout:

@@ -275,7 +275,8 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
             "sentry.disabled",
             reason="SENTRY_DSN is not set",
             outbox=str(outbox.absolute()),
-            events="kept in the outbox; send them with `mina outbox flush --dsn DSN`",
+            # No "--dsn DSN" here: the redactor rightly takes a flag's value for a secret.
+            events="kept in the outbox; `mina outbox flush` sends them to a DSN",
         )
         return True
     _log.info(

@@ -208,7 +208,7 @@ def test_without_a_dsn_envelopes_stay_in_the_outbox(
     [line] = lines.events("sentry.disabled")
     assert "SENTRY_DSN is not set" == line["reason"]
     assert str(tmp_path / "outbox") == line["outbox"]
-    assert "kept in the outbox" in line["events"]
+    assert "kept in the outbox; `mina outbox flush` sends them to a DSN" == line["events"]
     [kept] = list((tmp_path / "outbox" / "pending").iterdir())
     assert event_id is not None and event_id.encode() in kept.read_bytes()
 
