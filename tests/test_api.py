@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,9 @@ import mina
 from mina import api, audio, auth, db
 from mina.observability import background
 from mina.testing import SentryIngest
+from mina.testing.plugin import PipelineFactory
 
-from .conftest import Lines, make_wav
+from .support import make_wav
 
 
 @pytest.fixture
@@ -282,9 +282,9 @@ def test_a_failing_job_marks_the_chunk_failed(
 
 
 def test_through_the_whole_app_logs_and_sentry_carry_user_and_meeting(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
     app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "1"})
     ada = Client(app, "ada")
     meeting = ada.create_meeting()
@@ -326,9 +326,9 @@ def test_through_the_whole_app_logs_and_sentry_carry_user_and_meeting(
 
 
 def test_through_the_whole_app_401_carries_the_request_id(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
 ) -> None:
-    configure()
+    mina_logging()
     response = mina.create_app().test_client().get("/api/meetings/abc")
     assert 401 == response.status_code
     assert response.headers["X-Request-ID"] == response.get_json()["request_id"]

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 import pytest
 import sentry_sdk
 import structlog
 
 from mina.observability import background, context
-
-from .conftest import Lines
+from mina.testing.plugin import PipelineFactory
 
 
 def test_pending_jobs_are_bounded() -> None:
@@ -25,8 +23,8 @@ def test_pending_jobs_are_bounded() -> None:
     assert 42 == background.submit(lambda: 42).result(timeout=10)
 
 
-def test_job_sees_the_context_of_submission_time(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_job_sees_the_context_of_submission_time(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     started = threading.Event()
 
     def job() -> None:

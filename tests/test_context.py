@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
 
 import sentry_sdk
 import structlog
 
-from mina.logging_config import current_redactor
 from mina.observability import context
-from mina.observability.sentry import init_sentry
-from mina.settings import Settings
 from mina.testing import SentryIngest
-
-from .conftest import Lines
-
-
-def sentry_on(configure: Callable[..., Lines], ingest: SentryIngest, **overrides: object) -> Lines:
-    lines = configure(sentry_dsn=ingest.dsn, traces_sample_rate=1.0, **overrides)
-    init_sentry(
-        Settings(sentry_dsn=ingest.dsn, traces_sample_rate=1.0, **overrides),  # type: ignore[arg-type]
-        current_redactor(),
-    )
-    return lines
+from mina.testing.plugin import PipelineFactory
 
 
 def test_bind_user_meeting_and_fields_reach_both_sides(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = sentry_on(configure, sentry_ingest)
+    lines = mina_sentry(traces_sample_rate=1.0)
     log = structlog.get_logger("ctx")
 
     context.bind_user(7, username="ada", email="ada@example.org")
@@ -54,9 +40,9 @@ def test_bind_user_meeting_and_fields_reach_both_sides(
 
 
 def test_bind_user_keeps_email_with_consent(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = sentry_on(configure, sentry_ingest, send_pii=True)
+    lines = mina_sentry(traces_sample_rate=1.0, send_pii=True)
 
     context.bind_user(8, username="bo", email="bo@example.org")
     structlog.get_logger().error("ctx.failed")
@@ -67,9 +53,9 @@ def test_bind_user_keeps_email_with_consent(
 
 
 def test_bound_restores_previous_values_on_both_sides(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = sentry_on(configure, sentry_ingest)
+    lines = mina_sentry(traces_sample_rate=1.0)
     log = structlog.get_logger()
     context.bind(job="outer")
 
@@ -93,8 +79,8 @@ def test_bound_restores_previous_values_on_both_sides(
     assert ["2", None, None] == [e["tags"].get("step") for e in events]
 
 
-def test_clear_forgets_log_context_and_meeting_fields(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_clear_forgets_log_context_and_meeting_fields(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     context.bind_meeting("m-1", title="old")
     context.clear()
     context.bind_meeting("m-2")
@@ -104,9 +90,9 @@ def test_clear_forgets_log_context_and_meeting_fields(configure: Callable[..., L
 
 
 def test_long_tag_values_are_cut_for_sentry(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    sentry_on(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=1.0)
 
     context.bind(note="n" * 500)
     sentry_sdk.capture_message("long tag")
@@ -116,9 +102,9 @@ def test_long_tag_values_are_cut_for_sentry(
 
 
 def test_another_meeting_starts_with_fresh_fields(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    sentry_on(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=1.0)
 
     context.bind_meeting("m-secret", room="private")
     context.bind_meeting("m-2", participants=2)
@@ -131,9 +117,9 @@ def test_another_meeting_starts_with_fresh_fields(
 
 
 def test_bound_keys_stay_in_their_own_context(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    sentry_on(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=1.0)
     log = structlog.get_logger()
 
     def other_request() -> None:  # its own contextvars and Sentry scope, as under Flask

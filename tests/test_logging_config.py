@@ -8,8 +8,6 @@ import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +16,17 @@ import sentry_sdk
 import structlog
 from freezegun import freeze_time
 
-from mina.logging_config import configure_logging, current_redactor
+from mina.logging_config import configure_logging
 from mina.observability import context
 from mina.observability.sentry import init_sentry
 from mina.settings import ConfigError, Settings
 from mina.testing import SentryIngest
+from mina.testing.plugin import PipelineFactory
 
-from .conftest import ROOT, Lines
+from .support import ROOT
 
 SECRET = "hunter2-s3cr3t-canary"
 SCHEMA_HEAD = ["timestamp", "level", "logger", "event"]
-
-
-def with_sentry(configure: Callable[..., Lines], ingest: SentryIngest, **overrides: Any) -> Lines:
-    overrides = {"sentry_dsn": ingest.dsn, "traces_sample_rate": 0.0, **overrides}
-    lines = configure(**overrides)
-    init_sentry(replace(Settings.from_env(), **overrides), current_redactor())
-    return lines
 
 
 def flush() -> None:
@@ -45,9 +37,9 @@ def flush() -> None:
 
 
 def test_structlog_call_is_one_json_line_in_schema_order(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
     context.bind_meeting("m-1")
     structlog.get_logger("mina.test").info("meeting.created", title="Standup", seats=4)
 
@@ -65,8 +57,8 @@ def test_structlog_call_is_one_json_line_in_schema_order(
 
 
 @freeze_time("2026-11-29 10:20:30.123456")
-def test_timestamp_is_iso_utc(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_timestamp_is_iso_utc(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     structlog.get_logger("t").warning("clock.read")
     logging.getLogger("foreign.lib").warning("foreign clock")
 
@@ -74,9 +66,9 @@ def test_timestamp_is_iso_utc(configure: Callable[..., Lines]) -> None:
 
 
 def test_foreign_record_has_same_schema_context_and_redaction(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
     structlog.contextvars.bind_contextvars(request_id="r-1")
     logging.getLogger("urllib3.custom").warning(
         "connecting to %s with token=%s", "db", SECRET, extra={"password": SECRET, "port": 5432}
@@ -93,8 +85,8 @@ def test_foreign_record_has_same_schema_context_and_redaction(
     assert SECRET not in lines.text
 
 
-def test_secret_under_sensitive_key_is_redacted(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_secret_under_sensitive_key_is_redacted(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     structlog.get_logger().info("user.login", password=SECRET, meeting_id="m-9")
 
     [line] = lines.all()
@@ -104,8 +96,8 @@ def test_secret_under_sensitive_key_is_redacted(configure: Callable[..., Lines])
 
 
 @pytest.mark.parametrize("key", ["name", "message", "args", "module", "filename", "created", "msg"])
-def test_reserved_key_is_renamed_not_raised(configure: Callable[..., Lines], key: str) -> None:
-    lines = configure()
+def test_reserved_key_is_renamed_not_raised(mina_logging: PipelineFactory, key: str) -> None:
+    lines = mina_logging()
     structlog.get_logger().info("reserved.key", **{key: "value"})
 
     [line] = lines.all()
@@ -113,8 +105,8 @@ def test_reserved_key_is_renamed_not_raised(configure: Callable[..., Lines], key
     assert key not in line
 
 
-def test_exception_is_rendered_redacted_and_real_exc_info(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_exception_is_rendered_redacted_and_real_exc_info(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     try:
         raise ValueError(f"cannot connect to postgres://mina:{SECRET}@db/mina")
     except ValueError:
@@ -132,8 +124,8 @@ class Unrepresentable:
         raise RuntimeError("no repr")
 
 
-def test_values_json_cannot_encode_never_raise(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_values_json_cannot_encode_never_raise(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     cycle: dict[str, Any] = {"a": 1}
     cycle["self"] = cycle
     log = structlog.get_logger()
@@ -160,8 +152,8 @@ def test_values_json_cannot_encode_never_raise(configure: Callable[..., Lines]) 
     assert "odd.values" == line["event"]
 
 
-def test_disabled_level_writes_nothing(configure: Callable[..., Lines]) -> None:
-    lines = configure(log_level=logging.WARNING)
+def test_disabled_level_writes_nothing(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(log_level=logging.WARNING)
     log = structlog.get_logger()
     log.info("hidden")
     log.debug("hidden")
@@ -170,18 +162,18 @@ def test_disabled_level_writes_nothing(configure: Callable[..., Lines]) -> None:
     assert ["shown"] == [line["event"] for line in lines.all()]
 
 
-def test_reconfiguring_the_level_reaches_cached_loggers(configure: Callable[..., Lines]) -> None:
+def test_reconfiguring_the_level_reaches_cached_loggers(mina_logging: PipelineFactory) -> None:
     log = structlog.get_logger("cached")
-    lines = configure(log_level=logging.WARNING)
+    lines = mina_logging(log_level=logging.WARNING)
     log.info("first")
-    lines = configure(log_level=logging.DEBUG)
+    lines = mina_logging(log_level=logging.DEBUG)
     log.debug("second")
 
     assert ["second"] == [line["event"] for line in lines.all()]
 
 
-def test_console_format_has_same_fields(configure: Callable[..., Lines]) -> None:
-    lines = configure(log_format="console")
+def test_console_format_has_same_fields(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(log_format="console")
     structlog.get_logger("mina.x").info("meeting.created", password=SECRET, seats=3)
 
     assert "meeting.created" in lines.text
@@ -190,9 +182,9 @@ def test_console_format_has_same_fields(configure: Callable[..., Lines]) -> None
 
 
 def test_a_failing_processor_never_raises_into_the_caller(
-    configure: Callable[..., Lines], capsys: pytest.CaptureFixture[str]
+    mina_logging: PipelineFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configure()
+    mina_logging()
 
     class Exploding:
         def __str__(self) -> str:
@@ -204,8 +196,8 @@ def test_a_failing_processor_never_raises_into_the_caller(
     structlog.get_logger().info("still.working")
 
 
-def test_configure_is_idempotent(configure: Callable[..., Lines]) -> None:
-    configure()
+def test_configure_is_idempotent(mina_logging: PipelineFactory) -> None:
+    mina_logging()
     settings = Settings.from_env()
     first = configure_logging(settings)
     handlers = list(logging.getLogger().handlers)
@@ -214,13 +206,13 @@ def test_configure_is_idempotent(configure: Callable[..., Lines]) -> None:
     assert handlers == logging.getLogger().handlers
 
 
-def test_redact_keys_from_env_and_yaml(configure: Callable[..., Lines], tmp_path: Path) -> None:
+def test_redact_keys_from_env_and_yaml(mina_logging: PipelineFactory, tmp_path: Path) -> None:
     config = (ROOT / "mina" / "logging.yaml").read_text()
     config = config.replace("keys: []", "keys: [meeting_passphrase]")
     config = config.replace("patterns: []", "patterns: ['MINA-[0-9]{6}']")
     path = tmp_path / "logging.yaml"
     path.write_text(config)
-    lines = configure(logging_config=path, redact_keys=("room_code",))
+    lines = mina_logging(logging_config=path, redact_keys=("room_code",))
     structlog.get_logger().info(
         "custom.keys", meeting_passphrase="abc", room_code="xyz", note="ticket MINA-123456"
     )
@@ -243,9 +235,9 @@ def test_bad_logging_config_names_the_variable(tmp_path: Path) -> None:
 
 
 def test_error_becomes_event_named_after_the_event(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    with_sentry(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=0.0)
     log = structlog.get_logger("mina.billing")
     for attempt in (1, 2):
         log.error("invoice.failed", attempt=attempt, invoice="inv-1")
@@ -261,9 +253,9 @@ def test_error_becomes_event_named_after_the_event(
 
 
 def test_info_calls_are_breadcrumbs_of_the_next_error(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    with_sentry(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=0.0)
     log = structlog.get_logger("mina.flow")
     with sentry_sdk.isolation_scope():
         context.bind(request_id="r-42")
@@ -285,9 +277,9 @@ def test_info_calls_are_breadcrumbs_of_the_next_error(
 
 
 def test_exception_carries_the_stack_trace(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    with_sentry(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=0.0)
 
     def explode() -> None:
         raise KeyError("missing")
@@ -306,9 +298,9 @@ def test_exception_carries_the_stack_trace(
 
 
 def test_secrets_leave_by_neither_route(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = with_sentry(configure, sentry_ingest)
+    lines = mina_sentry(traces_sample_rate=0.0)
     log = structlog.get_logger()
     log.info("auth.attempt", password=SECRET, api_key=SECRET)
     logging.getLogger("thirdparty").info("Authorization: Bearer %s", SECRET)
@@ -322,11 +314,11 @@ def test_secrets_leave_by_neither_route(
 
 
 def test_no_sentry_event_for_ignored_http_status(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
     from werkzeug.exceptions import Forbidden, InternalServerError, NotFound
 
-    with_sentry(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=0.0)
     log = structlog.get_logger()
     for exc in (NotFound(), Forbidden(), InternalServerError()):
         log.error("http.error", exc_info=exc)
@@ -337,9 +329,9 @@ def test_no_sentry_event_for_ignored_http_status(
 
 
 def test_sentry_initialized_line_names_no_key(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = with_sentry(configure, sentry_ingest, sentry_environment="staging")
+    lines = mina_sentry(traces_sample_rate=0.0, sentry_environment="staging")
 
     [line] = lines.events("sentry.initialized")
     key = sentry_ingest.dsn.split("//")[1].split("@")[0]
@@ -349,8 +341,8 @@ def test_sentry_initialized_line_names_no_key(
     assert 0.0 == line["traces_sample_rate"]
 
 
-def test_sentry_disabled_says_why(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_sentry_disabled_says_why(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     init_sentry(Settings(), configure_logging(Settings()))
 
     [line] = lines.events("sentry.disabled")
@@ -406,14 +398,14 @@ def test_subprocess_stdout_is_one_json_object_per_line() -> None:
     ("caller_info", "expected"), [(False, "(unknown function)"), (True, "call_site")]
 )
 def test_caller_info_is_opt_in(
-    configure: Callable[..., Lines], tmp_path: Path, caller_info: bool, expected: str
+    mina_logging: PipelineFactory, tmp_path: Path, caller_info: bool, expected: str
 ) -> None:
     config = (ROOT / "mina" / "logging.yaml").read_text()
     path = tmp_path / "logging.yaml"
     path.write_text(
         config.replace("caller_info: false", f"caller_info: {str(caller_info).lower()}")
     )
-    configure(logging_config=path)
+    mina_logging(logging_config=path)
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
@@ -433,9 +425,9 @@ def test_caller_info_is_opt_in(
 
 
 def test_bad_calls_never_raise_and_are_reported(
-    configure: Callable[..., Lines], capsys: pytest.CaptureFixture[str]
+    mina_logging: PipelineFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
     log = structlog.get_logger()
 
     log.info("progress %d", "not a number")
@@ -449,8 +441,8 @@ def test_bad_calls_never_raise_and_are_reported(
     assert all(line.startswith("mina: logging failed for event ") for line in reported)
 
 
-def test_head_keys_are_never_overwritten(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_head_keys_are_never_overwritten(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     structlog.get_logger("mine").warning("clash", level="debug", logger="x", timestamp="y")
     logging.getLogger("other").error(
         "quota", extra={"event": "e", "level": "debug", "logger": "l", "timestamp": "t"}
@@ -469,16 +461,16 @@ def test_head_keys_are_never_overwritten(configure: Callable[..., Lines]) -> Non
 
 
 @freeze_time("2026-11-29 10:20:30")
-def test_timestamp_keeps_its_width_on_whole_seconds(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_timestamp_keeps_its_width_on_whole_seconds(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     structlog.get_logger().info("tick")
     logging.getLogger("foreign").warning("tock")
 
     assert ["2026-11-29T10:20:30.000000Z"] * 2 == [line["timestamp"] for line in lines.all()]
 
 
-def test_stack_info_works_without_caller_info(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_stack_info_works_without_caller_info(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
 
     def where() -> None:
         structlog.get_logger().info("with.stack", stack_info=True)
@@ -491,7 +483,7 @@ def test_stack_info_works_without_caller_info(configure: Callable[..., Lines]) -
 
 
 def test_formatter_declared_with_class_redacts_like_the_pipeline(
-    configure: Callable[..., Lines], tmp_path: Path
+    mina_logging: PipelineFactory, tmp_path: Path
 ) -> None:
     path = tmp_path / "logging.yaml"
     path.write_text(
@@ -501,21 +493,21 @@ def test_formatter_declared_with_class_redacts_like_the_pipeline(
         " formatter: plain}}\n"
         "root: {level: INFO, handlers: [out]}\n"
     )
-    lines = configure(logging_config=path, redact_keys=("room_code",))
+    lines = mina_logging(logging_config=path, redact_keys=("room_code",))
     logging.getLogger("vendor").info("joined", extra={"room_code": "xyz", "seats": 2})
 
     [line] = lines.all()
     assert ("[REDACTED]", 2) == (line["room_code"], line["seats"])
 
 
-def test_mina_logger_follows_reconfiguration(configure: Callable[..., Lines]) -> None:
+def test_mina_logger_follows_reconfiguration(mina_logging: PipelineFactory) -> None:
     from mina.logging_config import get_logger
 
     log = get_logger()  # made before configuration, like a module-level logger
-    lines = configure(log_level=logging.WARNING)
+    lines = mina_logging(log_level=logging.WARNING)
     log.debug("hidden")
     log.warning("shown", n=1)
-    lines = configure(log_level=logging.DEBUG)
+    lines = mina_logging(log_level=logging.DEBUG)
     log.debug("now.shown")
 
     assert ["now.shown"] == [line["event"] for line in lines.all()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import sentry_sdk
@@ -18,9 +17,9 @@ from sentry_sdk.integrations.logging import (
 from mina.observability import context
 from mina.observability.sentry.sdk import MinaLoggingIntegration, _BreadcrumbHandler
 from mina.testing import SentryIngest
+from mina.testing.plugin import PipelineFactory
 
-from .conftest import Lines
-from .test_logging_config import SECRET, flush, with_sentry
+from .test_logging_config import SECRET, flush
 
 
 def _calls() -> None:
@@ -48,9 +47,9 @@ def _crumbs(ingest: SentryIngest) -> list[dict[str, Any]]:
 
 
 def test_breadcrumbs_equal_sentrys_own_handler(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    with_sentry(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=0.0)
     ignore_logger("mina.crumbs.ignored")
     integration = sentry_sdk.get_client().get_integration(LoggingIntegration)
     assert isinstance(integration, MinaLoggingIntegration)
@@ -77,9 +76,9 @@ def test_breadcrumbs_equal_sentrys_own_handler(
 
 
 def test_ignore_list_changes_reach_the_handler(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    with_sentry(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=0.0)
     handler = _BreadcrumbHandler(level=logging.INFO)
     record = logging.LogRecord("mina.later.ignored", logging.INFO, "", 0, "x", (), None)
 
@@ -93,9 +92,9 @@ def test_ignore_list_changes_reach_the_handler(
 
 
 def test_breadcrumbs_not_from_the_hook_are_redacted_in_before_send(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    with_sentry(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=0.0)
     structlog.get_logger("mina.crumbs").info("step.one", api_key=SECRET)
 
     sentry_sdk.capture_event(

@@ -20,9 +20,11 @@ import mina
 from mina import db
 from mina.observability import background
 from mina.observability.flask import request_id_from
-from mina.testing import SentryIngest
+from mina.testing import CapturedLogs, SentryIngest
+from mina.testing.plugin import PipelineFactory
 
-from .conftest import Lines, make_wav
+from . import support
+from .support import EXPLODE_LOGGER, make_wav
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -36,11 +38,11 @@ def make_user(path: str, username: str, email: str | None = None) -> tuple[int, 
 
 @pytest.fixture
 def app_with_sentry(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
-) -> Callable[..., tuple[flask.Flask, Lines]]:
-    def build(**env: str) -> tuple[flask.Flask, Lines]:
-        lines = configure()
-        app = mina.create_app(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> Callable[..., tuple[flask.Flask, CapturedLogs]]:
+    def build(**env: str) -> tuple[flask.Flask, CapturedLogs]:
+        lines = mina_logging()
+        app = support.create_app(
             {
                 "SENTRY_DSN": sentry_ingest.dsn,
                 "SENTRY_TRACES_SAMPLE_RATE": "1.0",
@@ -49,13 +51,6 @@ def app_with_sentry(
                 **env,
             }
         )
-
-        @app.get("/api/meetings/<meeting_id>/explode")
-        @mina.auth.login_required
-        def explode(meeting_id: str) -> str:
-            structlog.get_logger("mina.test").info("explode.requested", nonce=meeting_id)
-            raise RuntimeError("exploded")
-
         return app, lines
 
     return build
@@ -111,9 +106,9 @@ def test_any_header_gives_a_safe_request_id(value: str) -> None:
     [("/healthz", 200), ("/nowhere", 404), ("/api/meetings/m-1", 401), ("/boom", 500)],
 )
 def test_request_id_is_echoed_on_every_status(
-    configure: Callable[..., Lines], path: str, status: int
+    mina_logging: PipelineFactory, path: str, status: int
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
     app = mina.create_app()
 
     @app.get("/boom")
@@ -139,8 +134,8 @@ def test_request_id_is_echoed_on_every_status(
 # --- the finished line ----------------------------------------------------------------------
 
 
-def test_finished_line_and_debug_started_line(configure: Callable[..., Lines]) -> None:
-    lines = configure(log_level=logging.DEBUG)
+def test_finished_line_and_debug_started_line(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(log_level=logging.DEBUG)
     app = mina.create_app({"LOG_LEVEL": "DEBUG"})
 
     response = app.test_client().get("/healthz", headers={"User-Agent": "probe/1.0"})
@@ -161,8 +156,8 @@ def test_finished_line_and_debug_started_line(configure: Callable[..., Lines]) -
     assert "client_ip" not in finished
 
 
-def test_context_does_not_survive_the_request(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_context_does_not_survive_the_request(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     app = mina.create_app()
 
     app.test_client().get("/healthz")
@@ -172,8 +167,8 @@ def test_context_does_not_survive_the_request(configure: Callable[..., Lines]) -
     assert not {"request_id", "method", "path", "route"} & set(after)
 
 
-def test_client_ip_only_with_pii_consent(configure: Callable[..., Lines]) -> None:
-    lines = configure(send_pii=True)
+def test_client_ip_only_with_pii_consent(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(send_pii=True)
     app = mina.create_app({"MINA_SEND_PII": "1"})
 
     app.test_client().get("/healthz", environ_base={"REMOTE_ADDR": "203.0.113.9"})
@@ -182,8 +177,8 @@ def test_client_ip_only_with_pii_consent(configure: Callable[..., Lines]) -> Non
     assert "203.0.113.9" == finished["client_ip"]
 
 
-def test_proxy_headers_only_with_trusted_proxies(configure: Callable[..., Lines]) -> None:
-    lines = configure(send_pii=True)
+def test_proxy_headers_only_with_trusted_proxies(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(send_pii=True)
     headers = {"X-Forwarded-For": "198.51.100.7"}
     environ = {"REMOTE_ADDR": "10.0.0.1"}
     mina.create_app({"MINA_SEND_PII": "1"}).test_client().get(
@@ -202,7 +197,7 @@ def test_proxy_headers_only_with_trusted_proxies(configure: Callable[..., Lines]
 
 
 def test_user_meeting_and_trace_on_lines_event_and_transaction(
-    app_with_sentry: Callable[..., tuple[flask.Flask, Lines]],
+    app_with_sentry: Callable[..., tuple[flask.Flask, CapturedLogs]],
     sentry_ingest: SentryIngest,
     tmp_path: Path,
 ) -> None:
@@ -215,7 +210,11 @@ def test_user_meeting_and_trace_on_lines_event_and_transaction(
 
     response = client.get(
         f"/api/meetings/{meeting['id']}/explode",
-        headers={**auth, "sentry-trace": f"{incoming_trace}-b7ad6b7169203331-1"},
+        headers={
+            **auth,
+            "sentry-trace": f"{incoming_trace}-b7ad6b7169203331-1",
+            "X-Request-ID": "web-explode-1",
+        },
     )
     sentry_sdk.flush(timeout=5)
 
@@ -241,15 +240,15 @@ def test_user_meeting_and_trace_on_lines_event_and_transaction(
         assert {"id": str(user_id), "username": "ada"} == sentry_item["user"]
         assert incoming_trace == sentry_item["contexts"]["trace"]["trace_id"]
     assert "/api/meetings/<meeting_id>/explode" == transaction["transaction"]
-    crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("category") == "mina.test"]
-    assert [{"nonce": meeting["id"]}] == [c["data"] for c in crumbs]
+    crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("category") == EXPLODE_LOGGER]
+    assert [{"nonce": "web-explode-1"}] == [c["data"] for c in crumbs]
     # No consent: the email reached neither output.
     assert "ada@example.org" not in lines.text
     assert not any(b"ada@example.org" in body for body in sentry_ingest.raw_bodies)
 
 
 def test_email_reaches_outputs_only_with_consent(
-    app_with_sentry: Callable[..., tuple[flask.Flask, Lines]],
+    app_with_sentry: Callable[..., tuple[flask.Flask, CapturedLogs]],
     sentry_ingest: SentryIngest,
     tmp_path: Path,
 ) -> None:
@@ -268,7 +267,7 @@ def test_email_reaches_outputs_only_with_consent(
 
 
 def test_background_job_keeps_context_and_reports_to_sentry(
-    app_with_sentry: Callable[..., tuple[flask.Flask, Lines]],
+    app_with_sentry: Callable[..., tuple[flask.Flask, CapturedLogs]],
     sentry_ingest: SentryIngest,
     tmp_path: Path,
 ) -> None:
@@ -322,8 +321,8 @@ def test_background_job_keeps_context_and_reports_to_sentry(
     assert running["trace_id"] == job[0]["contexts"]["trace"]["trace_id"]
 
 
-def test_a_secret_is_never_kept_as_request_id(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_a_secret_is_never_kept_as_request_id(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     app = mina.create_app()
     token = "ghp_" + "A1b2C3d4E5" * 4  # a GitHub token shape: only [A-Za-z0-9_]
 
