@@ -25,12 +25,15 @@ from pathlib import Path
 from typing import IO, Any
 
 import flask
+import sentry_sdk
 import structlog
 
 import mina
 from mina import auth
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A value that must never reach stdout or Sentry once redaction ran.
+SECRET = "hunter2-s3cr3t-canary"
 EXPLODE_LOGGER = "mina.test"
 _FORMATS = {1: "B", 2: "h", 4: "i"}
 
@@ -151,3 +154,8 @@ class Server:
             if stream is not None:
                 stream.close()
         return [json.loads(line) for line in self._out], "".join(self._err)
+
+
+def flush() -> None:
+    """Send everything the Sentry client holds to the ingest now."""
+    sentry_sdk.flush(timeout=5)

@@ -22,9 +22,8 @@ from mina.observability import background
 from mina.observability.flask import request_id_from
 from mina.testing import CapturedLogs, SentryIngest
 from mina.testing.plugin import PipelineFactory
-
-from . import support
-from .support import EXPLODE_LOGGER, make_wav
+from tests import support
+from tests.support import EXPLODE_LOGGER, make_wav
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
