@@ -85,8 +85,8 @@ def finished_chunk(app: flask.Flask, chunk_id: int) -> db.ChunkRow:
     return chunk
 
 
-def test_create_and_get_a_meeting(ada: Client, configure: Callable[..., Lines]) -> None:
-    configure()  # structlog's capture_logs stands in for a configured pipeline's processors
+def test_create_and_get_a_meeting(ada: Client, mina_logging: PipelineFactory) -> None:
+    mina_logging()  # structlog's capture_logs stands in for a configured pipeline's processors
     with capture_logs() as logs:
         created = ada.create_meeting("  Weekly sync ")
     assert {
@@ -178,9 +178,9 @@ def test_every_route_needs_a_token(app: flask.Flask, method: str, url: str) -> N
 
 
 def test_upload_a_chunk_and_process_it_in_the_background(
-    ada: Client, app: flask.Flask, configure: Callable[..., Lines]
+    ada: Client, app: flask.Flask, mina_logging: PipelineFactory
 ) -> None:
-    configure()  # structlog's capture_logs stands in for a configured pipeline's processors
+    mina_logging()  # structlog's capture_logs stands in for a configured pipeline's processors
     meeting = ada.create_meeting()
     data = make_wav([16384, -16384] * 8000)  # 1 s of a half-scale square wave: -6.02 dBFS
     with capture_logs() as logs:
