@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sentry_sdk
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from mina.logging_config import configure_logging
 from mina.observability import context
@@ -97,10 +98,67 @@ def test_reconfiguring_the_level_reaches_cached_loggers(mina_logging: PipelineFa
     assert ["second"] == [line["event"] for line in lines.all()]
 
 
+def _fail_on_explode(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    if event_dict["event"] == "explode.me":
+        raise RuntimeError("processor failed")
+    return event_dict
+
+
 def test_a_failing_processor_never_raises_into_the_caller(
     mina_logging: PipelineFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    mina_logging()
+    lines = mina_logging()
+    # structlog's own configuration route: Mina's bound logger class stays in charge.
+    chain = structlog.get_config()["processors"]
+    structlog.configure(processors=[*chain[:-1], _fail_on_explode, chain[-1]])
+    log = structlog.get_logger("mina.failing")
+
+    returned = log.info("explode.me", n=1)
+    log.info("still.working")
+
+    assert None is returned
+    assert [
+        "mina: logging failed for event 'explode.me': RuntimeError: processor failed"
+    ] == capsys.readouterr().err.splitlines()
+    assert ["still.working"] == [line["event"] for line in lines.all()]
+
+
+class FailOnExplode(logging.Filter):
+    """A handler filter that fails for one event: a broken part of someone's logging.yaml."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "explode.me":
+            raise RuntimeError("filter failed")
+        return True
+
+
+def test_a_failing_handler_never_raises_into_the_caller(
+    mina_logging: PipelineFactory, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "logging.yaml"
+    path.write_text(
+        "version: 1\ndisable_existing_loggers: false\n"
+        f"filters: {{failing: {{(): {__name__}.FailOnExplode}}}}\n"
+        "formatters: {json: {(): mina.observability.formatters.JsonFormatter}}\n"
+        "handlers: {out: {class: logging.StreamHandler, stream: ext://sys.stdout,"
+        " formatter: json, filters: [failing]}}\n"
+        "root: {level: INFO, handlers: [out]}\n"
+    )
+    lines = mina_logging(logging_config=path)
+    log = structlog.get_logger("mina.failing")
+
+    returned = log.warning("explode.me")
+    log.warning("still.working")
+
+    assert None is returned
+    assert [
+        "mina: logging failed for event 'explode.me': RuntimeError: filter failed"
+    ] == capsys.readouterr().err.splitlines()
+    assert ["still.working"] == [line["event"] for line in lines.all()]
+
+
+def test_an_event_whose_repr_raises_is_still_logged(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
 
     class Exploding:
         def __str__(self) -> str:
@@ -110,6 +168,10 @@ def test_a_failing_processor_never_raises_into_the_caller(
 
     structlog.get_logger().info(Exploding())  # type: ignore[arg-type]
     structlog.get_logger().info("still.working")
+
+    assert ["<unrepresentable Exploding>", "still.working"] == [
+        line["event"] for line in lines.all()
+    ]
 
 
 def test_configure_is_idempotent(mina_logging: PipelineFactory) -> None:
