@@ -6,7 +6,7 @@ import sentry_sdk
 import structlog
 
 from mina.logging_config import configure_logging
-from mina.observability.sentry import init_sentry
+from mina.observability.sentry import close_sentry, init_sentry
 from mina.settings import Settings
 from mina.testing import SentryIngest
 from mina.testing.plugin import PipelineFactory
@@ -71,3 +71,24 @@ def test_breadcrumbs_not_from_the_hook_are_redacted_in_before_send(
     assert "token=[REDACTED]" in [crumb.get("message") for crumb in crumbs]
     assert {"api_key": "[REDACTED]"} in [crumb.get("data") for crumb in crumbs]
     assert not any(SECRET.encode() in body for body in sentry_ingest.raw_bodies)
+
+
+def test_close_sentry_flushes_and_lets_the_same_settings_start_again(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest
+) -> None:
+    mina_logging()
+    settings = Settings(sentry_dsn=sentry_ingest.dsn, traces_sample_rate=0.0)
+    redactor = configure_logging(settings)
+    assert init_sentry(settings, redactor)
+    sentry_sdk.capture_message("before close")
+
+    close_sentry()  # no flush() first: closing sends what is pending
+
+    assert ["before close"] == [e["message"] for e in sentry_ingest.wait_for_events()]
+    assert not sentry_sdk.get_client().is_active()
+    assert init_sentry(settings, redactor)  # not "already initialised" with a closed client
+    sentry_sdk.capture_message("after restart")
+    flush()
+    assert ["before close", "after restart"] == [
+        e["message"] for e in sentry_ingest.wait_for_events(n=2)
+    ]
