@@ -17,10 +17,9 @@ from sentry_sdk.integrations.logging import (
     ignore_logger,
     unignore_logger,
 )
-from sentry_sdk.scrubber import EventScrubber
 
 from mina.observability import context
-from mina.observability.sentry.sdk import MinaLoggingIntegration, MinaScrubs, _BreadcrumbHandler
+from mina.observability.sentry.sdk import MinaLoggingIntegration, _BreadcrumbHandler
 from mina.testing import SentryIngest
 from mina.testing.plugin import PipelineFactory
 from tests.support import SECRET, flush
@@ -244,26 +243,17 @@ def test_pin_the_integration_patches_logger_call_handlers(
     assert "reached sentry anyway, token=[REDACTED]" == event["logentry"]["formatted"]
 
 
-def test_pin_event_scrubber_is_called_for_every_event_before_before_send(
-    sentry_ingest: SentryIngest,
+def test_pin_data_collection_keeps_the_sdk_scrubber_off(
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    """`MinaScrubs` relies on the ``event_scrubber`` option: the SDK calls its
-    ``scrub_event(event)`` once per event; Sentry's default one writes ``[Filtered]``."""
-    scrubbed: list[str] = []
-
-    class Recording(MinaScrubs):
-        def scrub_event(self, event: Any) -> None:
-            scrubbed.append(event["message"])
-
-    sentry_sdk.init(dsn=sentry_ingest.dsn, default_integrations=False, event_scrubber=Recording())
-    sentry_sdk.set_extra("password", "in the clear for this pin")
-    sentry_sdk.capture_message("one")
-    sentry_sdk.capture_message("two")
+    """Mina passes ``data_collection``; the SDK then runs no ``EventScrubber`` beside Mina's
+    redaction, so a secret carries one marker (``[REDACTED]``), never ``[Filtered]``."""
+    mina_sentry(traces_sample_rate=0.0)
+    sentry_sdk.set_extra("password", SECRET)
+    sentry_sdk.capture_message("one marker")
     flush()
-    events = sentry_ingest.wait_for_events(n=2)
 
-    assert ["one", "two"] == scrubbed
-    assert ["in the clear for this pin"] * 2 == [e["extra"]["password"] for e in events]
-    default: dict[str, Any] = {"extra": {"password": "x"}}
-    EventScrubber().scrub_event(default)
-    assert "[Filtered]" == default["extra"]["password"].value
+    [event] = sentry_ingest.wait_for_events()
+    assert None is sentry_sdk.get_client().options["event_scrubber"]
+    assert "[REDACTED]" == event["extra"]["password"]
+    assert b"[Filtered]" not in b"".join(sentry_ingest.raw_bodies)
