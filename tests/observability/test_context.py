@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from typing import Any
 
 import sentry_sdk
 import structlog
@@ -10,6 +11,7 @@ import structlog
 from mina.observability import context
 from mina.testing import SentryIngest
 from mina.testing.plugin import PipelineFactory
+from tests.support import flush
 
 
 def test_bind_user_meeting_and_fields_reach_both_sides(
@@ -135,3 +137,52 @@ def test_bound_keys_stay_in_their_own_context(
         k: v for k, v in event["extra"].items() if k != "sys.argv"
     }
     assert "chunk_id" not in event.get("tags", {})
+
+
+def _extra(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.get("extra", {}).items() if k != "sys.argv"}
+
+
+def test_every_bound_key_stays_out_of_extra_until_cleared(
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
+) -> None:
+    mina_sentry(traces_sample_rate=0.0)
+    log = structlog.get_logger()
+
+    context.bind(tenant="acme")
+    context.bind(job="sync")  # a second bind keeps the first one's keys bound
+    log.error("bound.twice", attempt=1)
+    with context.bound(step=2):
+        log.error("in.block", attempt=2)
+    log.error("after.block", step=3)  # step is the call's own again
+    context.clear()
+    log.error("after.clear", tenant="own", job="own")
+    flush()
+
+    events = sentry_ingest.wait_for_events(n=4)
+    assert [
+        {"attempt": 1},
+        {"attempt": 2},
+        {"step": 3},
+        {"tenant": "own", "job": "own"},
+    ] == [_extra(event) for event in events]
+    assert [("acme", "sync"), ("acme", "sync"), ("acme", "sync")] == [
+        (e["tags"]["tenant"], e["tags"]["job"]) for e in events[:3]
+    ]
+    assert "2" == events[1]["tags"]["step"]
+
+
+def test_clear_forgets_the_fields_of_the_same_meeting(
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
+) -> None:
+    mina_sentry(traces_sample_rate=0.0)
+
+    context.bind_meeting("m-1", room="private")
+    context.clear()
+    context.bind_meeting("m-1", participants=2)
+    sentry_sdk.capture_message("which fields")
+    flush()
+
+    assert {"id": "m-1", "participants": 2} == (
+        sentry_ingest.wait_for_events()[0]["contexts"]["meeting"]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Callable
@@ -13,13 +14,14 @@ import flask
 import pytest
 import sentry_sdk
 import structlog
+from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mina
 from mina import db
 from mina.observability import background
-from mina.observability.flask import request_id_from
+from mina.observability.flask import Observability, request_id_from
 from mina.testing import CapturedLogs, SentryIngest
 from mina.testing.plugin import PipelineFactory
 from tests import support
@@ -331,4 +333,77 @@ def test_a_secret_is_never_kept_as_request_id(mina_logging: PipelineFactory) -> 
     assert token not in lines.text
     assert [response.headers["X-Request-ID"]] == [
         line["request_id"] for line in lines.events("request.request_id_rejected")
+    ]
+
+
+# --- the finished line's level, duration and the route tag ------------------------------
+
+
+def status_app() -> flask.Flask:
+    """A bare app with the extension and one route answering any status."""
+    app = flask.Flask("status")
+    Observability(app)
+
+    @app.get("/status/<int:code>")
+    def answer(code: int) -> tuple[str, int]:
+        return "", code
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("code", "level"),
+    [
+        (200, "info"),
+        (302, "info"),
+        (399, "info"),
+        (400, "warning"),
+        (404, "warning"),
+        (503, "warning"),
+    ],
+)
+def test_finished_line_is_a_warning_from_400_on(
+    mina_logging: PipelineFactory, code: int, level: str
+) -> None:
+    lines = mina_logging()
+
+    status_app().test_client().get(f"/status/{code}")
+
+    [finished] = lines.events("request.finished")
+    assert (code, level) == (finished["status"], finished["level"])
+
+
+def test_duration_is_the_time_the_request_took_in_milliseconds(
+    mina_logging: PipelineFactory,
+) -> None:
+    lines = mina_logging()
+    app = flask.Flask("slow")
+    Observability(app)
+
+    with freeze_time("2026-11-29 10:00:00") as clock:
+
+        @app.get("/slow")
+        def slow() -> str:
+            clock.tick(dt.timedelta(milliseconds=1234.5))
+            return "done"
+
+        app.test_client().get("/slow")
+
+    [finished] = lines.events("request.finished")
+    assert 1234.5 == finished["duration_ms"]
+
+
+def test_the_route_is_a_sentry_tag_only_when_a_rule_matched(
+    app_with_sentry: Callable[..., tuple[flask.Flask, CapturedLogs]],
+    sentry_ingest: SentryIngest,
+) -> None:
+    app, _ = app_with_sentry()
+
+    app.test_client().get("/healthz")
+    app.test_client().get("/nowhere")
+    sentry_sdk.flush(timeout=5)
+
+    transactions = sentry_ingest.wait_for_transactions(n=2)
+    assert [("/healthz", "/healthz"), ("generic WSGI request", None)] == [
+        (t["transaction"], t["tags"].get("route")) for t in transactions
     ]

@@ -69,3 +69,65 @@ def test_stack_info_works_without_caller_info(mina_logging: PipelineFactory) -> 
     [line] = lines.all()
     assert line["stack"].startswith("Stack (most recent call last):")
     assert "in where" in line["stack"]
+
+
+def test_a_renamed_key_never_overwrites_one_the_call_passed(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
+    structlog.get_logger().info("both", name="a", name_="b", level="c", level_="d", level__="e")
+
+    [line] = lines.all()
+    assert {"name_": "b", "name__": "a", "level_": "d", "level__": "e", "level___": "c"} == {
+        key: value for key, value in line.items() if key.startswith(("name", "level_"))
+    }
+
+
+def test_log_kwargs_are_not_line_keys(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
+    log = structlog.get_logger("kw")
+
+    log.info("with.stack", stack_info=True, n=1)
+    try:
+        raise ValueError("x")
+    except ValueError:
+        log.error("with.exc", exc_info=True, n=2)
+
+    stack, exc = lines.all()
+    assert ["timestamp", "level", "logger", "event", "n", "stack"] == list(stack)
+    assert ["timestamp", "level", "logger", "event", "n", "exception"] == list(exc)
+
+
+#: The schema's line order, spelled out: a key dropped from the registry must fail here.
+LINE_ORDER = [
+    "timestamp",
+    "level",
+    "logger",
+    "event",
+    "request_id",
+    "method",
+    "path",
+    "route",
+    "user_id",
+    "username",
+    "meeting_id",
+    "trace_id",
+    "span_id",
+    "user_email",
+    "client_ip",
+    "user_agent",
+]
+
+
+def test_every_context_key_has_its_place_on_the_line(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(send_pii=True)
+    # Bound in reverse, passed after the call's own keys: the line still follows the schema.
+    structlog.contextvars.bind_contextvars(**{key: key.upper() for key in reversed(LINE_ORDER[4:])})
+    try:
+        structlog.get_logger("order").info("ordered", zeta=1, alpha=2)
+        logging.getLogger("order.foreign").info("foreign", extra={"zeta": 1, "alpha": 2})
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+    own, foreign = lines.all()
+    assert [*LINE_ORDER, "zeta", "alpha"] == list(own)
+    assert [*LINE_ORDER, "zeta", "alpha"] == list(foreign)
+    assert "CLIENT_IP" == own["client_ip"]
