@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import sentry_sdk
 import structlog
 from freezegun import freeze_time
 
@@ -131,3 +132,18 @@ def test_every_context_key_has_its_place_on_the_line(mina_logging: PipelineFacto
     assert [*LINE_ORDER, "zeta", "alpha"] == list(own)
     assert [*LINE_ORDER, "zeta", "alpha"] == list(foreign)
     assert "CLIENT_IP" == own["client_ip"]
+
+
+def test_a_trace_id_the_call_brought_is_kept_beside_sentrys(mina_sentry: PipelineFactory) -> None:
+    lines = mina_sentry(traces_sample_rate=1.0)
+    log = structlog.get_logger("trace")
+
+    with sentry_sdk.start_transaction(name="job") as transaction:
+        log.info("theirs", trace_id="0" * 32, span_id="upstream-span")
+        log.info("same", trace_id=transaction.trace_id)
+
+    [theirs], [same] = lines.events("theirs"), lines.events("same")
+    assert (transaction.trace_id, "0" * 32) == (theirs["trace_id"], theirs["trace_id_"])
+    assert (transaction.span_id, "upstream-span") == (theirs["span_id"], theirs["span_id_"])
+    assert transaction.trace_id == same["trace_id"]
+    assert "trace_id_" not in same
