@@ -359,10 +359,12 @@ def status_app() -> flask.Flask:
         (399, "info"),
         (400, "warning"),
         (404, "warning"),
-        (503, "warning"),
+        (499, "warning"),
+        (500, "error"),
+        (503, "error"),
     ],
 )
-def test_finished_line_is_a_warning_from_400_on(
+def test_finished_line_level_follows_the_status(
     mina_logging: PipelineFactory, code: int, level: str
 ) -> None:
     lines = mina_logging()
