@@ -86,14 +86,15 @@ def test_log_kwargs_are_not_line_keys(mina_logging: PipelineFactory) -> None:
     lines = mina_logging()
     log = structlog.get_logger("kw")
 
-    log.info("with.stack", stack_info=True, n=1)
+    log.info("with.stack", stack_info=True, n=1, extra="kept", msg_="kept")
     try:
         raise ValueError("x")
     except ValueError:
         log.error("with.exc", exc_info=True, n=2)
 
     stack, exc = lines.all()
-    assert ["timestamp", "level", "logger", "event", "n", "stack"] == list(stack)
+    assert ["timestamp", "level", "logger", "event", "n", "extra", "msg_", "stack"] == list(stack)
+    assert ("kept", "kept") == (stack["extra"], stack["msg_"])
     assert ["timestamp", "level", "logger", "event", "n", "exception"] == list(exc)
 
 
