@@ -21,6 +21,7 @@ import time
 import urllib.request
 import wave
 from collections.abc import Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,7 +30,7 @@ import sentry_sdk
 import structlog
 
 import mina
-from mina import auth
+from mina import auth, db
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A value that must never reach stdout or Sentry once redaction ran.
@@ -50,6 +51,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
         raise RuntimeError(f"exploded in {meeting_id}")
 
     return app
+
+
+def make_user(path: str, username: str, email: str | None = None) -> tuple[int, str]:
+    """Create user *username* in the database at *path*; return its id and a token."""
+    db.initialize(path)
+    with closing(db.connect(path)) as conn:
+        user = db.create_user(conn, username, email)
+        return user.id, db.create_token(conn, user.id)
 
 
 def make_wav(samples: list[int], *, width: int = 2, channels: int = 1, rate: int = 16000) -> bytes:

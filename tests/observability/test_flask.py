@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mina
-from mina import db
 from mina.observability import background
 from mina.observability.flask import Observability, request_id_from
 from mina.testing import CapturedLogs, SentryIngest
 from mina.testing.plugin import PipelineFactory
 from tests import support
-from tests.support import EXPLODE_LOGGER, make_wav
+from tests.support import EXPLODE_LOGGER, make_user, make_wav
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
-def make_user(path: str, username: str, email: str | None = None) -> tuple[int, str]:
-    db.initialize(path)
-    with closing(db.connect(path)) as conn:
-        user = db.create_user(conn, username, email)
-        return user.id, db.create_token(conn, user.id)
 
 
 @pytest.fixture
