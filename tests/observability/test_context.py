@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import contextvars
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sentry_sdk
 import structlog
 
@@ -186,3 +193,38 @@ def test_clear_forgets_the_fields_of_the_same_meeting(
     assert {"id": "m-1", "participants": 2} == (
         sentry_ingest.wait_for_events()[0]["contexts"]["meeting"]
     )
+
+
+BINDS = {
+    "bind_user": "mina.context.bind_user(7, username='ada')",
+    "bind_meeting": "mina.context.bind_meeting('m-7')",
+    "bind": "mina.context.bind(tenant='acme')",
+    "bound": "stack.enter_context(mina.context.bound(tenant='acme'))",
+}
+
+
+@pytest.mark.parametrize("call", BINDS.values(), ids=BINDS.keys())
+def test_the_first_bind_of_a_process_configures_the_pipeline(call: str, tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import contextlib, structlog
+        import mina.context
+        with contextlib.ExitStack() as stack:
+            {call}
+            structlog.get_logger("script").info("after.bind", api_key="k-1")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "MINA_DATABASE": str(tmp_path / "m.db")},
+        check=False,
+    )
+
+    assert 0 == done.returncode, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert ["sentry.disabled", "after.bind"] == [line["event"] for line in lines]
+    assert "[REDACTED]" == lines[1]["api_key"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -400,3 +402,28 @@ def test_the_route_is_a_sentry_tag_only_when_a_rule_matched(
     assert [("/healthz", "/healthz"), ("generic WSGI request", None)] == [
         (t["transaction"], t["tags"].get("route")) for t in transactions
     ]
+
+
+@pytest.mark.parametrize(
+    ("raised", "exception_type"),
+    [
+        (RuntimeError("boom"), "RuntimeError"),
+        (json.JSONDecodeError("bad", "{", 0), "json.decoder.JSONDecodeError"),
+        (sqlite3.OperationalError("locked"), "sqlite3.OperationalError"),
+    ],
+)
+def test_request_failed_names_the_exception_class_with_its_module(
+    mina_logging: PipelineFactory, raised: Exception, exception_type: str
+) -> None:
+    lines = mina_logging()
+    app = flask.Flask("failing")
+    Observability(app)
+
+    @app.get("/fail")
+    def fail() -> str:
+        raise raised
+
+    app.test_client().get("/fail")
+
+    [failed] = lines.events("request.failed")
+    assert exception_type == failed["exception_type"]
