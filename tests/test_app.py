@@ -186,12 +186,12 @@ def test_turning_sentry_off_leaves_no_client_even_with_a_dsn_in_the_env(
 
 
 def test_without_a_dsn_events_stay_in_the_outbox_even_with_a_dsn_in_the_env(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
     sentry_ingest: SentryIngest,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    configure()
+    mina_logging()
     monkeypatch.setenv("SENTRY_DSN", sentry_ingest.dsn)
     mina.create_app()
 

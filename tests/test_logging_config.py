@@ -398,8 +398,8 @@ def test_mina_logger_follows_reconfiguration(mina_logging: PipelineFactory) -> N
     assert "<MinaLogger 'tests.test_logging_config'>" == repr(log)
 
 
-def test_foreign_messages_lose_terminal_escapes(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_foreign_messages_lose_terminal_escapes(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     # werkzeug's development-server banner, coloured for a terminal
     logging.getLogger("werkzeug").warning(
         "\x1b[31m\x1b[1mWARNING: This is a development server.\x1b[0m\n"
