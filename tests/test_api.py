@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,9 @@ import mina
 from mina import api, audio, auth, db
 from mina.observability import background
 from mina.testing import SentryIngest
+from mina.testing.plugin import PipelineFactory
 
-from .conftest import Lines, make_wav
+from .support import make_wav
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def finished_chunk(app: flask.Flask, chunk_id: int) -> db.ChunkRow:
     return chunk
 
 
-def test_create_and_get_a_meeting(ada: Client, configure: Callable[..., Lines]) -> None:
-    configure()  # structlog's capture_logs stands in for a configured pipeline's processors
+def test_create_and_get_a_meeting(ada: Client, mina_logging: PipelineFactory) -> None:
+    mina_logging()  # structlog's capture_logs stands in for a configured pipeline's processors
     with capture_logs() as logs:
         created = ada.create_meeting("  Weekly sync ")
     assert {
@@ -178,9 +178,9 @@ def test_every_route_needs_a_token(app: flask.Flask, method: str, url: str) -> N
 
 
 def test_upload_a_chunk_and_process_it_in_the_background(
-    ada: Client, app: flask.Flask, configure: Callable[..., Lines]
+    ada: Client, app: flask.Flask, mina_logging: PipelineFactory
 ) -> None:
-    configure()  # structlog's capture_logs stands in for a configured pipeline's processors
+    mina_logging()  # structlog's capture_logs stands in for a configured pipeline's processors
     meeting = ada.create_meeting()
     data = make_wav([16384, -16384] * 8000)  # 1 s of a half-scale square wave: -6.02 dBFS
     with capture_logs() as logs:
@@ -282,9 +282,9 @@ def test_a_failing_job_marks_the_chunk_failed(
 
 
 def test_through_the_whole_app_logs_and_sentry_carry_user_and_meeting(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
     app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "1"})
     ada = Client(app, "ada")
     meeting = ada.create_meeting()
@@ -326,9 +326,9 @@ def test_through_the_whole_app_logs_and_sentry_carry_user_and_meeting(
 
 
 def test_through_the_whole_app_401_carries_the_request_id(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
 ) -> None:
-    configure()
+    mina_logging()
     response = mina.create_app().test_client().get("/api/meetings/abc")
     assert 401 == response.status_code
     assert response.headers["X-Request-ID"] == response.get_json()["request_id"]

@@ -16,8 +16,9 @@ import structlog
 
 import mina
 from mina.testing import SentryIngest
+from mina.testing.plugin import PipelineFactory
 
-from .conftest import Lines, Server
+from .support import Server
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
@@ -29,8 +30,8 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         return error.code, dict(error.headers), json.loads(error.read())
 
 
-def test_healthz_and_request_id(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_healthz_and_request_id(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     client = mina.create_app().test_client()
 
     response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
@@ -48,9 +49,9 @@ def test_healthz_and_request_id(configure: Callable[..., Lines]) -> None:
 
 
 def test_test_route_reports_a_message_and_an_error(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    configure()
+    mina_logging()
     app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "0"})
 
     body = app.test_client().get("/api/test-sentry-error").json
@@ -64,8 +65,8 @@ def test_test_route_reports_a_message_and_an_error(
     assert body["request_id"] == error["tags"]["request_id"]
 
 
-def test_test_route_is_404_outside_development(configure: Callable[..., Lines]) -> None:
-    configure()
+def test_test_route_is_404_outside_development(mina_logging: PipelineFactory) -> None:
+    mina_logging()
     app = mina.create_app({"SENTRY_ENVIRONMENT": "production"})
 
     response = app.test_client().get("/api/test-sentry-error")
@@ -76,9 +77,9 @@ def test_test_route_is_404_outside_development(configure: Callable[..., Lines]) 
 
 
 def test_unhandled_error_is_one_event_and_a_json_500(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
     app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "0"})
 
     @app.get("/boom")
@@ -114,7 +115,7 @@ def test_unhandled_error_is_one_event_and_a_json_500(
 @pytest.mark.parametrize("status", [401, 403, 404])
 @pytest.mark.parametrize(("ignored", "reported"), [(None, False), ("", True), ("500", True)])
 def test_ignored_statuses_are_not_events(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
     sentry_ingest: SentryIngest,
     status: int,
     ignored: str | None,
@@ -123,7 +124,7 @@ def test_ignored_statuses_are_not_events(
     from flask import abort
     from werkzeug.exceptions import HTTPException
 
-    lines = configure()
+    lines = mina_logging()
     config = {"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "0"}
     if ignored is not None:
         config["SENTRY_IGNORE_STATUS_CODES"] = ignored
@@ -167,11 +168,11 @@ def test_gunicorn_serves_json_logs_and_says_sentry_is_off(
 
 
 def test_turning_sentry_off_leaves_no_client_even_with_a_dsn_in_the_env(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
     sentry_ingest: SentryIngest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    configure()
+    mina_logging()
     monkeypatch.setenv("SENTRY_DSN", sentry_ingest.dsn)
     mina.create_app()
     assert sentry_sdk.get_client().is_active()
@@ -185,12 +186,12 @@ def test_turning_sentry_off_leaves_no_client_even_with_a_dsn_in_the_env(
 
 
 def test_without_a_dsn_events_stay_in_the_outbox_even_with_a_dsn_in_the_env(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
     sentry_ingest: SentryIngest,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    configure()
+    mina_logging()
     monkeypatch.setenv("SENTRY_DSN", sentry_ingest.dsn)
     mina.create_app()
 
@@ -206,9 +207,9 @@ def test_without_a_dsn_events_stay_in_the_outbox_even_with_a_dsn_in_the_env(
 
 
 def test_create_app_again_keeps_the_sentry_client_and_logging(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    configure()
+    mina_logging()
     mina.create_app({"SENTRY_DSN": sentry_ingest.dsn})
     client = sentry_sdk.get_client()
     handlers = list(logging.getLogger().handlers)

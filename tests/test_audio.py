@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mina.audio import SILENCE_DBFS, InvalidAudio, read_wav, rms_dbfs
 
-from .conftest import make_wav
+from .support import make_wav
 
 _LIMITS = {1: (0, 255), 2: (-32768, 32767), 4: (-(2**31), 2**31 - 1)}
 

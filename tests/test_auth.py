@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ import sentry_sdk
 import structlog
 
 from mina import auth, db
-from tests.conftest import Lines
+from mina.testing import SentryIngest
+from mina.testing.plugin import PipelineFactory
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def app(tmp_path: Path) -> flask.Flask:
         return {
             "user": [user.id, user.username, user.email],
             "log_context": structlog.contextvars.get_contextvars(),
-            "sentry_user": sentry_sdk.get_isolation_scope()._user,
+            "sentry_event": sentry_sdk.capture_message("whoami"),
         }
 
     return app
@@ -44,19 +44,27 @@ def token(app: flask.Flask) -> str:
         return db.create_token(conn, db.create_user(conn, "ada", "ada@example.org").id)
 
 
-def test_valid_token_authenticates_and_binds_the_user(app: flask.Flask, token: str) -> None:
+def test_valid_token_authenticates_and_binds_the_user(
+    app: flask.Flask, token: str, mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
+) -> None:
+    mina_sentry(traces_sample_rate=0.0)
     response = app.test_client().get("/whoami", headers={"Authorization": f"Bearer {token}"})
     assert 200 == response.status_code
     body = response.get_json()
     assert [1, "ada", "ada@example.org"] == body["user"]
     assert {"user_id": 1, "username": "ada"} == body["log_context"]
-    assert {"id": "1", "username": "ada"} == body["sentry_user"]
+    sentry_sdk.flush(timeout=5)
+    [event] = sentry_ingest.wait_for_events()
+    assert (body["sentry_event"], {"id": "1", "username": "ada"}) == (
+        event["event_id"],
+        event["user"],
+    )
 
 
 def test_email_is_bound_only_when_pii_is_allowed(
-    app: flask.Flask, token: str, configure: Callable[..., Lines]
+    app: flask.Flask, token: str, mina_logging: PipelineFactory
 ) -> None:
-    configure(send_pii=True)
+    mina_logging(send_pii=True)
     response = app.test_client().get("/whoami", headers={"Authorization": f"Bearer {token}"})
     assert "ada@example.org" == response.get_json()["log_context"]["user_email"]
 

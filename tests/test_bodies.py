@@ -28,7 +28,7 @@ from mina.bodies import StrictLimitedStream
 from mina.settings import ConfigError, Settings
 from mina.testing import SentryIngest
 
-from .conftest import Server, make_wav
+from .support import Server, make_wav
 
 
 def _user(database: Path) -> str:

@@ -16,7 +16,7 @@ from mina import cli
 from mina.commands.sentry_check import ExitCode
 from mina.settings import package_version
 from mina.testing import SentryIngest
-from tests.conftest import free_port
+from tests.support import free_port
 
 _ID = re.compile(r"\b[0-9a-f]{32}\b")
 

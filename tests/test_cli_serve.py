@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from mina import cli
 from mina.testing import SentryIngest
-from tests.conftest import ROOT, free_port, wait_http
+from tests.support import ROOT, free_port, wait_http
 
 
 def test_serves_json_lines_and_shuts_down_gracefully_flushing_sentry(

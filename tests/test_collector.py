@@ -29,7 +29,7 @@ import pytest
 
 from mina import db
 
-from .conftest import ROOT, free_port, wait_http
+from .support import ROOT, free_port, wait_http
 
 EXAMPLE = ROOT / "examples" / "syslog-ng" / "mina.conf"
 SYSLOG_NG = shutil.which("syslog-ng") or shutil.which("syslog-ng", path="/usr/sbin:/sbin")

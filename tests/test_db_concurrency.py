@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mina import db
 
-from .conftest import Server
+from .support import Server
 
 CLIENTS = 8
 PER_CLIENT = 25

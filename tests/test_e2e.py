@@ -18,7 +18,7 @@ from typing import Any
 from mina import db
 from mina.testing import SentryIngest
 
-from .conftest import Server, make_wav
+from .support import EXPLODE_LOGGER, Server, make_wav
 
 USERS = 6
 ROUNDS = 4
@@ -53,7 +53,7 @@ def test_concurrent_requests_never_cross_talk(
             "SENTRY_PROFILES_SAMPLE_RATE": "0",
             "MINA_DATABASE": database,
         },
-        app="tests.e2e_app:create_app()",
+        app="tests.support:create_app()",
     )
     meetings: dict[int, str] = {}
     for user_id, token in tokens.items():
@@ -135,7 +135,7 @@ def test_concurrent_requests_never_cross_talk(
         user_id, meeting, _ = expected[request_id]
         assert meeting == event["tags"]["meeting_id"]
         assert {"id": str(user_id), "username": f"user{user_id - 1}"} == event["user"]
-        crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("category") == "mina.e2e"]
+        crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("category") == EXPLODE_LOGGER]
         assert [{"nonce": request_id}] == [c["data"] for c in crumbs]
         trace_ids = {line["trace_id"] for line in per_request[request_id]}
         assert {event["contexts"]["trace"]["trace_id"]} == trace_ids

@@ -1,10 +1,9 @@
-"""Lines over the size cap are cut field by field, stay JSON, and keep their head."""
+"""CapturedLogs over the size cap are cut field by field, stay JSON, and keep their head."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -15,8 +14,7 @@ from mina.observability.formatters import JsonFormatter, dumps
 from mina.observability.linecap import MARKER
 from mina.observability.record import RECORD_ATTR, Rendered
 from mina.observability.schema import CONTEXT_ORDER, HEAD_KEYS
-
-from .conftest import Lines
+from mina.testing.plugin import PipelineFactory
 
 
 def line_of(event: dict[str, Any], cap: int) -> str:
@@ -26,9 +24,9 @@ def line_of(event: dict[str, Any], cap: int) -> str:
 
 
 def test_a_long_field_keeps_its_start_and_end_and_the_marker_says_what_was_cut(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
 ) -> None:
-    lines = configure(log_max_line_bytes=4096)
+    lines = mina_logging(log_max_line_bytes=4096)
     structlog.contextvars.bind_contextvars(request_id="r-1", path="/api/meetings")
     body = "<" + "b" * 20_000 + ">"
 

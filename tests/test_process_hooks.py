@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ import pytest
 
 from mina.observability import process_hooks
 from mina.testing import SentryIngest
-
-from .conftest import ROOT, Lines
+from mina.testing.plugin import PipelineFactory
+from tests.support import ROOT
 
 SECRET = "abc123def456ghi789"
 
@@ -173,11 +173,11 @@ def original_hooks() -> Iterator[tuple[Any, Any, Any]]:
 
 
 def test_configure_installs_the_hooks_once_and_uninstall_restores_them(
-    configure: Callable[..., Lines], original_hooks: tuple[Any, Any, Any]
+    mina_logging: PipelineFactory, original_hooks: tuple[Any, Any, Any]
 ) -> None:
-    configure()
+    mina_logging()
     installed = (sys.excepthook, threading.excepthook, warnings.showwarning)
-    configure()  # forced again: the same hooks, not hooks wrapping hooks
+    mina_logging()  # forced again: the same hooks, not hooks wrapping hooks
 
     assert installed == (sys.excepthook, threading.excepthook, warnings.showwarning)
     assert not set(installed) & set(original_hooks)
@@ -186,9 +186,9 @@ def test_configure_installs_the_hooks_once_and_uninstall_restores_them(
 
 
 def test_recorded_warnings_are_still_recorded(
-    configure: Callable[..., Lines], original_hooks: tuple[Any, Any, Any]
+    mina_logging: PipelineFactory, original_hooks: tuple[Any, Any, Any]
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
 
     with pytest.warns(UserWarning, match="recorded"):
         warnings.warn("recorded", UserWarning, stacklevel=1)
@@ -197,12 +197,12 @@ def test_recorded_warnings_are_still_recorded(
 
 
 def test_a_thread_hook_installed_before_still_runs(
-    configure: Callable[..., Lines], original_hooks: tuple[Any, Any, Any]
+    mina_logging: PipelineFactory, original_hooks: tuple[Any, Any, Any]
 ) -> None:
     seen: list[str] = []
     threading.excepthook = lambda args: seen.append(args.exc_type.__name__)
     try:
-        lines = configure()
+        lines = mina_logging()
         thread = threading.Thread(target=lambda: logging.getLogger("x").info(1 / 0))
         thread.start()
         thread.join()

@@ -35,8 +35,8 @@ import pytest
 from mina.redaction import Redactor
 from mina.testing import SentryIngest
 
-from .conftest import ROOT, Server, wait_http
 from .markdown_blocks import RUNNABLE, Block, blocks
+from .support import ROOT, Server, wait_http
 
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))

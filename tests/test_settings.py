@@ -13,7 +13,7 @@ import pytest
 import mina
 from mina.settings import ConfigError, Settings, mask_dsn
 
-from .conftest import ROOT
+from .support import ROOT
 
 DSN = "https://0123456789abcdef0123456789abcdef@o1.ingest.example/42"
 

@@ -21,7 +21,7 @@ import pytest
 from mina import db, envfile
 from mina.settings import ConfigError
 
-from .conftest import ROOT, free_port
+from .support import ROOT, free_port
 
 BIN = Path(sys.executable).parent
 # The documented commands: the Quick Start's, and `make run`'s.

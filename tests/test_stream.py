@@ -23,8 +23,7 @@ from typing import IO, Any
 import pytest
 
 from mina.observability.stream import LineWriter
-
-from .conftest import ROOT, free_port
+from tests.support import ROOT, free_port
 
 BOUND = 60  # seconds any subprocess or server may take before the test gives up
 

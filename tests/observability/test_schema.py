@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
@@ -13,24 +12,16 @@ import structlog
 
 import mina
 from mina import db
-from mina.logging_config import current_redactor
 from mina.observability import context
 from mina.observability.schema import CALL_KEYS, CONTEXT, CONTEXT_ORDER, HEAD_KEYS, SentryField
-from mina.observability.sentry import init_sentry
 from mina.settings import Settings
 from mina.testing import SentryIngest
-
-from ..conftest import Lines, make_wav
-
-
-def _sentry_on(configure: Callable[..., Lines], ingest: SentryIngest) -> Lines:
-    lines = configure(sentry_dsn=ingest.dsn, traces_sample_rate=1.0)
-    init_sentry(Settings(sentry_dsn=ingest.dsn, traces_sample_rate=1.0), current_redactor())
-    return lines
+from mina.testing.plugin import PipelineFactory
+from tests.support import make_wav
 
 
-def test_every_context_key_takes_its_registered_place(configure: Callable[..., Lines]) -> None:
-    lines = configure(send_pii=True)
+def test_every_context_key_takes_its_registered_place(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(send_pii=True)
     values = {spec.name: f"v-{spec.name}" for spec in CONTEXT}
     # Bound in reverse, passed in reverse: the line's order is the registry's all the same.
     structlog.contextvars.bind_contextvars(**dict(reversed(values.items())))
@@ -42,9 +33,9 @@ def test_every_context_key_takes_its_registered_place(configure: Callable[..., L
 
 
 def test_types_on_the_lines_of_a_whole_session_match_the_registry(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
     app = mina.create_app({"SENTRY_DSN": sentry_ingest.dsn, "SENTRY_TRACES_SAMPLE_RATE": "1"})
 
     @app.get("/boom")
@@ -85,9 +76,9 @@ def test_types_on_the_lines_of_a_whole_session_match_the_registry(
 
 
 def test_lines_outside_a_transaction_carry_no_trace_ids(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = _sentry_on(configure, sentry_ingest)
+    lines = mina_sentry(traces_sample_rate=1.0)
     log = structlog.get_logger("t")
 
     log.info("outside")
@@ -106,9 +97,9 @@ def test_lines_outside_a_transaction_carry_no_trace_ids(
 
 @pytest.mark.parametrize("key", [spec.name for spec in CONTEXT if spec.sentry is SentryField.TAG])
 def test_a_call_value_for_a_context_key_wins_on_both_outputs(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, key: str
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest, key: str
 ) -> None:
-    lines = _sentry_on(configure, sentry_ingest)
+    lines = mina_sentry(traces_sample_rate=1.0)
     context.bind(**{key: "bound"})
     log = structlog.get_logger("t")
 
@@ -127,9 +118,9 @@ def test_a_call_value_for_a_context_key_wins_on_both_outputs(
 
 
 def test_a_call_value_for_the_user_wins_on_both_outputs(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = _sentry_on(configure, sentry_ingest)
+    lines = mina_sentry(traces_sample_rate=1.0)
     context.bind_user(7, username="ada")
 
     structlog.get_logger("t").error("acting.for", user_id=8, username="bob")
@@ -141,8 +132,8 @@ def test_a_call_value_for_the_user_wins_on_both_outputs(
     assert {"id": "8", "username": "bob"} == event["user"]
 
 
-def test_personal_context_is_not_bound_without_consent(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_personal_context_is_not_bound_without_consent(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
 
     context.bind(client_ip="203.0.113.9", job="reindex")
     context.bind_user(7, email="ada@example.org")
@@ -153,8 +144,8 @@ def test_personal_context_is_not_bound_without_consent(configure: Callable[..., 
     assert ("reindex", 7) == (line["job"], line["user_id"])
 
 
-def test_flask_extension_binds_through_the_registry(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_flask_extension_binds_through_the_registry(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     app = flask.Flask("t")
     mina.observability.flask.Observability(app, Settings())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mina.observability.sentry.options import init_sentry, sentry_options
+from mina.observability.sentry.options import close_sentry, init_sentry, sentry_options
 from mina.observability.sentry.sdk import MinaLoggingIntegration
 
-__all__ = ["MinaLoggingIntegration", "init_sentry", "sentry_options"]
+__all__ = ["MinaLoggingIntegration", "close_sentry", "init_sentry", "sentry_options"]

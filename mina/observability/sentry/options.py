@@ -38,7 +38,7 @@ from mina.observability.sentry.transport import LOGGER, build_transport
 from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
 from mina.settings import Settings
 
-__all__ = ["init_sentry", "sentry_options"]
+__all__ = ["close_sentry", "init_sentry", "sentry_options"]
 
 #: Hook failures are reported on this logger, which Sentry itself ignores (no recursion).
 HOOK_LOGGER: Final = LOGGER
@@ -291,3 +291,15 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
         outbox=str(outbox.absolute()) if outbox is not None else None,
     )
     return True
+
+
+def close_sentry() -> None:
+    """Flush and close the client `init_sentry` started; the next `init_sentry` starts afresh.
+
+    For the end of a process or of a test: without it, `init_sentry` with the same settings
+    would keep the closed client and report Sentry as off.
+    """
+    global _initialized
+    with _lock:
+        _close_client()
+        _initialized = None

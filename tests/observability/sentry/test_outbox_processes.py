@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mina.testing import SentryIngest
-from tests.conftest import ROOT, Server
+from tests.support import ROOT, Server
 
 from .test_transport import wait_for
 

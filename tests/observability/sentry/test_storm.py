@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import structlog
 
 from mina.observability.sentry.storm import SUPPRESSED_TAG, StormGuard
 from mina.testing import SentryIngest
-from tests.conftest import Lines
+from mina.testing.plugin import PipelineFactory
 
 from .test_transport import client_reports, start, wait_for
 
@@ -27,9 +26,9 @@ def _fail(log: Any, name: str) -> None:
 
 
 def test_a_storm_is_counted_and_the_count_reaches_event_line_and_client_report(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    lines = start(configure, sentry_ingest, tmp_path, storm_budget=3, storm_window=2.0)
+    lines = start(mina_logging, sentry_ingest, tmp_path, storm_budget=3, storm_window=2.0)
     log = structlog.get_logger("mina.jobs")
 
     for _ in range(20):
@@ -66,9 +65,9 @@ def test_a_storm_is_counted_and_the_count_reaches_event_line_and_client_report(
 
 
 def test_different_kinds_have_their_own_budget_and_captures_are_never_suppressed(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    start(configure, sentry_ingest, tmp_path, storm_budget=1, storm_window=60)
+    start(mina_logging, sentry_ingest, tmp_path, storm_budget=1, storm_window=60)
     log = structlog.get_logger("mina.jobs")
 
     for name in ("a.failed", "b.failed", "a.failed", "b.failed"):

@@ -20,15 +20,15 @@ from mina.logging_config import current_redactor
 from mina.observability.sentry import init_sentry
 from mina.observability.sentry.transport import THREAD_PREFIX
 from mina.settings import Settings
-from mina.testing import SentryIngest
-from tests.conftest import Lines
+from mina.testing import CapturedLogs, SentryIngest
+from mina.testing.plugin import PipelineFactory
 
 Fault = Callable[[SentryIngest], None]
 
 
 def start(
-    configure: Callable[..., Lines], ingest: SentryIngest, tmp_path: Path, **overrides: Any
-) -> Lines:
+    mina_logging: PipelineFactory, ingest: SentryIngest, tmp_path: Path, **overrides: Any
+) -> CapturedLogs:
     """The pipeline and Sentry with the outbox in *tmp_path*, sending to *ingest*."""
     overrides = {
         "sentry_dsn": ingest.dsn,
@@ -39,7 +39,7 @@ def start(
         "storm_budget": 0,
         **overrides,
     }
-    lines = configure(**overrides)
+    lines = mina_logging(**overrides)
     init_sentry(replace(Settings.from_env(), **overrides), current_redactor())
     return lines
 
@@ -114,13 +114,13 @@ def _recover(ingest: SentryIngest) -> None:
     ids=["refuse", "hang", "500", "429-retry-after", "slow"],
 )
 def test_every_error_captured_during_an_outage_arrives_once_after_recovery(
-    configure: Callable[..., Lines],
+    mina_logging: PipelineFactory,
     sentry_ingest: SentryIngest,
     tmp_path: Path,
     fault: Fault,
     line: str | None,
 ) -> None:
-    lines = start(configure, sentry_ingest, tmp_path)
+    lines = start(mina_logging, sentry_ingest, tmp_path)
     fault(sentry_ingest)
 
     captured = capture_errors(20, "outage")
@@ -142,9 +142,9 @@ def test_every_error_captured_during_an_outage_arrives_once_after_recovery(
 
 
 def test_link_lines_carry_counts_and_outbox_depth(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    lines = start(configure, sentry_ingest, tmp_path)
+    lines = start(mina_logging, sentry_ingest, tmp_path)
     sentry_ingest.respond_with(503)
 
     capture_errors(3, "down")
@@ -162,9 +162,9 @@ def test_link_lines_carry_counts_and_outbox_depth(
 
 
 def test_a_rejected_envelope_is_dropped_and_counted(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    lines = start(configure, sentry_ingest, tmp_path)
+    lines = start(mina_logging, sentry_ingest, tmp_path)
     sentry_ingest.respond_with(400)
 
     [event_id] = capture_errors(1, "rejected")
@@ -178,9 +178,9 @@ def test_a_rejected_envelope_is_dropped_and_counted(
 
 
 def test_a_burst_with_sentry_healthy_is_delivered_or_counted(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    lines = start(configure, sentry_ingest, tmp_path, outbox_max_events=10)
+    lines = start(mina_logging, sentry_ingest, tmp_path, outbox_max_events=10)
 
     captured = [sentry_sdk.capture_message(f"burst {i}", level="error") for i in range(300)]
     wait_for(lambda: not list((tmp_path / "outbox" / "pending").iterdir()))
@@ -197,9 +197,9 @@ def test_a_burst_with_sentry_healthy_is_delivered_or_counted(
 
 
 def test_without_a_dsn_envelopes_stay_in_the_outbox(
-    configure: Callable[..., Lines], tmp_path: Path
+    mina_logging: PipelineFactory, tmp_path: Path
 ) -> None:
-    lines = configure(sentry_outbox=tmp_path / "outbox")
+    lines = mina_logging(sentry_outbox=tmp_path / "outbox")
     init_sentry(Settings(sentry_outbox=tmp_path / "outbox"), current_redactor())
 
     event_id = sentry_sdk.capture_message("kept locally", level="error")
@@ -214,9 +214,9 @@ def test_without_a_dsn_envelopes_stay_in_the_outbox(
 
 
 def test_capture_writes_the_outbox_on_the_calling_thread_even_while_sentry_hangs(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    start(configure, sentry_ingest, tmp_path, sentry_timeout=30.0)
+    start(mina_logging, sentry_ingest, tmp_path, sentry_timeout=30.0)
     sentry_ingest.respond_with(hang=True)
     capture_errors(1, "first")  # the sender now waits on a request that never ends
     wait_for(lambda: bool(list((tmp_path / "outbox" / "sending").iterdir())))
@@ -229,9 +229,9 @@ def test_capture_writes_the_outbox_on_the_calling_thread_even_while_sentry_hangs
 
 
 def test_urllib3_records_from_the_outbox_threads_are_dropped_others_kept(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    lines = start(configure, sentry_ingest, tmp_path)
+    lines = start(mina_logging, sentry_ingest, tmp_path)
 
     def warn(text: str) -> None:
         logging.getLogger("urllib3.connectionpool").warning("Retrying %s", text)
@@ -250,9 +250,9 @@ def test_urllib3_records_from_the_outbox_threads_are_dropped_others_kept(
 
 
 def test_a_category_rate_limit_holds_its_envelopes_and_lets_errors_through(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    lines = start(configure, sentry_ingest, tmp_path, traces_sample_rate=1.0)
+    lines = start(mina_logging, sentry_ingest, tmp_path, traces_sample_rate=1.0)
     sentry_ingest.respond_with(200, {"X-Sentry-Rate-Limits": "3:transaction"})
     first = sentry_sdk.capture_message("sets the limit", level="error")
     sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 1)

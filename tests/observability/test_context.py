@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
 
+import pytest
 import sentry_sdk
 import structlog
 
-from mina.logging_config import current_redactor
 from mina.observability import context
-from mina.observability.sentry import init_sentry
-from mina.settings import Settings
 from mina.testing import SentryIngest
-
-from .conftest import Lines
-
-
-def sentry_on(configure: Callable[..., Lines], ingest: SentryIngest, **overrides: object) -> Lines:
-    lines = configure(sentry_dsn=ingest.dsn, traces_sample_rate=1.0, **overrides)
-    init_sentry(
-        Settings(sentry_dsn=ingest.dsn, traces_sample_rate=1.0, **overrides),  # type: ignore[arg-type]
-        current_redactor(),
-    )
-    return lines
+from mina.testing.plugin import PipelineFactory
+from tests.support import flush
 
 
 def test_bind_user_meeting_and_fields_reach_both_sides(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = sentry_on(configure, sentry_ingest)
+    lines = mina_sentry(traces_sample_rate=1.0)
     log = structlog.get_logger("ctx")
 
     context.bind_user(7, username="ada", email="ada@example.org")
@@ -54,9 +49,9 @@ def test_bind_user_meeting_and_fields_reach_both_sides(
 
 
 def test_bind_user_keeps_email_with_consent(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = sentry_on(configure, sentry_ingest, send_pii=True)
+    lines = mina_sentry(traces_sample_rate=1.0, send_pii=True)
 
     context.bind_user(8, username="bo", email="bo@example.org")
     structlog.get_logger().error("ctx.failed")
@@ -67,9 +62,9 @@ def test_bind_user_keeps_email_with_consent(
 
 
 def test_bound_restores_previous_values_on_both_sides(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = sentry_on(configure, sentry_ingest)
+    lines = mina_sentry(traces_sample_rate=1.0)
     log = structlog.get_logger()
     context.bind(job="outer")
 
@@ -93,8 +88,8 @@ def test_bound_restores_previous_values_on_both_sides(
     assert ["2", None, None] == [e["tags"].get("step") for e in events]
 
 
-def test_clear_forgets_log_context_and_meeting_fields(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_clear_forgets_log_context_and_meeting_fields(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     context.bind_meeting("m-1", title="old")
     context.clear()
     context.bind_meeting("m-2")
@@ -104,9 +99,9 @@ def test_clear_forgets_log_context_and_meeting_fields(configure: Callable[..., L
 
 
 def test_long_tag_values_are_cut_for_sentry(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    sentry_on(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=1.0)
 
     context.bind(note="n" * 500)
     sentry_sdk.capture_message("long tag")
@@ -116,9 +111,9 @@ def test_long_tag_values_are_cut_for_sentry(
 
 
 def test_another_meeting_starts_with_fresh_fields(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    sentry_on(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=1.0)
 
     context.bind_meeting("m-secret", room="private")
     context.bind_meeting("m-2", participants=2)
@@ -131,9 +126,9 @@ def test_another_meeting_starts_with_fresh_fields(
 
 
 def test_bound_keys_stay_in_their_own_context(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    sentry_on(configure, sentry_ingest)
+    mina_sentry(traces_sample_rate=1.0)
     log = structlog.get_logger()
 
     def other_request() -> None:  # its own contextvars and Sentry scope, as under Flask
@@ -149,3 +144,87 @@ def test_bound_keys_stay_in_their_own_context(
         k: v for k, v in event["extra"].items() if k != "sys.argv"
     }
     assert "chunk_id" not in event.get("tags", {})
+
+
+def _extra(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.get("extra", {}).items() if k != "sys.argv"}
+
+
+def test_every_bound_key_stays_out_of_extra_until_cleared(
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
+) -> None:
+    mina_sentry(traces_sample_rate=0.0)
+    log = structlog.get_logger()
+
+    context.bind(tenant="acme")
+    context.bind(job="sync")  # a second bind keeps the first one's keys bound
+    log.error("bound.twice", attempt=1)
+    with context.bound(step=2):
+        log.error("in.block", attempt=2)
+    log.error("after.block", step=3)  # step is the call's own again
+    context.clear()
+    log.error("after.clear", tenant="own", job="own")
+    flush()
+
+    events = sentry_ingest.wait_for_events(n=4)
+    assert [
+        {"attempt": 1},
+        {"attempt": 2},
+        {"step": 3},
+        {"tenant": "own", "job": "own"},
+    ] == [_extra(event) for event in events]
+    assert [("acme", "sync"), ("acme", "sync"), ("acme", "sync")] == [
+        (e["tags"]["tenant"], e["tags"]["job"]) for e in events[:3]
+    ]
+    assert "2" == events[1]["tags"]["step"]
+
+
+def test_clear_forgets_the_fields_of_the_same_meeting(
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
+) -> None:
+    mina_sentry(traces_sample_rate=0.0)
+
+    context.bind_meeting("m-1", room="private")
+    context.clear()
+    context.bind_meeting("m-1", participants=2)
+    sentry_sdk.capture_message("which fields")
+    flush()
+
+    assert {"id": "m-1", "participants": 2} == (
+        sentry_ingest.wait_for_events()[0]["contexts"]["meeting"]
+    )
+
+
+BINDS = {
+    "bind_user": "mina.context.bind_user(7, username='ada')",
+    "bind_meeting": "mina.context.bind_meeting('m-7')",
+    "bind": "mina.context.bind(tenant='acme')",
+    "bound": "stack.enter_context(mina.context.bound(tenant='acme'))",
+}
+
+
+@pytest.mark.parametrize("call", BINDS.values(), ids=BINDS.keys())
+def test_the_first_bind_of_a_process_configures_the_pipeline(call: str, tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import contextlib, structlog
+        import mina.context
+        with contextlib.ExitStack() as stack:
+            {call}
+            structlog.get_logger("script").info("after.bind", api_key="k-1")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "MINA_DATABASE": str(tmp_path / "m.db")},
+        check=False,
+    )
+
+    assert 0 == done.returncode, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert ["sentry.disabled", "after.bind"] == [line["event"] for line in lines]
+    assert "[REDACTED]" == lines[1]["api_key"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import structlog
 from mina.observability.console import ConsoleRenderer
 from mina.observability.formatters import ConsoleFormatter
 from mina.settings import Settings, default_log_format
-from tests.conftest import Lines
+from mina.testing.plugin import PipelineFactory
 
 LINE: dict[str, Any] = {
     "timestamp": "2026-11-29T10:00:01.250113Z",
@@ -84,10 +83,10 @@ def test_colours_only_when_asked() -> None:
 
 
 def test_the_console_formatter_renders_the_redacted_line(
-    configure: Callable[..., Lines], monkeypatch: pytest.MonkeyPatch
+    mina_logging: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    lines = configure(log_format="console")
+    lines = mina_logging(log_format="console")
     structlog.get_logger("mina.x").info("meeting.created", password="hunter2", seats=3, note=None)
 
     text = lines.text

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 import pytest
 import sentry_sdk
 import structlog
 
 from mina.observability import background, context
-
-from .conftest import Lines
+from mina.testing import SentryIngest
+from mina.testing.plugin import PipelineFactory
 
 
 def test_pending_jobs_are_bounded() -> None:
@@ -25,13 +24,15 @@ def test_pending_jobs_are_bounded() -> None:
     assert 42 == background.submit(lambda: 42).result(timeout=10)
 
 
-def test_job_sees_the_context_of_submission_time(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_job_sees_the_context_of_submission_time(
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
+) -> None:
+    lines = mina_sentry(traces_sample_rate=0.0)
     started = threading.Event()
 
     def job() -> None:
         started.wait(10)
-        structlog.get_logger().info("job.ran", tag=sentry_sdk.get_isolation_scope()._tags.get("k"))
+        structlog.get_logger().error("job.ran")
 
     with sentry_sdk.isolation_scope():
         context.bind(k="at-submit")
@@ -40,5 +41,8 @@ def test_job_sees_the_context_of_submission_time(configure: Callable[..., Lines]
         started.set()
         future.result(timeout=10)
 
+    sentry_sdk.flush(timeout=5)
+
     [line] = lines.events("job.ran")
-    assert ("at-submit", "at-submit") == (line["k"], line["tag"])
+    [event] = sentry_ingest.wait_for_events()
+    assert ("at-submit", "at-submit") == (line["k"], event["tags"]["k"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
+import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,34 +15,28 @@ import flask
 import pytest
 import sentry_sdk
 import structlog
+from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mina
-from mina import db
 from mina.observability import background
-from mina.observability.flask import request_id_from
-from mina.testing import SentryIngest
-
-from .conftest import Lines, make_wav
+from mina.observability.flask import Observability, request_id_from
+from mina.testing import CapturedLogs, SentryIngest
+from mina.testing.plugin import PipelineFactory
+from tests import support
+from tests.support import EXPLODE_LOGGER, make_user, make_wav
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
-def make_user(path: str, username: str, email: str | None = None) -> tuple[int, str]:
-    db.initialize(path)
-    with closing(db.connect(path)) as conn:
-        user = db.create_user(conn, username, email)
-        return user.id, db.create_token(conn, user.id)
-
-
 @pytest.fixture
 def app_with_sentry(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
-) -> Callable[..., tuple[flask.Flask, Lines]]:
-    def build(**env: str) -> tuple[flask.Flask, Lines]:
-        lines = configure()
-        app = mina.create_app(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> Callable[..., tuple[flask.Flask, CapturedLogs]]:
+    def build(**env: str) -> tuple[flask.Flask, CapturedLogs]:
+        lines = mina_logging()
+        app = support.create_app(
             {
                 "SENTRY_DSN": sentry_ingest.dsn,
                 "SENTRY_TRACES_SAMPLE_RATE": "1.0",
@@ -49,13 +45,6 @@ def app_with_sentry(
                 **env,
             }
         )
-
-        @app.get("/api/meetings/<meeting_id>/explode")
-        @mina.auth.login_required
-        def explode(meeting_id: str) -> str:
-            structlog.get_logger("mina.test").info("explode.requested", nonce=meeting_id)
-            raise RuntimeError("exploded")
-
         return app, lines
 
     return build
@@ -111,9 +100,9 @@ def test_any_header_gives_a_safe_request_id(value: str) -> None:
     [("/healthz", 200), ("/nowhere", 404), ("/api/meetings/m-1", 401), ("/boom", 500)],
 )
 def test_request_id_is_echoed_on_every_status(
-    configure: Callable[..., Lines], path: str, status: int
+    mina_logging: PipelineFactory, path: str, status: int
 ) -> None:
-    lines = configure()
+    lines = mina_logging()
     app = mina.create_app()
 
     @app.get("/boom")
@@ -139,8 +128,8 @@ def test_request_id_is_echoed_on_every_status(
 # --- the finished line ----------------------------------------------------------------------
 
 
-def test_finished_line_and_debug_started_line(configure: Callable[..., Lines]) -> None:
-    lines = configure(log_level=logging.DEBUG)
+def test_finished_line_and_debug_started_line(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(log_level=logging.DEBUG)
     app = mina.create_app({"LOG_LEVEL": "DEBUG"})
 
     response = app.test_client().get("/healthz", headers={"User-Agent": "probe/1.0"})
@@ -161,8 +150,8 @@ def test_finished_line_and_debug_started_line(configure: Callable[..., Lines]) -
     assert "client_ip" not in finished
 
 
-def test_context_does_not_survive_the_request(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_context_does_not_survive_the_request(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     app = mina.create_app()
 
     app.test_client().get("/healthz")
@@ -172,8 +161,8 @@ def test_context_does_not_survive_the_request(configure: Callable[..., Lines]) -
     assert not {"request_id", "method", "path", "route"} & set(after)
 
 
-def test_client_ip_only_with_pii_consent(configure: Callable[..., Lines]) -> None:
-    lines = configure(send_pii=True)
+def test_client_ip_only_with_pii_consent(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(send_pii=True)
     app = mina.create_app({"MINA_SEND_PII": "1"})
 
     app.test_client().get("/healthz", environ_base={"REMOTE_ADDR": "203.0.113.9"})
@@ -182,8 +171,8 @@ def test_client_ip_only_with_pii_consent(configure: Callable[..., Lines]) -> Non
     assert "203.0.113.9" == finished["client_ip"]
 
 
-def test_proxy_headers_only_with_trusted_proxies(configure: Callable[..., Lines]) -> None:
-    lines = configure(send_pii=True)
+def test_proxy_headers_only_with_trusted_proxies(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging(send_pii=True)
     headers = {"X-Forwarded-For": "198.51.100.7"}
     environ = {"REMOTE_ADDR": "10.0.0.1"}
     mina.create_app({"MINA_SEND_PII": "1"}).test_client().get(
@@ -202,7 +191,7 @@ def test_proxy_headers_only_with_trusted_proxies(configure: Callable[..., Lines]
 
 
 def test_user_meeting_and_trace_on_lines_event_and_transaction(
-    app_with_sentry: Callable[..., tuple[flask.Flask, Lines]],
+    app_with_sentry: Callable[..., tuple[flask.Flask, CapturedLogs]],
     sentry_ingest: SentryIngest,
     tmp_path: Path,
 ) -> None:
@@ -215,7 +204,11 @@ def test_user_meeting_and_trace_on_lines_event_and_transaction(
 
     response = client.get(
         f"/api/meetings/{meeting['id']}/explode",
-        headers={**auth, "sentry-trace": f"{incoming_trace}-b7ad6b7169203331-1"},
+        headers={
+            **auth,
+            "sentry-trace": f"{incoming_trace}-b7ad6b7169203331-1",
+            "X-Request-ID": "web-explode-1",
+        },
     )
     sentry_sdk.flush(timeout=5)
 
@@ -241,15 +234,15 @@ def test_user_meeting_and_trace_on_lines_event_and_transaction(
         assert {"id": str(user_id), "username": "ada"} == sentry_item["user"]
         assert incoming_trace == sentry_item["contexts"]["trace"]["trace_id"]
     assert "/api/meetings/<meeting_id>/explode" == transaction["transaction"]
-    crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("category") == "mina.test"]
-    assert [{"nonce": meeting["id"]}] == [c["data"] for c in crumbs]
+    crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("category") == EXPLODE_LOGGER]
+    assert [{"nonce": "web-explode-1"}] == [c["data"] for c in crumbs]
     # No consent: the email reached neither output.
     assert "ada@example.org" not in lines.text
     assert not any(b"ada@example.org" in body for body in sentry_ingest.raw_bodies)
 
 
 def test_email_reaches_outputs_only_with_consent(
-    app_with_sentry: Callable[..., tuple[flask.Flask, Lines]],
+    app_with_sentry: Callable[..., tuple[flask.Flask, CapturedLogs]],
     sentry_ingest: SentryIngest,
     tmp_path: Path,
 ) -> None:
@@ -268,7 +261,7 @@ def test_email_reaches_outputs_only_with_consent(
 
 
 def test_background_job_keeps_context_and_reports_to_sentry(
-    app_with_sentry: Callable[..., tuple[flask.Flask, Lines]],
+    app_with_sentry: Callable[..., tuple[flask.Flask, CapturedLogs]],
     sentry_ingest: SentryIngest,
     tmp_path: Path,
 ) -> None:
@@ -322,8 +315,8 @@ def test_background_job_keeps_context_and_reports_to_sentry(
     assert running["trace_id"] == job[0]["contexts"]["trace"]["trace_id"]
 
 
-def test_a_secret_is_never_kept_as_request_id(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_a_secret_is_never_kept_as_request_id(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
     app = mina.create_app()
     token = "ghp_" + "A1b2C3d4E5" * 4  # a GitHub token shape: only [A-Za-z0-9_]
 
@@ -334,3 +327,103 @@ def test_a_secret_is_never_kept_as_request_id(configure: Callable[..., Lines]) -
     assert [response.headers["X-Request-ID"]] == [
         line["request_id"] for line in lines.events("request.request_id_rejected")
     ]
+
+
+# --- the finished line's level, duration and the route tag ------------------------------
+
+
+def status_app() -> flask.Flask:
+    """A bare app with the extension and one route answering any status."""
+    app = flask.Flask("status")
+    Observability(app)
+
+    @app.get("/status/<int:code>")
+    def answer(code: int) -> tuple[str, int]:
+        return "", code
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("code", "level"),
+    [
+        (200, "info"),
+        (302, "info"),
+        (399, "info"),
+        (400, "warning"),
+        (404, "warning"),
+        (499, "warning"),
+        (500, "error"),
+        (503, "error"),
+    ],
+)
+def test_finished_line_level_follows_the_status(
+    mina_logging: PipelineFactory, code: int, level: str
+) -> None:
+    lines = mina_logging()
+
+    status_app().test_client().get(f"/status/{code}")
+
+    [finished] = lines.events("request.finished")
+    assert (code, level) == (finished["status"], finished["level"])
+
+
+def test_duration_is_the_time_the_request_took_in_milliseconds(
+    mina_logging: PipelineFactory,
+) -> None:
+    lines = mina_logging()
+    app = flask.Flask("slow")
+    Observability(app)
+
+    with freeze_time("2026-11-29 10:00:00") as clock:
+
+        @app.get("/slow")
+        def slow() -> str:
+            clock.tick(dt.timedelta(milliseconds=1234.5))
+            return "done"
+
+        app.test_client().get("/slow")
+
+    [finished] = lines.events("request.finished")
+    assert 1234.5 == finished["duration_ms"]
+
+
+def test_the_route_is_a_sentry_tag_only_when_a_rule_matched(
+    app_with_sentry: Callable[..., tuple[flask.Flask, CapturedLogs]],
+    sentry_ingest: SentryIngest,
+) -> None:
+    app, _ = app_with_sentry()
+
+    app.test_client().get("/healthz")
+    app.test_client().get("/nowhere")
+    sentry_sdk.flush(timeout=5)
+
+    transactions = sentry_ingest.wait_for_transactions(n=2)
+    assert [("/healthz", "/healthz"), ("generic WSGI request", None)] == [
+        (t["transaction"], t["tags"].get("route")) for t in transactions
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raised", "exception_type"),
+    [
+        (RuntimeError("boom"), "RuntimeError"),
+        (json.JSONDecodeError("bad", "{", 0), "json.decoder.JSONDecodeError"),
+        (sqlite3.OperationalError("locked"), "sqlite3.OperationalError"),
+    ],
+)
+def test_request_failed_names_the_exception_class_with_its_module(
+    mina_logging: PipelineFactory, raised: Exception, exception_type: str
+) -> None:
+    lines = mina_logging()
+    app = flask.Flask("failing")
+    Observability(app)
+
+    @app.get("/fail")
+    def fail() -> str:
+        raise raised
+
+    app.test_client().get("/fail")
+
+    [failed] = lines.events("request.failed")
+    assert exception_type == failed["exception_type"]

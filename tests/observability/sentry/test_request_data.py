@@ -17,8 +17,7 @@ import sentry_sdk
 
 import mina
 from mina.testing import SentryIngest
-
-from .conftest import Lines
+from mina.testing.plugin import PipelineFactory
 
 PRIVATE = "my private notes about the merger"
 SECRET = "hunter2-Zq9xW"
@@ -26,12 +25,12 @@ SECRET = "hunter2-Zq9xW"
 
 @pytest.fixture
 def failing_app(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> Callable[..., flask.Flask]:
     """Mina's app, sending to the local ingest, plus a POST route that reads its body and fails."""
 
     def build(**env: str) -> flask.Flask:
-        configure()
+        mina_logging()
         app = mina.create_app(
             {
                 "SENTRY_DSN": sentry_ingest.dsn,

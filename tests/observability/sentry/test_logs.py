@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +15,25 @@ from hypothesis import strategies as st
 
 import mina
 import mina.auth
-from mina import context, db
+from mina import context
 from mina.observability.sentry.logs import BODY_MAX, MAX_BREADTH, STRING_MAX, LogShaper
 from mina.redaction import Redactor
 from mina.settings import ConfigError, Settings
 from mina.testing import SentryIngest
-
-from .conftest import Lines
+from mina.testing.plugin import PipelineFactory
+from tests.support import make_user
 
 SECRET = "sk-live-4f9a2b7c1d8e3f6a5b0c9d2e7f1a4b8c"
 
 
-def make_user(path: str, username: str) -> tuple[int, str]:
-    db.initialize(path)
-    with closing(db.connect(path)) as conn:
-        user = db.create_user(conn, username, None)
-        return user.id, db.create_token(conn, user.id)
-
-
 @pytest.fixture
 def app_with_logs(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> Callable[..., flask.Flask]:
     """Mina with Sentry Logs on, sending to the local ingest, plus one route that logs."""
 
     def build(**env: str) -> flask.Flask:
-        configure()
+        mina_logging()
         app = mina.create_app(
             {
                 "SENTRY_DSN": sentry_ingest.dsn,
@@ -170,9 +162,9 @@ def test_debug_records_reach_sentry_logs_when_asked(
 
 
 def test_sentry_logs_are_off_by_default(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest, tmp_path: Path
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    configure()
+    mina_logging()
     mina.create_app(
         {
             "SENTRY_DSN": sentry_ingest.dsn,

@@ -21,19 +21,12 @@ InitSentry = Callable[..., None]
 
 
 @pytest.fixture
-def ingest() -> Iterator[SentryIngest]:
-    """A started SentryIngest, stopped afterwards."""
-    with SentryIngest() as started:
-        yield started
-
-
-@pytest.fixture
-def init_sentry(ingest: SentryIngest) -> Iterator[InitSentry]:
-    """Call to point the global sentry_sdk client at ``ingest``; it is closed afterwards."""
+def init_sentry(sentry_ingest: SentryIngest) -> Iterator[InitSentry]:
+    """Call to point the global sentry_sdk client at ``sentry_ingest``; closed afterwards."""
 
     def init(**options: Any) -> None:
         sentry_sdk.init(
-            dsn=ingest.dsn,
+            dsn=sentry_ingest.dsn,
             default_integrations=False,
             auto_enabling_integrations=False,
             http_proxy="",  # connect directly even if HTTP_PROXY is set
@@ -46,7 +39,7 @@ def init_sentry(ingest: SentryIngest) -> Iterator[InitSentry]:
 
 
 def post(
-    ingest: SentryIngest,
+    sentry_ingest: SentryIngest,
     body: bytes,
     *,
     path: str | None = None,
@@ -54,14 +47,14 @@ def post(
     timeout: float = 5.0,
 ) -> tuple[int, dict[str, str], Any]:
     """POST like the SDK does; return status, headers and the JSON answer."""
-    conn = http.client.HTTPConnection("127.0.0.1", ingest.port, timeout=timeout)
+    conn = http.client.HTTPConnection("127.0.0.1", sentry_ingest.port, timeout=timeout)
     try:
         conn.request(
             "POST",
-            path or f"/api/{ingest.project_id}/envelope/",
+            path or f"/api/{sentry_ingest.project_id}/envelope/",
             body,
             {
-                "X-Sentry-Auth": f"Sentry sentry_key={ingest.public_key}, sentry_version=7",
+                "X-Sentry-Auth": f"Sentry sentry_key={sentry_ingest.public_key}, sentry_version=7",
                 "Content-Type": "application/x-sentry-envelope",
                 **(headers or {}),
             },
@@ -86,11 +79,13 @@ HAND_MADE = (
 )
 
 
-def test_dsn_is_accepted_by_sentry_sdk(ingest: SentryIngest) -> None:
+def test_dsn_is_accepted_by_sentry_sdk(sentry_ingest: SentryIngest) -> None:
     """The DSN has a 32 hex digit key, 127.0.0.1, the ephemeral port and the project id."""
-    assert re.fullmatch(rf"http://[0-9a-f]{{32}}@127\.0\.0\.1:{ingest.port}/1", ingest.dsn)
-    assert ingest.port > 0
-    assert "127.0.0.1" == sentry_sdk.utils.Dsn(ingest.dsn).host.split(":")[0]
+    assert re.fullmatch(
+        rf"http://[0-9a-f]{{32}}@127\.0\.0\.1:{sentry_ingest.port}/1", sentry_ingest.dsn
+    )
+    assert sentry_ingest.port > 0
+    assert "127.0.0.1" == sentry_sdk.utils.Dsn(sentry_ingest.dsn).host.split(":")[0]
 
 
 @pytest.mark.parametrize(
@@ -107,7 +102,10 @@ def test_dsn_is_accepted_by_sentry_sdk(ingest: SentryIngest) -> None:
     ids=["default", "gzip", "br", "level-1", "uncompressed"],
 )
 def test_real_transport_events_and_transactions(
-    ingest: SentryIngest, init_sentry: InitSentry, options: dict[str, Any], encoding: str | None
+    sentry_ingest: SentryIngest,
+    init_sentry: InitSentry,
+    options: dict[str, Any],
+    encoding: str | None,
 ) -> None:
     """Messages, exceptions and transactions sent by the real HttpTransport all parse."""
     init_sentry(traces_sample_rate=1.0, **options)
@@ -121,19 +119,19 @@ def test_real_transport_events_and_transactions(
         pass
     sentry_sdk.flush(timeout=5)
 
-    events = ingest.wait_for_events(n=2)
-    transactions = ingest.wait_for_transactions(n=1)
+    events = sentry_ingest.wait_for_events(n=2)
+    transactions = sentry_ingest.wait_for_transactions(n=1)
     assert [message_id, exception_id] == [event["event_id"] for event in events]
     assert "meeting.created" == events[0]["message"]
     assert "ZeroDivisionError" == events[1]["exception"]["values"][-1]["type"]
     assert "GET /meetings" == transactions[0]["transaction"]
-    assert {encoding} == {r.headers.get("content-encoding") for r in ingest.requests}
-    assert {200} == {r.status for r in ingest.requests}
-    assert [] == ingest.errors
-    assert message_id == ingest.envelopes[0].headers["event_id"]
+    assert {encoding} == {r.headers.get("content-encoding") for r in sentry_ingest.requests}
+    assert {200} == {r.status for r in sentry_ingest.requests}
+    assert [] == sentry_ingest.errors
+    assert message_id == sentry_ingest.envelopes[0].headers["event_id"]
 
 
-def test_sentry_logs_are_flattened(ingest: SentryIngest, init_sentry: InitSentry) -> None:
+def test_sentry_logs_are_flattened(sentry_ingest: SentryIngest, init_sentry: InitSentry) -> None:
     """Sentry Logs items ({"items": [...]}) become one list of log records."""
     init_sentry(enable_logs=True)
 
@@ -141,23 +139,25 @@ def test_sentry_logs_are_flattened(ingest: SentryIngest, init_sentry: InitSentry
     sentry_logger.warning("transcription slow")
     sentry_sdk.flush(timeout=5)
 
-    logs = ingest.wait_for_logs(n=2)
+    logs = sentry_ingest.wait_for_logs(n=2)
     assert ["meeting 7 created", "transcription slow"] == [log["body"] for log in logs]
     assert ["info", "warn"] == [log["level"] for log in logs]
-    assert "log" == ingest.items("log")[0].type
+    assert "log" == sentry_ingest.items("log")[0].type
 
 
-def test_raw_bodies_hold_every_decoded_byte(ingest: SentryIngest, init_sentry: InitSentry) -> None:
+def test_raw_bodies_hold_every_decoded_byte(
+    sentry_ingest: SentryIngest, init_sentry: InitSentry
+) -> None:
     """raw_bodies are decoded, so a canary is findable (and its absence provable)."""
     init_sentry()
 
     sentry_sdk.capture_message("canary-5f2c9e")
     sentry_sdk.flush(timeout=5)
-    ingest.wait_for_events()
+    sentry_ingest.wait_for_events()
 
-    assert "br" == ingest.requests[0].headers["content-encoding"]
-    assert [True] == [b"canary-5f2c9e" in body for body in ingest.raw_bodies]
-    assert not any(b"never-sent" in body for body in ingest.raw_bodies)
+    assert "br" == sentry_ingest.requests[0].headers["content-encoding"]
+    assert [True] == [b"canary-5f2c9e" in body for body in sentry_ingest.raw_bodies]
+    assert not any(b"never-sent" in body for body in sentry_ingest.raw_bodies)
 
 
 def test_parse_envelope_with_length_and_binary_payload() -> None:
@@ -210,28 +210,28 @@ def test_parse_envelope_rejects_malformed(data: bytes, message: str) -> None:
     ],
 )
 def test_hand_made_envelope_over_http(
-    ingest: SentryIngest, encoding: str | None, encode: Callable[[bytes], bytes]
+    sentry_ingest: SentryIngest, encoding: str | None, encode: Callable[[bytes], bytes]
 ) -> None:
     """Every supported Content-Encoding is undone before parsing; the answer holds the id."""
     headers = {"Content-Encoding": encoding} if encoding else {}
 
-    status, _, answer = post(ingest, encode(HAND_MADE), headers=headers)
+    status, _, answer = post(sentry_ingest, encode(HAND_MADE), headers=headers)
 
     assert (200, {"id": "9ec79c33ec9942ab8353589fcb2e04dc"}) == (status, answer)
-    assert [parse_envelope(HAND_MADE)] == ingest.envelopes
-    assert [HAND_MADE] == ingest.raw_bodies
-    assert [{"message": "hi"}] == ingest.events
-    assert [BINARY] == [item.payload for item in ingest.items("attachment")]
+    assert [parse_envelope(HAND_MADE)] == sentry_ingest.envelopes
+    assert [HAND_MADE] == sentry_ingest.raw_bodies
+    assert [{"message": "hi"}] == sentry_ingest.events
+    assert [BINARY] == [item.payload for item in sentry_ingest.items("attachment")]
 
 
-def test_legacy_store_endpoint(ingest: SentryIngest) -> None:
+def test_legacy_store_endpoint(sentry_ingest: SentryIngest) -> None:
     event = {"event_id": "a" * 32, "message": "stored"}
 
-    status, _, answer = post(ingest, json.dumps(event).encode(), path="/api/1/store/")
+    status, _, answer = post(sentry_ingest, json.dumps(event).encode(), path="/api/1/store/")
 
     assert (200, {"id": "a" * 32}) == (status, answer)
-    assert [event] == ingest.events
-    assert "store" == ingest.envelopes[0].endpoint
+    assert [event] == sentry_ingest.events
+    assert "store" == sentry_ingest.envelopes[0].endpoint
 
 
 @pytest.mark.parametrize(
@@ -247,7 +247,7 @@ def test_legacy_store_endpoint(ingest: SentryIngest) -> None:
     ],
 )
 def test_rejects_what_sentry_would_reject(
-    ingest: SentryIngest,
+    sentry_ingest: SentryIngest,
     path: str,
     headers: dict[str, str],
     body: bytes,
@@ -255,37 +255,37 @@ def test_rejects_what_sentry_would_reject(
     detail: str,
 ) -> None:
     """Protocol errors are answered, recorded as requests and listed in errors."""
-    answer_status, _, answer = post(ingest, body, path=path, headers=headers)
+    answer_status, _, answer = post(sentry_ingest, body, path=path, headers=headers)
 
     assert status == answer_status
     assert detail in answer["detail"]
-    assert [status] == [request.status for request in ingest.requests]
-    assert [] == ingest.envelopes
-    assert 1 == len(ingest.errors)
-    assert f"-> {status}: " in ingest.errors[0]
+    assert [status] == [request.status for request in sentry_ingest.requests]
+    assert [] == sentry_ingest.envelopes
+    assert 1 == len(sentry_ingest.errors)
+    assert f"-> {status}: " in sentry_ingest.errors[0]
 
 
-def test_sentry_key_in_query_string_is_accepted(ingest: SentryIngest) -> None:
-    path = f"/api/1/envelope/?sentry_key={ingest.public_key}&sentry_version=7"
+def test_sentry_key_in_query_string_is_accepted(sentry_ingest: SentryIngest) -> None:
+    path = f"/api/1/envelope/?sentry_key={sentry_ingest.public_key}&sentry_version=7"
 
-    status, _, _ = post(ingest, b"{}", path=path, headers={"X-Sentry-Auth": ""})
+    status, _, _ = post(sentry_ingest, b"{}", path=path, headers={"X-Sentry-Auth": ""})
 
     assert 200 == status
 
 
-def test_respond_with_status_and_headers(ingest: SentryIngest) -> None:
+def test_respond_with_status_and_headers(sentry_ingest: SentryIngest) -> None:
     """The chosen status and headers are what the client sees; the request is still recorded."""
-    ingest.respond_with(status=429, headers={"Retry-After": "1"})
+    sentry_ingest.respond_with(status=429, headers={"Retry-After": "1"})
 
-    status, headers, answer = post(ingest, HAND_MADE)
+    status, headers, answer = post(sentry_ingest, HAND_MADE)
 
     assert (429, "1") == (status, headers["Retry-After"])
     assert {"detail": "SentryIngest.respond_with(429)"} == answer
-    assert [{"message": "hi"}] == ingest.events
-    assert [] == ingest.errors
+    assert [{"message": "hi"}] == sentry_ingest.events
+    assert [] == sentry_ingest.errors
 
-    ingest.respond_with()
-    assert 200 == post(ingest, HAND_MADE)[0]
+    sentry_ingest.respond_with()
+    assert 200 == post(sentry_ingest, HAND_MADE)[0]
 
 
 def test_constructor_sets_the_answer() -> None:
@@ -293,19 +293,19 @@ def test_constructor_sets_the_answer() -> None:
         assert 503 == post(ingest, b"{}")[0]
 
 
-def test_sdk_honours_429_retry_after(ingest: SentryIngest, init_sentry: InitSentry) -> None:
+def test_sdk_honours_429_retry_after(sentry_ingest: SentryIngest, init_sentry: InitSentry) -> None:
     """After a 429 with Retry-After the real transport drops events instead of sending them."""
     init_sentry()
-    ingest.respond_with(status=429, headers={"Retry-After": "60"})
+    sentry_ingest.respond_with(status=429, headers={"Retry-After": "60"})
 
     sentry_sdk.capture_message("first")
     sentry_sdk.flush(timeout=5)
-    ingest.wait_for_events()
+    sentry_ingest.wait_for_events()
     sentry_sdk.capture_message("second")
     sentry_sdk.flush(timeout=5)
 
-    assert ["first"] == [event["message"] for event in ingest.events]
-    assert [429] == [request.status for request in ingest.requests]
+    assert ["first"] == [event["message"] for event in sentry_ingest.events]
+    assert [429] == [request.status for request in sentry_ingest.requests]
 
 
 def test_delay_holds_the_answer_and_stop_cuts_it_short() -> None:
@@ -319,11 +319,11 @@ def test_delay_holds_the_answer_and_stop_cuts_it_short() -> None:
     assert 1 == len(ingest.requests)
 
 
-def test_wait_for_helpers_explain_a_timeout(ingest: SentryIngest) -> None:
-    post(ingest, b'{}\n{"type":"transaction"}\n{}')
+def test_wait_for_helpers_explain_a_timeout(sentry_ingest: SentryIngest) -> None:
+    post(sentry_ingest, b'{}\n{"type":"transaction"}\n{}')
 
     with pytest.raises(AssertionError) as info:
-        ingest.wait_for_events(n=1, timeout=0.01)
+        sentry_ingest.wait_for_events(n=1, timeout=0.01)
 
     assert (
         "expected at least 1 'event' item(s) within 0.01s, "
@@ -331,30 +331,35 @@ def test_wait_for_helpers_explain_a_timeout(ingest: SentryIngest) -> None:
     ) == str(info.value)
 
 
-def test_wait_for_logs_explains_a_timeout_with_errors(ingest: SentryIngest) -> None:
-    post(ingest, b"not an envelope")
+def test_wait_for_logs_explains_a_timeout_with_errors(sentry_ingest: SentryIngest) -> None:
+    post(sentry_ingest, b"not an envelope")
 
     expected = r"1 log record\(s\) .* protocol errors \[.POST /api/1/envelope/ -> 400: envelope"
     with pytest.raises(AssertionError, match=expected):
-        ingest.wait_for_logs(timeout=0.01)
+        sentry_ingest.wait_for_logs(timeout=0.01)
 
 
-def test_wait_wakes_when_a_request_arrives(ingest: SentryIngest) -> None:
-    sender = threading.Thread(target=post, args=(ingest, HAND_MADE))
+def test_wait_wakes_when_a_request_arrives(sentry_ingest: SentryIngest) -> None:
+    sender = threading.Thread(target=post, args=(sentry_ingest, HAND_MADE))
     sender.start()
 
-    assert ingest.wait(lambda received: len(received.events) == 1, timeout=5)
+    assert sentry_ingest.wait(lambda received: len(received.events) == 1, timeout=5)
     sender.join(5)
-    assert not ingest.wait(lambda received: len(received.events) == 2, timeout=0.01)
+    assert not sentry_ingest.wait(lambda received: len(received.events) == 2, timeout=0.01)
 
 
-def test_clear_forgets_everything(ingest: SentryIngest) -> None:
-    post(ingest, HAND_MADE)
-    post(ingest, b"broken")
+def test_clear_forgets_everything(sentry_ingest: SentryIngest) -> None:
+    post(sentry_ingest, HAND_MADE)
+    post(sentry_ingest, b"broken")
 
-    ingest.clear()
+    sentry_ingest.clear()
 
-    assert ([], [], [], []) == (ingest.requests, ingest.raw_bodies, ingest.envelopes, ingest.errors)
+    assert ([], [], [], []) == (
+        sentry_ingest.requests,
+        sentry_ingest.raw_bodies,
+        sentry_ingest.envelopes,
+        sentry_ingest.errors,
+    )
 
 
 def test_life_cycle() -> None:
@@ -373,12 +378,12 @@ def test_life_cycle() -> None:
 
 
 def test_never_writes_to_stderr(
-    capfd: pytest.CaptureFixture[str], ingest: SentryIngest, init_sentry: InitSentry
+    capfd: pytest.CaptureFixture[str], sentry_ingest: SentryIngest, init_sentry: InitSentry
 ) -> None:
     init_sentry()
     sentry_sdk.capture_message("quiet")
     sentry_sdk.flush(timeout=5)
-    post(ingest, b"broken")
-    post(ingest, b"{}", path="/nowhere")
+    post(sentry_ingest, b"broken")
+    post(sentry_ingest, b"{}", path="/nowhere")
 
     assert ("", "") == tuple(capfd.readouterr())

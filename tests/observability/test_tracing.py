@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sentry_sdk
 import structlog
 
-from mina.logging_config import current_redactor
-from mina.observability.sentry import init_sentry
 from mina.observability.tracing import span
-from mina.settings import Settings
 from mina.testing import SentryIngest
-
-from .conftest import Lines
+from mina.testing.plugin import PipelineFactory
 
 
 def test_spans_as_context_manager_decorator_and_sdk_spelling(
-    configure: Callable[..., Lines], sentry_ingest: SentryIngest
+    mina_sentry: PipelineFactory, sentry_ingest: SentryIngest
 ) -> None:
-    lines = configure(sentry_dsn=sentry_ingest.dsn, traces_sample_rate=1.0)
-    init_sentry(Settings(sentry_dsn=sentry_ingest.dsn, traces_sample_rate=1.0), current_redactor())
+    lines = mina_sentry(traces_sample_rate=1.0)
     log = structlog.get_logger()
 
     @span("ai")
@@ -49,8 +42,8 @@ def test_spans_as_context_manager_decorator_and_sdk_spelling(
     assert sent["spans"][1]["span_id"] == summarising["span_id"]
 
 
-def test_span_without_sentry_is_harmless(configure: Callable[..., Lines]) -> None:
-    lines = configure()
+def test_span_without_sentry_is_harmless(mina_logging: PipelineFactory) -> None:
+    lines = mina_logging()
 
     @span("db", "INSERT users")
     def insert() -> int:

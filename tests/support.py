@@ -1,0 +1,170 @@
+"""What Mina's tests share besides fixtures: a test app, WAV files, a real gunicorn.
+
+`create_app` is Mina's app plus one test-only route, used in process and under real
+gunicorn (``tests.support:create_app()``): ``/api/meetings/<meeting_id>/explode`` logs
+``explode.requested`` on logger ``mina.test`` with ``nonce`` set to the request's
+``X-Request-ID`` header, then fails. Each request thus produces a Sentry event whose
+breadcrumbs, tags and user can be checked against the request that made it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import wave
+from collections.abc import Mapping
+from contextlib import closing
+from pathlib import Path
+from typing import IO, Any
+
+import flask
+import sentry_sdk
+import structlog
+
+import mina
+from mina import auth, db
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A value that must never reach stdout or Sentry once redaction ran.
+SECRET = "hunter2-s3cr3t-canary"
+EXPLODE_LOGGER = "mina.test"
+_FORMATS = {1: "B", 2: "h", 4: "i"}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
+    """Mina's app with the exploding route added."""
+    app = mina.create_app(config)
+
+    @app.get("/api/meetings/<meeting_id>/explode")
+    @auth.login_required
+    def explode(meeting_id: str) -> str:
+        nonce = flask.request.headers.get("X-Request-ID")
+        structlog.get_logger(EXPLODE_LOGGER).info("explode.requested", nonce=nonce)
+        raise RuntimeError(f"exploded in {meeting_id}")
+
+    return app
+
+
+def make_user(path: str, username: str, email: str | None = None) -> tuple[int, str]:
+    """Create user *username* in the database at *path*; return its id and a token."""
+    db.initialize(path)
+    with closing(db.connect(path)) as conn:
+        user = db.create_user(conn, username, email)
+        return user.id, db.create_token(conn, user.id)
+
+
+def make_wav(samples: list[int], *, width: int = 2, channels: int = 1, rate: int = 16000) -> bytes:
+    """A PCM WAV file holding *samples* (interleaved, already in the width's range)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(channels)
+        writer.setsampwidth(width)
+        writer.setframerate(rate)
+        writer.writeframes(struct.pack(f"<{len(samples)}{_FORMATS[width]}", *samples))
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    """Poll *url* until it answers, at most *timeout* seconds.
+
+    A connection gunicorn accepted waits for a worker still booting (loading the app,
+    initialising Sentry): the probe waits for that answer rather than asking again, so a
+    test that counts requests sees exactly one.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=max(deadline - time.monotonic(), 0.1)):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+class Server:
+    """A real gunicorn serving Mina on 127.0.0.1, its stdout collected."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        workers: int = 2,
+        threads: int = 4,
+        app: str = "mina:create_app()",
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            **os.environ,
+            **env,
+            "MINA_BIND": f"127.0.0.1:{self.port}",
+            "MINA_WORKERS": str(workers),
+            "MINA_THREADS": str(threads),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "python:mina.gunicorn_conf",
+                app,
+            ],
+            env=full_env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # Drained continuously: a full pipe would block the server's writes (and with
+        # them every request that logs) until the test reads.
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
+            for stream, sink in ((self.process.stdout, self._out), (self.process.stderr, self._err))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _drain(stream: IO[str] | None, sink: list[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            sink.append(line)
+
+    def stop(self) -> tuple[list[dict[str, Any]], str]:
+        """Stop gunicorn; return its stdout lines (parsed) and its stderr."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+        return [json.loads(line) for line in self._out], "".join(self._err)
+
+
+def flush() -> None:
+    """Send everything the Sentry client holds to the ingest now."""
+    sentry_sdk.flush(timeout=5)
