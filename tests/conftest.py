@@ -26,6 +26,7 @@ import mina.observability.sentry.options
 from mina.logging_config import configure_logging
 from mina.observability import context
 from mina.observability.pipeline import PIPELINE
+from mina.redaction import Redactor
 from mina.settings import Settings
 from mina.testing import SentryIngest
 
@@ -217,3 +218,9 @@ def gunicorn() -> Iterator[Callable[..., Server]]:
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait(timeout=5)
+
+
+@pytest.fixture(name="redactor")
+def _redactor() -> Redactor:
+    """A redactor with the default rules (PII off)."""
+    return Redactor()

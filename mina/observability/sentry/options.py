@@ -25,8 +25,9 @@ from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
+from mina.observability.sentry.payloads import redact_breadcrumb, redact_sentry_event
 from mina.observability.sentry.sdk import MinaLoggingIntegration, quiet_sdk_logger
-from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
+from mina.redaction import Redactor
 from mina.settings import Settings
 
 __all__ = ["init_sentry", "sentry_options"]

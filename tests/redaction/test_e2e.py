@@ -26,7 +26,7 @@ import mina
 from mina.redaction import REDACTED
 from mina.testing import SentryIngest
 
-from .conftest import Lines
+from ..conftest import Lines
 
 #: Sentry's defaults for a new project: scrub data, default fields, IP addresses.
 RELAY_CONFIG = sentry_relay.convert_datascrubbing_config(
