@@ -17,11 +17,9 @@ Each rule has a near miss in the tests that is kept:
   (``"token": null``, ``Login(password=None)``).
 - ``Bearer <credential>`` of 8 characters or more (the scheme word is kept); ``Basic`` the
   same unless the next word is a plain word (``Basic authentication``).
-- Shapes: JWTs, PEM private key bodies, URL passwords (``postgres://u:[REDACTED]@host``),
-  Sentry DSN keys (`mina.redaction.shapes`), card numbers (`mina.redaction.cards`), vendors' credential formats, and
-  Mina's own API tokens (``mina_`` and 43 or more URL-safe characters, with at least one
-  capital or digit, also glued to other text: ``req-mina_...``; ``mina_api`` and long
-  snake_case names are kept).
+- Shapes (`mina.redaction.shapes`): vendors' credential formats, JWTs, PEM private key
+  bodies, URL passwords (``postgres://u:[REDACTED]@host``), Sentry DSN keys, Mina's own API
+  tokens; and card numbers (`mina.redaction.cards`).
 - Unless *send_pii*: e-mail addresses and IP addresses other than loopback and unspecified
   ones.
 - Source lines (`TextRedactor.redact_code`) get only the shapes and string literals under
