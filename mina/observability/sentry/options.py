@@ -143,8 +143,10 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     dropped.
     """
     ignored = settings.sentry_ignore_status_codes
+    envelopes = _envelope_url(settings.sentry_dsn)
 
     def before_send_transaction(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
+        _drop_own_spans(event, envelopes)
         crumbs = event.pop("breadcrumbs", None)
         event = redact_sentry_event(redactor, event)
         if crumbs is not None:
@@ -205,6 +207,25 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     if settings.sentry_spotlight:
         options["spotlight"] = settings.sentry_spotlight
     return options
+
+
+def _envelope_url(dsn: str | None) -> str | None:
+    return Dsn(dsn).to_auth().get_api_url() if dsn else None
+
+
+def _drop_own_spans(event: dict[str, Any], envelopes: str | None) -> None:
+    # The SDK's own POSTs to the ingest, recorded as http.client spans when its sender
+    # thread starts inside a transaction: sentry-sdk tells them apart by host only when
+    # the DSN has no port (self-hosted Sentry on :9000 has one).
+    spans = event.get("spans")
+    if envelopes is None or not isinstance(spans, list):
+        return
+    event["spans"] = [span for span in spans if _span_url(span) != envelopes]
+
+
+def _span_url(span: Any) -> Any:
+    data = span.get("data") if isinstance(span, dict) else None
+    return data.get("url") if isinstance(data, dict) else None
 
 
 def _ingest(dsn: str) -> str:
