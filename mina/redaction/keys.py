@@ -78,6 +78,8 @@ SECRET_KEYS: Final = (
     "signing key",
     "encryption key",
     "master key",
+    "account key",  # Azure storage: AccountKey=...; in connection strings
+    "accountkey",
     "session",
     "sessionid",
     "sessid",
@@ -134,6 +136,7 @@ _LABEL_WORDS: Final = frozenset(
     {
         *("type", "types", "kind", "method", "methods", "scheme", "schemes", "provider"),
         *("algorithm", "alg", "format", "mode", "strategy", "backend", "status", "source"),
+        *("name", "names"),  # SharedAccessKeyName=RootManageSharedAccessKey
     }
 )
 # A harmless key whose last word names an id or a time: a bare digit string under it is an

@@ -1,10 +1,10 @@
 """Credentials recognised by their shape, wherever they appear in text.
 
-Vendors' token formats (AWS, GitHub, Slack, ...), JWTs, PEM private key bodies, ``Bearer``
-and ``Basic`` credentials, URL passwords (``postgres://u:[REDACTED]@host``), Sentry DSN keys,
-and Mina's own API tokens (``mina_`` and 43 or more URL-safe characters, with at least one
-capital or digit, also glued to other text: ``req-mina_...``; ``mina_api`` and long
-snake_case names are kept).
+Vendors' token formats (`mina.redaction.vendors`: AWS, GitHub, Slack, ...), JWTs, PEM
+private key bodies, ``Bearer`` and ``Basic`` credentials, URL passwords
+(``postgres://u:[REDACTED]@host``), Sentry DSN keys, and Mina's own API tokens (``mina_`` and
+43 or more URL-safe characters, with at least one capital or digit, also glued to other
+text: ``req-mina_...``; ``mina_api`` and long snake_case names are kept).
 """
 
 from __future__ import annotations
@@ -13,26 +13,16 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from mina.redaction.vendors import URL_HINTS, URL_TOKEN, VENDOR_TOKEN
+
 __all__ = ["Span", "credentials"]
 
 #: Where a secret is in a text: start and end offsets.
 Span = tuple[int, int]
 
 _TOKEN = r"[A-Za-z0-9\-._~+/]"
-_SHAPES: Final = re.compile(
-    r"(?<![A-Za-z0-9_\-])(?:"
-    r"(?:AKIA|ASIA)[A-Z0-9]{16}"  # AWS access key ids
-    r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"  # GitHub
-    r"|xox[abeprs]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,}"  # Slack
-    r"|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{16,}"  # Stripe secrets
-    r"|sk-[A-Za-z0-9_\-]{20,}"  # OpenAI-style (sk-..., sk-proj-..., sk-ant-...)
-    r"|AIza[A-Za-z0-9_\-]{35}"  # Google API keys
-    r"|glpat-[A-Za-z0-9_\-]{20,}|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_\-]{50,}"
-    r"|eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}(?:\.[A-Za-z0-9_\-]*)?"  # JWT (JWS)
-    r")(?![A-Za-z0-9_\-])"
-)
 # Mina's own API tokens (mina.db: TOKEN_PREFIX + secrets.token_urlsafe(32), 43 characters).
-# Not in _SHAPES: a token glued to an id ("req-mina_...") or to more text is still one.
+# Not a vendor format: a token glued to an id ("req-mina_...") or to more text is still one.
 _MINA_TOKEN: Final = re.compile(r"(?<![A-Za-z0-9])mina_[A-Za-z0-9_\-]{43,}")
 _PEM: Final = re.compile(
     r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)[\s\S]*?(?=-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"
@@ -59,9 +49,12 @@ def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
         for m in _PEM.finditer(text):
             if m.end() > m.end(1):
                 add((m.end(1), m.end()))
-    first = _SHAPES.search(text)  # search before finditer: most texts have none
+    first = VENDOR_TOKEN.search(text)  # search before finditer: most texts have none
     if first is not None:
-        for m in _SHAPES.finditer(text, first.start()):
+        for m in VENDOR_TOKEN.finditer(text, first.start()):
+            add(m.span())
+    if any(hint in text for hint in URL_HINTS):
+        for m in URL_TOKEN.finditer(text):
             add(m.span())
     if "mina_" in text:
         for m in _MINA_TOKEN.finditer(text):
