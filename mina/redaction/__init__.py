@@ -12,10 +12,12 @@ The package is pure (no Flask, no Sentry SDK, no app) and split by concern:
 ==========  ==================================================================
 `keys`      word lists and key rules: secret, measure (``token_count``), label
             (``token_type``), id keys
-`text`      text rules: ``name=value`` pairs, flags, ``Bearer``, URLs, PII, and
-            `REDACTED`; `TextRedactor` holds the options and caches
-`shapes`    credentials found by their shape: vendor tokens, JWTs, PEM keys, URL
-            passwords, DSN keys, `Bearer`, Mina tokens
+`text`      text rules: ``name=value`` pairs, flags, PII; `TextRedactor` holds
+            the options and caches
+`values`    where a pair's value ends (quoted, bracketed, bare); `REDACTED`
+`shapes`    credentials found by their shape: JWTs, PEM keys, URL passwords, DSN
+            keys, ``Bearer``, Mina tokens, and `vendors`' formats
+`vendors`   the catalogue of vendors' credential formats (AWS, GitHub, Slack...)
 `cards`     payment card numbers (brand prefixes, lengths, Luhn)
 `walk`      `Redactor`: values, mappings, sequences, objects, structlog events
 ==========  ==================================================================
@@ -26,7 +28,7 @@ Sentry's payloads (events, breadcrumbs, logs) are walked by
 
 from __future__ import annotations
 
-from mina.redaction.text import REDACTED
+from mina.redaction.values import REDACTED
 from mina.redaction.walk import CYCLE, MAX_DEPTH, Redactor, register_wrapper
 
 __all__ = ["CYCLE", "MAX_DEPTH", "REDACTED", "Redactor", "register_wrapper"]

@@ -105,8 +105,13 @@ SECRET_KEYS: Final = (
     "db params",  # positional SQL parameters: no name tells which one is the password
     "db query parameter",
 )
-#: Client-address word sequences: sent only when PII may be sent.
-PII_KEYS: Final = ("ip", "ip address", "remote addr", "x forwarded for", "x real ip", "forwarded")
+#: Client-address word sequences: sent only when PII may be sent. Loopback addresses in
+#: text are kept, but not under these keys: ``raddr`` in a socket's repr is the client's.
+PII_KEYS: Final = (
+    *("ip", "ip address", "remote addr", "remote address", "remote port"),
+    *("x forwarded for", "x real ip", "forwarded"),
+    *("raddr", "laddr", "peername", "client address", "client addr", "peer address"),
+)
 
 _TIME_WORDS: Final = frozenset(
     {"at", "expires", "expiry", "expiration", "expired", "until", "since", "time", "date"}

@@ -48,11 +48,10 @@ from mina.redaction.keys import (
     words,
 )
 from mina.redaction.shapes import Span, credentials
+from mina.redaction.values import QUOTED, REDACTED, bare_kind, line_end, value_span
 
 __all__ = ["REDACTED", "TextRedactor"]
 
-#: What every secret is replaced by, in values and inside text alike.
-REDACTED: Final = "[REDACTED]"
 
 _CACHE_MAX: Final = 4096
 _CLEAN_MAX_LEN: Final = 256
@@ -62,10 +61,7 @@ _CLEAN_MAX_LEN: Final = 256
 _PAIR: Final = re.compile(
     r"(?<![\w.\-\[\]])(?:--?)?(\\?[\"']|)([A-Za-z_][\w.\-\[\]]*)\1([ \t]*[:=][ \t]*)(?![/=:])"
 )
-_QUOTED: Final = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'")
-_BARE_VALUE: Final = re.compile(r"[^\s&#;\"'<>]+")
 _PLACEHOLDER: Final = re.compile(r"%(?:\([\w.]*\))?[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|\{[\w.!:\[\]]*\}")
-_CLOSERS: Final = {")": "(", "]": "[", "}": "{"}
 # "--password value" on a command line; "'--password', 'value'" in a list's repr.
 _FLAG_TEXT: Final = re.compile(
     r"(?<![\w\-])--([A-Za-z][\w.\-]*)(?:[ \t]+|(['\"]),[ \t]*(?=['\"]))(?!--)"
@@ -73,8 +69,6 @@ _FLAG_TEXT: Final = re.compile(
 _FLAG_VALUE: Final = re.compile(r"[^\s\"']+")
 # A flag as an item of an argv-like list (also as Sentry's repr of it: "'--token'").
 FLAG_ITEM: Final = re.compile(r"(['\"]?)--?([A-Za-z][\w.\-]*)\1")
-_JSON_VALUE: Final = re.compile(r"[^\s,}\]]+")
-_LINE_VALUE: Final = re.compile(r"(?:(?i:bearer|basic)[ \t]+)?([^\r\n]+)")
 _EMAIL: Final = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 )
@@ -88,68 +82,20 @@ _BENIGN: Final = re.compile(
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
 )
 # Unquoted literals that are never secrets (JSON, Python reprs): "token": null, token=None.
+_SERVER_ADDRESSES: Final = frozenset(
+    {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
+)
 _LITERALS: Final = frozenset({"null", "None", "true", "True", "false", "False"})
 
 
-def _value_span(text: str, pos: int, *, quoted_name: bool, sep: str) -> Span | None:
-    """Return where the value of a sensitive ``name<sep>`` pair ending at *pos* is."""
-    if text.startswith(REDACTED, pos):  # keeps re-redaction a no-op
-        return None
-    quote = text[pos : pos + 2] if text.startswith(('\\"', "\\'"), pos) else text[pos : pos + 1]
-    if quote in ('"', "'", '\\"', "\\'"):  # quoted, also JSON inside JSON (\"...\")
-        start = pos + len(quote)
-        value = _QUOTED.match(text, pos) if len(quote) == 1 else None
-        if value is not None:
-            return start, value.end() - 1
-        end = text.find(quote, start)
-        if end < 0:  # unterminated (cut) quote: everything up to the line's end
-            end = _line_end(text, start)
-        return start, end
-    if quoted_name:  # "pin": 1234
-        value = _JSON_VALUE.match(text, pos)
-        return None if value is None else value.span()
-    if sep == "=":  # query strings, logfmt, --flag=value
-        value = _BARE_VALUE.match(text, pos)
-        if value is None:
-            return None
-        start, end = value.span()
-        # "f(token=abc)": a closing bracket without its opening one is not the value's
-        # (at most three: the count is linear, and deeper calls are rare).
-        for _ in range(3):
-            closer = text[end - 1]
-            if closer not in _CLOSERS or text.count(_CLOSERS[closer], start, end) >= (
-                text.count(closer, start, end)
-            ):
-                break
-            end -= 1
-        return start, end
-    if ":" in sep:  # a header or "name: value" line: the rest of the line
-        value = _LINE_VALUE.match(text, pos)
-        return None if value is None else value.span(1)
-    return None  # "password = request.json[...]" is code, not a secret
-
-
-def _bare_kind(text: str, pair: re.Match[str]) -> str:
-    """Return ``=`` or ``:`` for an unquoted pair whose value is unquoted, else ``""``."""
-    pos = pair.end()
-    if pair.group(1) or text[pos : pos + 1] in ("'", '"', "\\"):
-        return ""
-    sep = pair.group(3)
-    return "=" if sep == "=" else ":" if ":" in sep else ""
-
-
-def _line_end(text: str, pos: int) -> int:
-    end = text.find("\n", pos)
-    return len(text) if end < 0 else end
-
-
 def _client_ip(text: str) -> bool:
-    # Loopback and unspecified addresses identify nobody and keep "listening on" lines readable.
+    # The addresses servers print ("listening on 127.0.0.1:5000", "bind 0.0.0.0") identify
+    # nobody; any other one, other loopback addresses included, may be a client's.
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         return False
-    return not (address.is_loopback or address.is_unspecified)
+    return not (address.is_unspecified or address in _SERVER_ADDRESSES)
 
 
 def splice(text: str, spans: list[Span]) -> str:
@@ -332,17 +278,17 @@ class TextRedactor:
         covered_sep = ""
         for m in _PAIR.finditer(text):
             pos = m.end()
-            if pos < covered and _bare_kind(text, m) == covered_sep:
+            if pos < covered and bare_kind(text, m) == covered_sep:
                 continue
             state = self._key_state(m.group(2))
             if not state & JUDGED:
                 continue
-            span = _value_span(text, pos, quoted_name=bool(m.group(1)), sep=m.group(3))
+            span = value_span(text, pos, quoted_name=bool(m.group(1)), sep=m.group(3))
             if span is not None:
                 before = len(spans)
                 self._judge(text, span, state, spans, code=code)
                 if len(spans) > before and span[1] > covered:
-                    kind = _bare_kind(text, m)
+                    kind = bare_kind(text, m)
                     if kind:
                         covered, covered_sep = span[1], kind
 
@@ -371,8 +317,8 @@ class TextRedactor:
             pos = m.end()
             quote = text[pos : pos + 1]
             if quote in ("'", '"'):
-                value = _QUOTED.match(text, pos)
-                end = value.end() - 1 if value is not None else _line_end(text, pos)
+                value = QUOTED.match(text, pos)
+                end = value.end() - 1 if value is not None else line_end(text, pos)
                 self._judge(text, (pos + 1, end), state, spans, code=False)
             else:
                 bare = _FLAG_VALUE.match(text, pos)

@@ -127,6 +127,7 @@ class TestText:
             "mail alice@example.com now",
             "from 203.0.113.7 now",
             "from 2001:db8::1 now",
+            "from 127.0.0.7 now",  # loopback, but not the address a server prints
             "from ::ffff:203.0.113.7 now",
         ],
     )

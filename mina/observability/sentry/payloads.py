@@ -54,8 +54,9 @@ def redact_sentry_event(redactor: Redactor, event: dict[str, Any]) -> dict[str, 
     exception values, frame locals by name and value, request, breadcrumbs, tags, contexts,
     user, extra, spans, transaction). Sentry's structural fields are kept as they are, and
     frames' source lines only lose what matches a credential shape (never ``name=value``
-    pairs: ``password = request.json["password"]`` stays readable). Request cookies go
-    whole (any cookie may be a session), also with *send_pii*. Without *send_pii*, the
+    pairs: ``password = request.json["password"]`` stays readable). Request cookies keep
+    their names and lose every value (any cookie may be a session), also with
+    *send_pii*, in the shape Relay expects. Without *send_pii*, the
     user's e-mail and IP and the request's ``REMOTE_ADDR`` are dropped.
     """
     out: dict[str, Any] = {}
@@ -68,6 +69,13 @@ def redact_sentry_event(redactor: Redactor, event: dict[str, Any]) -> dict[str, 
             out[key] = _stacktrace(redactor, value)
         elif key == "logentry":
             out[key] = _logentry(redactor, value)
+        elif key == "request" and isinstance(value, Mapping) and "cookies" in value:
+            fields = dict(value)
+            cookies = fields.pop("cookies")
+            redacted = redactor.redact(fields)
+            if isinstance(redacted, dict):
+                redacted["cookies"] = _cookies(redactor, cookies)
+            out[key] = redacted
         else:
             out[key] = redactor.redact(value)
     if not redactor.send_pii:
@@ -77,6 +85,21 @@ def redact_sentry_event(redactor: Redactor, event: dict[str, Any]) -> dict[str, 
             out["request"] = request = dict(request)
             _drop(request, "env", ("REMOTE_ADDR",))
     return out
+
+
+def _cookies(redactor: Redactor, cookies: Any) -> Any:
+    # Names stay (they tell which cookies came), values go. Relay reads a mapping, a list
+    # of pairs or a Cookie header string; anything else becomes the marker.
+    if isinstance(cookies, Mapping):
+        return {redactor.redact_text(str(name)): REDACTED for name in cookies}
+    if isinstance(cookies, str):
+        names = (part.partition("=")[0].strip() for part in cookies.split(";"))
+        return "; ".join(f"{redactor.redact_text(name)}={REDACTED}" for name in names if name)
+    if isinstance(cookies, list) and all(
+        isinstance(pair, list | tuple) and len(pair) == 2 for pair in cookies
+    ):
+        return [[redactor.redact_text(str(name)), REDACTED] for name, _ in cookies]
+    return REDACTED
 
 
 def redact_breadcrumb(redactor: Redactor, crumb: dict[str, Any]) -> dict[str, Any]:
