@@ -289,3 +289,96 @@ class TestValues:
     def test_in_text(self, redactor: Redactor, text: str, expected: str) -> None:
         """Pairs in text follow the same value rules."""
         assert expected == redactor.redact_text(text)
+
+
+# Mina's own word lists, pinned entry by entry: one key per entry, spelled the way code
+# writes it, that no other entry makes sensitive. Written out here, not read from the lists.
+OWN_SECRET_KEYS = [
+    *("password", "passwd", "pwd", "pw", "db_pass", "passphrase", "passcode", "secret"),
+    *("secrets", "token", "auth", "authorization", "authtoken", "accesstoken"),
+    *("refreshtoken", "idtoken", "apitoken", "credential", "credentials", "creds"),
+    *("api_key", "apikey", "private_key", "privatekey", "secretkey", "access_key"),
+    *("signing_key", "encryption_key", "master_key", "masterKey", "AccountKey", "accountkey"),
+    *("session", "sessionid", "sessid", "jsessionid", "phpsessid", "connect.sid", "cookie"),
+    *("cookies", "csrf", "csrftoken", "xsrf", "xsrftoken", "signature", "sig", "dsn", "jwt"),
+    *("bearer", "otp", "totp", "pin", "ssn", "symfony", "db.params", "db.query.parameter.0"),
+]
+OWN_PII_KEYS = [
+    *("ip", "ip_address", "remote_addr", "REMOTE_ADDR", "remote_address", "REMOTE_PORT"),
+    *("HTTP_X_FORWARDED_FOR", "X-Real-IP", "forwarded", "raddr", "laddr", "peername"),
+    *("client_address", "client_addr", "peer_address"),
+]
+MEASURE_WORDS = [
+    *("count", "counts", "total", "num", "len", "length", "size", "usage", "used", "limit"),
+    *("limits", "max", "min", "remaining", "rate", "ttl", "age", "ms", "ns", "us", "seconds"),
+    *("secs", "minutes", "hours", "days", "duration", "attempt", "attempts", "tries"),
+    *("retries", "failures", "failed", "errors", "set", "enabled", "disabled", "required"),
+    *("present", "exists", "valid", "timeout", "version", "index", "position", "entropy"),
+    *("strength", "score"),
+]
+TIME_WORDS = [
+    *("at", "expires", "expiry", "expiration", "expired", "until", "since", "time", "date"),
+    *("issued", "created", "updated", "changed", "modified", "rotated", "last"),
+]
+LABEL_WORDS = [
+    *("type", "types", "kind", "method", "methods", "scheme", "schemes", "provider"),
+    *("algorithm", "alg", "format", "mode", "strategy", "backend", "status", "source"),
+    *("name", "names"),
+]
+ID_WORDS = [
+    *("id", "ids", "uid", "pk", "seq", "offset", "ts", "time", "timestamp", "epoch"),
+    *("ns", "ms", "us", "at", "created", "updated", "modified"),
+]
+CARD = "4111111111111111"
+
+
+class TestOwnWords:
+    @pytest.mark.parametrize("key", OWN_SECRET_KEYS)
+    def test_secret_words(self, redactor: Redactor, key: str) -> None:
+        """Each of Mina's secret words makes a key sensitive on its own."""
+        assert {key: REDACTED} == redactor.redact({key: "s3cr3t-value"})
+        assert f"{key}={REDACTED}" == redactor.redact_text(f"{key}=s3cr3t-value")
+
+    @pytest.mark.parametrize("key", OWN_PII_KEYS)
+    def test_pii_words(self, key: str) -> None:
+        """Each client-address word hides its value unless PII may be sent."""
+        assert {key: REDACTED} == Redactor().redact({key: "127.0.0.1"})
+        assert {key: "127.0.0.1"} == Redactor(send_pii=True).redact({key: "127.0.0.1"})
+
+    @pytest.mark.parametrize("word", MEASURE_WORDS + TIME_WORDS)
+    def test_measure_words(self, redactor: Redactor, word: str) -> None:
+        """A measure of a secret keeps its number and still hides any other text."""
+        key = f"api_key_{word}"
+
+        assert {key: 7} == redactor.redact({key: 7})
+        assert {key: REDACTED} == redactor.redact({key: "hunter2"})
+
+    @pytest.mark.parametrize("word", TIME_WORDS)
+    def test_time_words_keep_timestamps(self, redactor: Redactor, word: str) -> None:
+        """A time of a secret keeps an ISO timestamp; other measures do not."""
+        stamp = "2026-11-29T05:00:00Z"
+
+        assert {f"token_{word}": stamp} == redactor.redact({f"token_{word}": stamp})
+        assert {"token_count": REDACTED} == redactor.redact({"token_count": stamp})
+
+    @pytest.mark.parametrize("first", ["max", "min", "total", "num", "n"])
+    def test_metric_first_words(self, redactor: Redactor, first: str) -> None:
+        """``max_tokens=4096`` is an amount, not a token."""
+        key = f"{first}_token"
+
+        assert {key: 4096} == redactor.redact({key: 4096})
+        assert {key: REDACTED} == redactor.redact({key: "hunter2"})
+
+    @pytest.mark.parametrize("word", LABEL_WORDS)
+    def test_label_words(self, redactor: Redactor, word: str) -> None:
+        """A label of a secret keeps a plain word, never one with digits or symbols."""
+        key = f"token_{word}"
+
+        assert {key: "bearer"} == redactor.redact({key: "bearer"})
+        assert {key: REDACTED} == redactor.redact({key: "hunter2"})
+
+    @pytest.mark.parametrize("word", ID_WORDS)
+    def test_id_words_hold_digits_that_are_not_cards(self, redactor: Redactor, word: str) -> None:
+        """An id or time key's digits are an id or an epoch; a number key's are a card."""
+        assert {f"row_{word}": CARD} == redactor.redact({f"row_{word}": CARD})
+        assert {"row_number": REDACTED} == redactor.redact({"row_number": CARD})

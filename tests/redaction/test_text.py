@@ -295,3 +295,44 @@ def test_text_never_raises_and_is_idempotent(text: str) -> None:
     once = redactor.redact_text(text)
 
     assert once == redactor.redact_text(once)
+
+
+class TestSeveralSecrets:
+    GITHUB = "ghp_" + "a1B2c3D4" * 4 + "e5F6"
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            # Overlapping spans (a pair's value that is also a JWT), then one more secret.
+            (f"token={JWT} then {GITHUB}", f"token={REDACTED} then {REDACTED}"),
+            (
+                f"token={JWT} {JWT} and {GITHUB} ok",
+                f"token={REDACTED} {REDACTED} and {REDACTED} ok",
+            ),
+            (f"a={GITHUB},b={GITHUB} c", f"a={REDACTED},b={REDACTED} c"),
+            (f"password=x&token=y {GITHUB}", f"password={REDACTED}&token={REDACTED} {REDACTED}"),
+        ],
+    )
+    def test_every_secret_goes(self, redactor: Redactor, text: str, expected: str) -> None:
+        """However their spans overlap or touch, every secret in a text is replaced."""
+        assert expected == redactor.redact_text(text)
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            # A dict's repr inside a repr (Sentry's frame locals): quotes are escaped.
+            (
+                "{\\'password\\': \\'hunter2\\', \\'n\\': 1}",
+                "{\\'password\\': \\'[REDACTED]\\', \\'n\\': 1}",
+            ),
+            ('{\\"password\\": \\"hunter2\\"}', '{\\"password\\": \\"[REDACTED]\\"}'),
+            ("password=('hunter2', 'x') kept", f"password={REDACTED} kept"),
+            ('{"token": ["a", "b"], "n": 1}', f'{{"token": {REDACTED}, "n": 1}}'),
+            ("Login(password=('a)b',), user='ada')", f"Login(password={REDACTED}, user='ada')"),
+        ],
+    )
+    def test_quoted_and_bracketed_values(
+        self, redactor: Redactor, text: str, expected: str
+    ) -> None:
+        """Only the value goes: escaped quotes stay around it, brackets go with it."""
+        assert expected == redactor.redact_text(text)

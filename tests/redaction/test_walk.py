@@ -319,3 +319,28 @@ def test_canary_never_survives(tree: Any, canary: str, path: list[int], how: int
 def test_harmless_trees_are_returned_as_is(tree: Any) -> None:
     """Without secrets, redaction is the identity (and allocates nothing)."""
     assert tree is Redactor().redact(tree)
+
+
+class Unreadable(Mapping[str, Any]):
+    """A mapping that fails while being walked (a lazy proxy whose backend is gone)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("backend gone")
+
+    def __len__(self) -> int:
+        return 1
+
+
+class TestFailClosed:
+    def test_redact_returns_the_marker(self, redactor: Redactor) -> None:
+        """What cannot be inspected is never let through, and never raises."""
+        assert REDACTED == redactor.redact(Unreadable())
+
+    def test_processor_replaces_the_value(self, redactor: Redactor) -> None:
+        """The structlog processor keeps the event, with the unreadable value replaced."""
+        event = {"event": "x", "state": Unreadable(), "n": 1}
+
+        assert {"event": "x", "state": REDACTED, "n": 1} == redactor(None, "info", event)
