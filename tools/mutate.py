@@ -412,19 +412,28 @@ class _Workspace:
 
 
 def run_mutant(
-    workspace: _Workspace, mutant: Mutant, tests: list[str], timeout: float, seed: int
+    workspace: _Workspace,
+    mutant: Mutant,
+    tests: list[str],
+    timeouts: tuple[float, float],
+    seed: int,
 ) -> dict[str, Any]:
-    """Run *mutant* against *tests*, then the whole suite if they miss it."""
+    """Run *mutant* against *tests*, then the rest of the suite if they miss it.
+
+    *timeouts* are the own tests' and the whole suite's, in seconds; running out of time
+    counts as killed (a mutant that loops forever is caught).
+    """
     work = workspace.get()
     file = work / mutant.path
     original = file.read_text(encoding="utf-8")
     file.write_text(mutate(original, mutant.index), encoding="utf-8")
     started = time.monotonic()
     try:
-        outcome = _pytest(work, tests, timeout, seed)
+        outcome = _pytest(work, tests, timeouts[0], seed)
         stage = "own tests"
         if outcome == "passed":
-            outcome = _pytest(work, ["tests"], timeout * 4, seed)
+            rest = ["tests", *(f"--ignore={t}" for t in tests if t != "tests")]
+            outcome = _pytest(work, rest, timeouts[1], seed)
             stage = "whole suite"
     finally:
         file.write_text(original, encoding="utf-8")
@@ -464,7 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--count", type=int, help="mutants per target (overrides defaults)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per own-tests run")
+    parser.add_argument("--timeout", type=float, default=90.0, help="seconds per own-tests run")
+    parser.add_argument(
+        "--suite-timeout", type=float, default=900.0, help="seconds per whole-suite run"
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--report", default=".mutate/report.json")
     parser.add_argument("--list", action="store_true", help="list the sampled mutants only")
@@ -492,7 +504,17 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = [
-                (target, pool.submit(run_mutant, workspace, m, own, args.timeout, args.seed))
+                (
+                    target,
+                    pool.submit(
+                        run_mutant,
+                        workspace,
+                        m,
+                        own,
+                        (args.timeout, args.suite_timeout),
+                        args.seed,
+                    ),
+                )
                 for target, own, m in plan
             ]
             for target, future in futures:
