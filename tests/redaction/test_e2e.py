@@ -47,11 +47,9 @@ canaries = st.text(string.ascii_letters + string.digits, min_size=16, max_size=4
 )
 
 
-def leaky_app(
-    configure: Callable[..., Lines], ingest: SentryIngest, *, send_pii: bool = False
-) -> tuple[flask.Flask, Lines]:
-    lines = configure(send_pii=send_pii)
-    app = mina.create_app(
+def sentry_app(ingest: SentryIngest, *, send_pii: bool) -> flask.Flask:
+    """Mina's app sending every event and transaction to *ingest*."""
+    return mina.create_app(
         {
             "SENTRY_DSN": ingest.dsn,
             "SENTRY_TRACES_SAMPLE_RATE": "1.0",
@@ -59,6 +57,13 @@ def leaky_app(
             "MINA_SEND_PII": "1" if send_pii else "0",
         }
     )
+
+
+def leaky_app(
+    configure: Callable[..., Lines], ingest: SentryIngest, *, send_pii: bool = False
+) -> tuple[flask.Flask, Lines]:
+    lines = configure(send_pii=send_pii)
+    app = sentry_app(ingest, send_pii=send_pii)
 
     @app.post("/api/leak")
     def leak() -> str:
@@ -230,14 +235,7 @@ def test_client_address_reaches_sentry_only_with_pii(
     """A real socket: its repr (``raddr=(ip, port)``) in a frame local, a breadcrumb and a
     context, and the WSGI environ, carry the client's address; without PII none arrives."""
     configure(send_pii=send_pii)
-    app = mina.create_app(
-        {
-            "SENTRY_DSN": sentry_ingest.dsn,
-            "SENTRY_TRACES_SAMPLE_RATE": "1.0",
-            "SENTRY_PROFILES_SAMPLE_RATE": "0",
-            "MINA_SEND_PII": "1" if send_pii else "0",
-        }
-    )
+    app = sentry_app(sentry_ingest, send_pii=send_pii)
 
     @app.get("/api/peer")
     def peer() -> str:
