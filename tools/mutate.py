@@ -50,11 +50,11 @@ DEFAULT_TARGETS: dict[str, tuple[list[str], int]] = {
             "tests/observability/sentry/test_payloads.py",
             "tests/redaction",
         ],
-        100,
+        60,
     ),
-    "mina/observability/processors.py": (["tests/observability/test_processors.py"], 40),
-    "mina/observability/context.py": (["tests/observability/test_context.py"], 25),
-    "mina/observability/flask.py": (["tests/observability/test_flask.py"], 25),
+    "mina/observability/processors.py": (["tests/observability/test_processors.py"], 30),
+    "mina/observability/context.py": (["tests/observability/test_context.py"], 20),
+    "mina/observability/flask.py": (["tests/observability/test_flask.py"], 20),
 }
 #: Fallbacks while a target's mirrored tests do not exist yet.
 FALLBACK_TESTS: dict[str, list[str]] = {
