@@ -7,9 +7,10 @@ import datetime
 import json
 import string
 import uuid
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -344,3 +345,40 @@ class TestFailClosed:
         event = {"event": "x", "state": Unreadable(), "n": 1}
 
         assert {"event": "x", "state": REDACTED, "n": 1} == redactor(None, "info", event)
+
+
+class DeprecatedDictModel(Model):
+    """Pydantic-v2-like, with v1's ``__fields__`` and a ``dict()`` that warns, as v2 has."""
+
+    __fields__: ClassVar[dict[str, Any]] = {"name": None, "api_key": None}
+
+    def dict(self) -> dict[str, Any]:
+        warnings.warn("dict() is deprecated, use model_dump()", DeprecationWarning, stacklevel=2)
+        return self.model_dump()
+
+
+class TestLimits:
+    def test_mapping_depth(self) -> None:
+        """Each level of mappings counts once against max_depth."""
+        value = {"a": {"b": {"c": {"d": "leaf"}}}}
+
+        assert {"a": {"b": {"c": "<max depth>"}}} == Redactor(max_depth=3).redact(value)
+        assert value == Redactor(max_depth=4).redact(value)
+
+    def test_default_text_limit_is_64_kib(self, redactor: Redactor) -> None:
+        """By default a string is scanned up to 64 KiB, then cut with a count."""
+        text = " ".join(["word"] * 20_000)  # 99,999 characters
+
+        redacted = redactor.redact_text(text)
+
+        head, marker = redacted.split("...")
+        assert 64 * 1024 - 5 <= len(head) <= 64 * 1024
+        assert f"[TRUNCATED {len(text) - len(head)} chars]" == marker
+
+    def test_pydantic_v2_models_use_model_dump(self, redactor: Redactor) -> None:
+        """A v2 model is read with model_dump, never v1's deprecated dict()."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            redacted = redactor.redact(DeprecatedDictModel())
+
+        assert {"name": "m", "api_key": REDACTED} == redacted
