@@ -392,13 +392,18 @@ def _pytest(work: Path, tests: list[str], timeout: float, seed: int) -> str:
 
 
 class _Workspace:
-    """A private copy of the repository per worker thread, each file restored after use."""
+    """A private copy of the repository per worker thread, each file restored after use.
+
+    Whole-suite runs take turns (`suite_lock`): the suite starts servers and reads shared
+    files, and two copies of it at once failed for each other, killing nothing.
+    """
 
     def __init__(self, base: Path) -> None:
         self.base = base
         self.local = threading.local()
         self.count = 0
         self.lock = threading.Lock()
+        self.suite_lock = threading.Lock()
 
     def get(self) -> Path:
         work: Path | None = getattr(self.local, "work", None)
@@ -433,7 +438,8 @@ def run_mutant(
         stage = "own tests"
         if outcome == "passed":
             rest = ["tests", *(f"--ignore={t}" for t in tests if t != "tests")]
-            outcome = _pytest(work, rest, timeouts[1], seed)
+            with workspace.suite_lock:
+                outcome = _pytest(work, rest, timeouts[1], seed)
             stage = "whole suite"
     finally:
         file.write_text(original, encoding="utf-8")
