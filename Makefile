@@ -7,7 +7,7 @@ PORT ?= 5000
 # `MINA_BIND=0.0.0.0:8000 make run` wins over HOST and PORT.
 MINA_BIND ?= $(HOST):$(PORT)
 
-.PHONY: run test lint typecheck bench bench-outbox clean
+.PHONY: run test lint typecheck bench bench-outbox mutate clean
 
 # Recipes that `make run` may run are silent (@): its stdout is the server's lines only.
 $(BIN)/python:
@@ -31,11 +31,12 @@ run: $(VENV)/.run-installed
 	@MINA_BIND='$(MINA_BIND)' exec $(BIN)/mina serve
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check mina tests bench main.py gunicorn.conf.py
-	$(BIN)/ruff format --check mina tests bench main.py gunicorn.conf.py
+	$(BIN)/ruff check mina tests bench tools main.py gunicorn.conf.py
+	$(BIN)/ruff format --check mina tests bench tools main.py gunicorn.conf.py
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
+	$(BIN)/mypy --strict tools
 
 test: lint typecheck
 	$(BIN)/python -m pytest
@@ -47,5 +48,10 @@ bench: $(VENV)/.bench-installed
 bench-outbox: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.outbox --rounds 2 --json bench/results/outbox.json
 
+# Mutation testing (tools/mutate.py): sampled mutants of the redaction package and the
+# observability core; prints the killed share per target and every survivor.
+mutate: $(VENV)/.dev-installed
+	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .mutate

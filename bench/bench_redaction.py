@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from mina.redaction import Redactor, redact_sentry_event
+from mina.observability.sentry.payloads import redact_sentry_event
+from mina.redaction import Redactor
 
 CALLS_PER_ROUND = 200
 

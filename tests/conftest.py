@@ -20,9 +20,8 @@ from mina.logging_config import configure_logging
 from mina.observability import context
 from mina.observability.pipeline import PIPELINE
 from mina.observability.sentry import close_sentry
+from mina.redaction import Redactor
 from mina.settings import Settings
-from mina.testing import CapturedLogs
-from mina.testing.plugin import PipelineFactory
 
 from .support import Server, wait_http
 
@@ -70,11 +69,7 @@ def gunicorn() -> Iterator[Callable[..., Server]]:
             server.process.wait(timeout=5)
 
 
-# Former names, still used by tests/test_redaction*.py until they move to tests/redaction/.
-Lines = CapturedLogs
-
-
-@pytest.fixture
-def configure(mina_logging: PipelineFactory) -> PipelineFactory:
-    """The plugin's ``mina_logging`` under its former name."""
-    return mina_logging
+@pytest.fixture(name="redactor")
+def _redactor() -> Redactor:
+    """A redactor with the default rules (PII off)."""
+    return Redactor()

@@ -21,7 +21,8 @@ import structlog
 from sentry_sdk.serializer import MAX_DATABAG_BREADTH, MAX_DATABAG_DEPTH
 from sentry_sdk.utils import safe_repr
 
-from mina.redaction import Redactor, redact_sentry_log
+from mina.observability.sentry.payloads import redact_sentry_log
+from mina.redaction import Redactor
 
 __all__ = ["BODY_MAX", "MAX_BREADTH", "MAX_DEPTH", "STRING_MAX", "LogShaper"]
 

@@ -25,6 +25,7 @@ from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
+from mina.observability.sentry.payloads import redact_breadcrumb, redact_sentry_event
 from mina.observability.sentry.sdk import (
     REDACTED_MARK,
     MinaLoggingIntegration,
@@ -35,7 +36,7 @@ from mina.observability.sentry.sdk import (
 )
 from mina.observability.sentry.storm import StormGuard
 from mina.observability.sentry.transport import LOGGER, build_transport
-from mina.redaction import Redactor, redact_breadcrumb, redact_sentry_event
+from mina.redaction import Redactor
 from mina.settings import Settings
 
 __all__ = ["close_sentry", "init_sentry", "sentry_options"]
@@ -147,8 +148,10 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     """
     ignored = settings.sentry_ignore_status_codes
     storm = StormGuard(settings.storm_budget, settings.storm_window)
+    envelopes = _envelope_url(settings.sentry_dsn)
 
     def before_send_transaction(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
+        _drop_own_spans(event, envelopes)
         crumbs = event.pop("breadcrumbs", None)
         event = redact_sentry_event(redactor, event)
         if crumbs is not None:
@@ -217,6 +220,25 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     if settings.sentry_spotlight:
         options["spotlight"] = settings.sentry_spotlight
     return options
+
+
+def _envelope_url(dsn: str | None) -> str | None:
+    return Dsn(dsn).to_auth().get_api_url() if dsn else None
+
+
+def _drop_own_spans(event: dict[str, Any], envelopes: str | None) -> None:
+    # The SDK's own POSTs to the ingest, recorded as http.client spans when its sender
+    # thread starts inside a transaction: sentry-sdk tells them apart by host only when
+    # the DSN has no port (self-hosted Sentry on :9000 has one).
+    spans = event.get("spans")
+    if envelopes is None or not isinstance(spans, list):
+        return
+    event["spans"] = [span for span in spans if _span_url(span) != envelopes]
+
+
+def _span_url(span: Any) -> Any:
+    data = span.get("data") if isinstance(span, dict) else None
+    return data.get("url") if isinstance(data, dict) else None
 
 
 def _ingest(dsn: str) -> str:

@@ -1,0 +1,240 @@
+"""Sentry's payloads (error and transaction events, breadcrumbs, logs) through Mina's redactor.
+
+Every user-controlled field goes through `mina.redaction.Redactor`; Sentry's structural
+fields (ids, times, SDK and module versions) are kept as they are, and frames' source lines
+only lose hard-coded secrets (`Redactor.redact_code`), so code stays readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from sentry_sdk._types import AnnotatedValue
+
+from mina.redaction import REDACTED, Redactor, register_wrapper
+
+__all__ = ["redact_breadcrumb", "redact_sentry_event", "redact_sentry_log"]
+
+# Relay reads the metadata of what the SDK trimmed or removed: keep it, redact the value.
+register_wrapper(
+    AnnotatedValue,
+    lambda annotated: annotated.value,
+    lambda annotated, value: AnnotatedValue(value, annotated.metadata),
+)
+
+# Sentry's own fields: ids, times, SDK and module versions. Nothing user-controlled.
+_SENTRY_STRUCTURE: Final = frozenset(
+    {
+        "event_id",
+        "timestamp",
+        "start_timestamp",
+        "received",
+        "type",
+        "platform",
+        "level",
+        "sdk",
+        "modules",
+        "debug_meta",
+        "release",
+        "dist",
+        "environment",
+        "measurements",
+        "_meta",
+    }
+)
+_CODE_LINES: Final = ("pre_context", "post_context")
+_LOG_PARAMETER: Final = "sentry.message.parameter."
+
+
+def redact_sentry_event(redactor: Redactor, event: dict[str, Any]) -> dict[str, Any]:
+    """Return a redacted copy of a Sentry error or transaction *event*.
+
+    Everything user-controlled goes through `Redactor.redact` (message, logentry,
+    exception values, frame locals by name and value, request, breadcrumbs, tags, contexts,
+    user, extra, spans, transaction). Sentry's structural fields are kept as they are, and
+    frames' source lines only lose what matches a credential shape (never ``name=value``
+    pairs: ``password = request.json["password"]`` stays readable). Request cookies keep
+    their names and lose every value (any cookie may be a session), also with
+    *send_pii*, in the shape Relay expects. Without *send_pii*, the
+    user's e-mail and IP and the request's ``REMOTE_ADDR`` are dropped.
+    """
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        if key in _SENTRY_STRUCTURE:
+            out[key] = value
+        elif key in ("exception", "threads"):
+            out[key] = _exceptions(redactor, value)
+        elif key == "stacktrace":
+            out[key] = _stacktrace(redactor, value)
+        elif key == "logentry":
+            out[key] = _logentry(redactor, value)
+        elif key == "request" and isinstance(value, Mapping) and "cookies" in value:
+            fields = dict(value)
+            cookies = fields.pop("cookies")
+            redacted = redactor.redact(fields)
+            if isinstance(redacted, dict):
+                redacted["cookies"] = _cookies(redactor, cookies)
+            out[key] = redacted
+        else:
+            out[key] = redactor.redact(value)
+    if not redactor.send_pii:
+        _drop(out, "user", ("email", "ip_address"))
+        request = out.get("request")
+        if isinstance(request, dict):
+            out["request"] = request = dict(request)
+            _drop(request, "env", ("REMOTE_ADDR",))
+    return out
+
+
+def _cookies(redactor: Redactor, cookies: Any) -> Any:
+    # Names stay (they tell which cookies came), values go. Relay reads a mapping, a list
+    # of pairs or a Cookie header string; anything else becomes the marker.
+    if isinstance(cookies, Mapping):
+        return {redactor.redact_text(str(name)): REDACTED for name in cookies}
+    if isinstance(cookies, str):
+        names = (part.partition("=")[0].strip() for part in cookies.split(";"))
+        return "; ".join(f"{redactor.redact_text(name)}={REDACTED}" for name in names if name)
+    if isinstance(cookies, list) and all(
+        isinstance(pair, list | tuple) and len(pair) == 2 for pair in cookies
+    ):
+        return [[redactor.redact_text(str(name)), REDACTED] for name, _ in cookies]
+    return REDACTED
+
+
+def redact_breadcrumb(redactor: Redactor, crumb: dict[str, Any]) -> dict[str, Any]:
+    """Return a redacted copy of a Sentry breadcrumb (message, data, category...)."""
+    redacted = redactor.redact(crumb)
+    return redacted if isinstance(redacted, dict) else {}
+
+
+def redact_sentry_log(redactor: Redactor, log: dict[str, Any]) -> dict[str, Any]:
+    """Return a redacted copy of a Sentry log: its ``body`` and ``attributes``.
+
+    Attributes may be plain values or ``{"value": ..., "type": ...}``; a sensitive
+    attribute keeps its shape with its value replaced. A positional message parameter
+    (``sentry.message.parameter.0``) is redacted when the body shows it only inside
+    something redacted, like `redact_sentry_event` does for ``logentry.params``.
+    """
+    out = dict(log)
+    body = out.get("body")
+    shown = redactor.redact(body)
+    if "body" in out:
+        out["body"] = shown
+    attributes = out.get("attributes")
+    if isinstance(attributes, Mapping):
+        out["attributes"] = {
+            name: _attribute(redactor, name, attr) for name, attr in attributes.items()
+        }
+        if isinstance(body, str) and shown is not body:
+            for name, attr in attributes.items():
+                if str(name).startswith(_LOG_PARAMETER) and _hidden(_plain(attr), body, shown):
+                    out["attributes"][name] = _attribute(redactor, "password", attr)
+    return out
+
+
+def _plain(attr: Any) -> Any:
+    typed = isinstance(attr, Mapping) and "value" in attr and "type" in attr
+    return attr["value"] if typed else attr
+
+
+def _hidden(param: Any, formatted: str, shown: str) -> bool:
+    # A parameter with no key to judge it by is a secret when the formatted message
+    # shows it only inside something that was redacted ("token=%s").
+    if not isinstance(param, str | int | float):
+        return False
+    text = str(param)
+    return bool(text) and text in formatted and text not in shown
+
+
+def _attribute(redactor: Redactor, name: Any, attr: Any) -> Any:
+    typed = isinstance(attr, Mapping) and "value" in attr and "type" in attr
+    value = _plain(attr)
+    new = redactor.redact({name: value})
+    new_value = next(iter(new.values())) if isinstance(new, dict) else REDACTED
+    if not typed:
+        return new_value
+    if new_value is value:
+        return attr
+    return {
+        **attr,
+        "value": new_value,
+        "type": "string" if isinstance(new_value, str) else attr["type"],
+    }
+
+
+def _logentry(redactor: Redactor, entry: Any) -> Any:
+    redacted = redactor.redact(entry)
+    params = entry.get("params") if isinstance(entry, Mapping) else None
+    if not isinstance(params, list | tuple) or not isinstance(redacted, dict):
+        return redacted
+    formatted = entry.get("formatted")
+    if not isinstance(formatted, str):
+        try:
+            formatted = str(entry.get("message")) % tuple(params)
+        except Exception:  # a message that is not a %-format: nothing to compare with
+            return redacted
+    shown = redactor.redact_text(formatted)
+    hidden = [_hidden(p, formatted, shown) for p in params]
+    if any(hidden):
+        redacted = dict(redacted)
+        redacted["params"] = [
+            REDACTED if hide else param
+            for hide, param in zip(hidden, redactor.redact(list(params)), strict=True)
+        ]
+    return redacted
+
+
+def _exceptions(redactor: Redactor, container: Any) -> Any:
+    values = container.get("values") if isinstance(container, Mapping) else None
+    if not isinstance(values, list):
+        return redactor.redact(container)
+    out = dict(container)
+    out["values"] = [_exception(redactor, v) for v in values]
+    return out
+
+
+def _exception(redactor: Redactor, exc: Any) -> Any:
+    if not isinstance(exc, Mapping):
+        return redactor.redact(exc)
+    out = {}
+    for key, value in exc.items():
+        if key == "stacktrace":
+            out[key] = _stacktrace(redactor, value)
+        elif key in ("type", "module", "id", "thread_id", "current", "crashed", "main"):
+            out[key] = value
+        else:
+            out[key] = redactor.redact(value)
+    return out
+
+
+def _stacktrace(redactor: Redactor, stacktrace: Any) -> Any:
+    frames = stacktrace.get("frames") if isinstance(stacktrace, Mapping) else None
+    if not isinstance(frames, list):
+        return redactor.redact(stacktrace)
+    out = dict(stacktrace)
+    out["frames"] = [_frame(redactor, f) for f in frames]
+    return out
+
+
+def _frame(redactor: Redactor, frame: Any) -> Any:
+    if not isinstance(frame, Mapping):
+        return redactor.redact(frame)
+    out = dict(frame)
+    if "vars" in out:
+        out["vars"] = redactor.redact(out["vars"])
+    line = out.get("context_line")
+    if isinstance(line, str):
+        out["context_line"] = redactor.redact_code(line)
+    for key in _CODE_LINES:
+        lines = out.get(key)
+        if isinstance(lines, list):
+            out[key] = [redactor.redact_code(s) if isinstance(s, str) else s for s in lines]
+    return out
+
+
+def _drop(parent: dict[str, Any], name: str, keys: tuple[str, ...]) -> None:
+    # Copies rather than mutates: the redacted event may share objects with the original.
+    mapping = parent.get(name)
+    if isinstance(mapping, Mapping):
+        parent[name] = {k: v for k, v in mapping.items() if k not in keys}

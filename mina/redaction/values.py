@@ -1,0 +1,110 @@
+"""Where the value of a ``name=value`` pair ends: quoted, bracketed, bare or the line's rest.
+
+`mina.redaction.text` finds the names; this module says which characters are the value, so
+that only the value is replaced and the text around it stays readable.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from mina.redaction.shapes import Span
+
+__all__ = ["QUOTED", "REDACTED", "bare_kind", "line_end", "value_span"]
+
+#: What every secret is replaced by, in values and inside text alike.
+REDACTED: Final = "[REDACTED]"
+
+QUOTED: Final = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'")
+_BARE_VALUE: Final = re.compile(r"[^\s&#;\"'<>]+")
+_JSON_VALUE: Final = re.compile(r"[^\s,}\]]+")
+_LINE_VALUE: Final = re.compile(r"(?:(?i:bearer|basic)[ \t]+)?([^\r\n]+)")
+_CLOSERS: Final = {")": "(", "]": "[", "}": "{"}
+_OPENERS: Final = frozenset("([{")
+
+
+def value_span(text: str, pos: int, *, quoted_name: bool, sep: str) -> Span | None:
+    """Return where the value of a sensitive ``name<sep>`` pair ending at *pos* is."""
+    if text.startswith(REDACTED, pos):  # keeps re-redaction a no-op
+        return None
+    quote = text[pos : pos + 2] if text.startswith(('\\"', "\\'"), pos) else text[pos : pos + 1]
+    if quote in ('"', "'", '\\"', "\\'"):  # quoted, also JSON inside JSON (\"...\")
+        start = pos + len(quote)
+        value = QUOTED.match(text, pos) if len(quote) == 1 else None
+        if value is not None:
+            return start, value.end() - 1
+        end = text.find(quote, start)
+        if end < 0:  # unterminated (cut) quote: everything up to the line's end
+            end = line_end(text, start)
+        return start, end
+    if text[pos : pos + 1] in _OPENERS and (quoted_name or sep == "="):
+        return pos, _bracket_end(text, pos)  # password=('a', 'b'), "token": ["a", "b"]
+    if quoted_name:  # "pin": 1234
+        value = _JSON_VALUE.match(text, pos)
+        return None if value is None else value.span()
+    if sep == "=":  # query strings, logfmt, --flag=value
+        value = _BARE_VALUE.match(text, pos)
+        if value is None:
+            return None
+        start, end = value.span()
+        # "f(token=abc)": a closing bracket without its opening one is not the value's
+        # (at most three: the count is linear, and deeper calls are rare).
+        for _ in range(3):
+            closer = text[end - 1]
+            if closer not in _CLOSERS or text.count(_CLOSERS[closer], start, end) >= (
+                text.count(closer, start, end)
+            ):
+                break
+            end -= 1
+        return start, end
+    if ":" in sep:  # a header or "name: value" line: the rest of the line
+        value = _LINE_VALUE.match(text, pos)
+        return None if value is None else value.span(1)
+    return None  # "password = request.json[...]" is code, not a secret
+
+
+def _bracket_end(text: str, pos: int) -> int:
+    """Return the end of the bracketed value opening at *pos*; its line's end if unclosed.
+
+    Quoted strings inside are skipped whole, so ``('a)b',)`` ends after its last ``)``.
+    """
+    stop = line_end(text, pos)
+    depth = 0
+    i = pos
+    while i < stop:
+        ch = text[i]
+        if ch in _OPENERS:
+            depth += 1
+        elif ch in _CLOSERS:
+            depth -= 1
+            if not depth:
+                return i + 1
+        elif ch in "'\"":
+            quoted = QUOTED.match(text, i)
+            if quoted is None:
+                break
+            i = quoted.end()
+            continue
+        i += 1
+    return stop
+
+
+def bare_kind(text: str, pair: re.Match[str]) -> str:
+    """Return the kind of a pair whose value may hold later pairs: ``(`` for a bracketed
+    value, ``=`` or ``:`` for an unquoted pair whose value is unquoted, else ``""``.
+
+    A later pair of the same kind inside such a value has its value inside it too.
+    """
+    pos = pair.end()
+    sep = pair.group(3)
+    if text[pos : pos + 1] in _OPENERS and (pair.group(1) or sep == "="):
+        return "("
+    if pair.group(1) or text[pos : pos + 1] in ("'", '"', "\\"):
+        return ""
+    return "=" if sep == "=" else ":" if ":" in sep else ""
+
+
+def line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end

@@ -1,0 +1,545 @@
+"""Mutation testing: do the tests notice when the code is wrong?
+
+Run: ``make mutate`` (or ``python tools/mutate.py --help``). For each target (a module or a
+package), every mutation point of its source is listed, *N* of them are sampled with a fixed
+seed, and each mutant runs against the target's own tests (``-x``, with a per-mutant
+timeout). A mutant those tests miss runs against the whole suite; one that survives that
+too is printed with its place and change, for a human to judge (it may be equivalent).
+
+Mutants run in copies of the repository (never the working tree), ``--jobs`` at a time, so
+an interrupted run leaves nothing behind. Mutations: comparisons flipped and moved off by
+one, ``and``/``or`` swapped, conditions negated, ``not`` dropped, arithmetic and bitwise
+operators swapped, constants changed, entries deleted from literal lists of strings (word
+lists), statements deleted, ``continue``/``break`` swapped, returned values replaced by
+``None``.
+
+Over 400 lines: one visitor method per kind of node, and a self-contained tool (copied or
+run with nothing but the standard library) reads better as one file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: target (a module or a package directory) -> its own tests, and how many mutants to sample.
+DEFAULT_TARGETS: dict[str, tuple[list[str], int]] = {
+    # Fast unit tests first: with -x, most mutants die in the first seconds.
+    "mina/redaction": (
+        [
+            "tests/redaction/test_keys.py",
+            "tests/redaction/test_text.py",
+            "tests/redaction/test_walk.py",
+            "tests/redaction/test_vendors.py",
+            "tests/redaction/test_cards.py",
+            "tests/observability/sentry/test_payloads.py",
+            "tests/redaction",
+        ],
+        60,
+    ),
+    "mina/observability/processors.py": (["tests/observability/test_processors.py"], 30),
+    "mina/observability/context.py": (["tests/observability/test_context.py"], 20),
+    "mina/observability/flask.py": (["tests/observability/test_flask.py"], 20),
+}
+#: Fallbacks while a target's mirrored tests do not exist yet.
+FALLBACK_TESTS: dict[str, list[str]] = {
+    "mina/observability/processors.py": ["tests/test_logging_config.py"],
+    "mina/observability/context.py": ["tests/test_context.py"],
+    "mina/observability/flask.py": ["tests/test_web.py"],
+}
+
+_COMPARE_SWAPS: dict[type[ast.cmpop], list[type[ast.cmpop]]] = {
+    ast.Eq: [ast.NotEq],
+    ast.NotEq: [ast.Eq],
+    ast.Lt: [ast.GtE, ast.LtE],
+    ast.LtE: [ast.Gt, ast.Lt],
+    ast.Gt: [ast.LtE, ast.GtE],
+    ast.GtE: [ast.Lt, ast.Gt],
+    ast.In: [ast.NotIn],
+    ast.NotIn: [ast.In],
+    ast.Is: [ast.IsNot],
+    ast.IsNot: [ast.Is],
+}
+_BINOP_SWAPS: dict[type[ast.operator], type[ast.operator]] = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.FloorDiv,
+    ast.FloorDiv: ast.Mult,
+    ast.Div: ast.Mult,
+    ast.Mod: ast.FloorDiv,
+    ast.BitOr: ast.BitAnd,
+    ast.BitAnd: ast.BitOr,
+    ast.BitXor: ast.BitOr,
+    ast.LShift: ast.RShift,
+    ast.RShift: ast.LShift,
+}
+_DELETABLE = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Return, ast.Raise)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """One change at one place of one file."""
+
+    path: str  # relative to the repository
+    index: int  # the mutation point's number in the file
+    line: int
+    description: str
+
+
+class _Mutator(ast.NodeTransformer):
+    """Numbers every mutation point; with *target* set, applies that one."""
+
+    def __init__(self, target: int = -1) -> None:
+        self.target = target
+        self.points: list[tuple[int, str]] = []
+
+    def _point(self, node: ast.AST, description: str) -> bool:
+        index = len(self.points)
+        self.points.append((getattr(node, "lineno", 0), description))
+        return index == self.target
+
+    # Never inside annotations, docstrings, __all__/__slots__ or __future__ imports.
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> Any:
+        if node.value is not None:
+            node.value = self.visit(node.value)
+        return self._statement(node)
+
+    def visit_arg(self, node: ast.arg) -> Any:
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> Any:
+        node.body = self._body(node.body)
+        node.args = self.visit(node.args)
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> Any:
+        node.body = self._body(node.body)
+        node.bases = [self.visit(b) for b in node.bases]
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        return node
+
+    def visit_Module(self, node: ast.Module) -> Any:
+        node.body = self._body(node.body)
+        return node
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> Any:
+        return node
+
+    def visit_Import(self, node: ast.Import) -> Any:
+        return node
+
+    def _body(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for i, stmt in enumerate(body):
+            if i == 0 and _is_docstring(stmt):
+                out.append(stmt)
+                continue
+            if isinstance(stmt, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id in ("__all__", "__slots__") for t in stmt.targets
+            ):
+                out.append(stmt)
+                continue
+            new = self.visit(stmt)
+            if new is not None:
+                out.append(new)
+        return out or [ast.Pass()]
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        # NodeTransformer's, except that statement lists go through _body (once).
+        for field, old in ast.iter_fields(node):
+            if isinstance(old, list) and old and isinstance(old[0], ast.stmt):
+                setattr(node, field, self._body(old))
+            elif isinstance(old, list):
+                old[:] = [self.visit(v) if isinstance(v, ast.AST) else v for v in old]
+            elif isinstance(old, ast.AST):
+                setattr(node, field, self.visit(old))
+        return node
+
+    def _statement(self, node: ast.stmt) -> Any:
+        if isinstance(node, _DELETABLE) and self._point(node, "statement deleted"):
+            return ast.copy_location(ast.Pass(), node)
+        return node
+
+    def visit_Assign(self, node: ast.Assign) -> Any:
+        self.generic_visit(node)
+        return self._statement(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> Any:
+        self.generic_visit(node)
+        swap = _BINOP_SWAPS.get(type(node.op))
+        if swap is not None and self._point(node, f"{_op(node.op)}= -> {_op(swap())}="):
+            node.op = swap()
+        return self._statement(node)
+
+    def visit_Expr(self, node: ast.Expr) -> Any:
+        self.generic_visit(node)
+        return self._statement(node)
+
+    def visit_Raise(self, node: ast.Raise) -> Any:
+        self.generic_visit(node)
+        return self._statement(node)
+
+    def visit_Return(self, node: ast.Return) -> Any:
+        self.generic_visit(node)
+        value = node.value
+        if (
+            value is not None
+            and not (isinstance(value, ast.Constant) and value.value is None)
+            and self._point(node, "return value -> None")
+        ):
+            node.value = ast.Constant(None)
+            return node
+        return self._statement(node)
+
+    def visit_Continue(self, node: ast.Continue) -> Any:
+        if self._point(node, "continue -> break"):
+            return ast.copy_location(ast.Break(), node)
+        return node
+
+    def visit_Break(self, node: ast.Break) -> Any:
+        if self._point(node, "break -> continue"):
+            return ast.copy_location(ast.Continue(), node)
+        return node
+
+    def _negate_test(self, node: ast.If | ast.While | ast.IfExp) -> None:
+        if self._point(node, "condition negated"):
+            node.test = ast.UnaryOp(ast.Not(), node.test)
+
+    def visit_If(self, node: ast.If) -> Any:
+        self.generic_visit(node)
+        self._negate_test(node)
+        return node
+
+    def visit_While(self, node: ast.While) -> Any:
+        self.generic_visit(node)
+        self._negate_test(node)
+        return node
+
+    def visit_IfExp(self, node: ast.IfExp) -> Any:
+        self.generic_visit(node)
+        self._negate_test(node)
+        return node
+
+    def visit_Compare(self, node: ast.Compare) -> Any:
+        self.generic_visit(node)
+        for i, op in enumerate(node.ops):
+            for swap in _COMPARE_SWAPS.get(type(op), []):
+                if self._point(node, f"{_op(op)} -> {_op(swap())}"):
+                    node.ops[i] = swap()
+        return node
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        self.generic_visit(node)
+        swap = ast.Or if isinstance(node.op, ast.And) else ast.And
+        if self._point(node, f"{_op(node.op)} -> {_op(swap())}"):
+            node.op = swap()
+        return node
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not) and self._point(node, "not dropped"):
+            return node.operand
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        self.generic_visit(node)
+        swap = _BINOP_SWAPS.get(type(node.op))
+        if swap is not None and self._point(node, f"{_op(node.op)} -> {_op(swap())}"):
+            node.op = swap()
+        return node
+
+    def visit_Constant(self, node: ast.Constant) -> Any:
+        value = node.value
+        if isinstance(value, bool):
+            if self._point(node, f"{value} -> {not value}"):
+                return ast.copy_location(ast.Constant(not value), node)
+        elif isinstance(value, int):
+            if self._point(node, f"{value} -> {value + 1}"):
+                return ast.copy_location(ast.Constant(value + 1), node)
+        elif isinstance(value, str):
+            new = "" if value else "X"
+            if self._point(node, f"{_short(value)} -> {new!r}"):
+                return ast.copy_location(ast.Constant(new), node)
+        return node
+
+    def _entries(self, node: ast.Tuple | ast.List | ast.Set) -> Any:
+        words = [e for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        if len(node.elts) >= 2 and len(words) == len(node.elts):
+            for i, entry in enumerate(node.elts):
+                if self._point(node, f"entry {_short(entry.value)} deleted"):  # type: ignore[attr-defined]
+                    node.elts = node.elts[:i] + node.elts[i + 1 :]
+                    return node
+            return node  # a word list: its entries are mutated by deletion only
+        self.generic_visit(node)
+        return node
+
+    def visit_Tuple(self, node: ast.Tuple) -> Any:
+        return self._entries(node)
+
+    def visit_List(self, node: ast.List) -> Any:
+        return self._entries(node)
+
+    def visit_Set(self, node: ast.Set) -> Any:
+        return self._entries(node)
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> Any:
+        return node  # f-strings: their constant parts cannot be swapped independently
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Constant)
+        and isinstance(stmt.value.value, str)
+    )
+
+
+_OP_TEXT = {
+    "Eq": "==", "NotEq": "!=", "Lt": "<", "LtE": "<=", "Gt": ">", "GtE": ">=", "In": "in",
+    "NotIn": "not in", "Is": "is", "IsNot": "is not", "And": "and", "Or": "or", "Add": "+",
+    "Sub": "-", "Mult": "*", "FloorDiv": "//", "Div": "/", "Mod": "%", "BitOr": "|",
+    "BitAnd": "&", "BitXor": "^", "LShift": "<<", "RShift": ">>",
+}  # fmt: skip
+
+
+def _op(op: ast.AST) -> str:
+    return _OP_TEXT.get(type(op).__name__, type(op).__name__)
+
+
+def _short(value: str) -> str:
+    return repr(value if len(value) <= 30 else value[:27] + "...")
+
+
+def mutation_points(source: str) -> list[tuple[int, str]]:
+    """Return ``(line, description)`` for every mutation point of *source*, in order."""
+    mutator = _Mutator()
+    mutator.visit(ast.parse(source))
+    return mutator.points
+
+
+def mutate(source: str, index: int) -> str:
+    """Return *source* with mutation point *index* applied (see `mutation_points`)."""
+    mutator = _Mutator(target=index)
+    tree = mutator.visit(ast.parse(source))
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def _files(target: str) -> list[str]:
+    path = ROOT / target
+    if path.is_dir():
+        return sorted(str(p.relative_to(ROOT)) for p in path.rglob("*.py"))
+    return [target]
+
+
+def sample(target: str, count: int, seed: int) -> list[Mutant]:
+    """Return *count* mutants of *target* (every one when it has fewer), chosen by *seed*."""
+    everything = [
+        Mutant(path, index, line, description)
+        for path in _files(target)
+        for index, (line, description) in enumerate(
+            mutation_points((ROOT / path).read_text(encoding="utf-8"))
+        )
+    ]
+    chosen = random.Random(f"{seed}:{target}").sample(everything, min(count, len(everything)))
+    return sorted(chosen, key=lambda m: (m.path, m.index))
+
+
+def _copy_repository(into: Path) -> Path:
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv", ".mutate", "__pycache__", ".*_cache", ".hypothesis", "*.egg-info"
+    )
+    work = into / "repo"
+    shutil.copytree(ROOT, work, ignore=ignore)
+    return work
+
+
+def _pytest(work: Path, tests: list[str], timeout: float, seed: int) -> str:
+    """Run pytest in *work*; return ``passed``, ``failed`` or ``timeout``."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [
+        sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+        "-o", "addopts=", f"--hypothesis-seed={seed}", *tests,
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)  # the whole session: servers a test started too
+            process.wait()
+            return "timeout"
+    return "passed" if code == 0 else "failed"
+
+
+class _Workspace:
+    """A private copy of the repository per worker thread, each file restored after use.
+
+    Whole-suite runs take turns (`suite_lock`): the suite starts servers and reads shared
+    files, and two copies of it at once failed for each other, killing nothing.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.local = threading.local()
+        self.count = 0
+        self.lock = threading.Lock()
+        self.suite_lock = threading.Lock()
+
+    def get(self) -> Path:
+        work: Path | None = getattr(self.local, "work", None)
+        if work is None:
+            with self.lock:
+                self.count += 1
+                slot = self.base / f"w{self.count}"
+            slot.mkdir()
+            work = self.local.work = _copy_repository(slot)
+        return work
+
+
+def run_mutant(
+    workspace: _Workspace,
+    mutant: Mutant,
+    tests: list[str],
+    timeouts: tuple[float, float],
+    seed: int,
+) -> dict[str, Any]:
+    """Run *mutant* against *tests*, then the rest of the suite if they miss it.
+
+    *timeouts* are the own tests' and the whole suite's, in seconds; running out of time
+    counts as killed (a mutant that loops forever is caught).
+    """
+    work = workspace.get()
+    file = work / mutant.path
+    original = file.read_text(encoding="utf-8")
+    file.write_text(mutate(original, mutant.index), encoding="utf-8")
+    started = time.monotonic()
+    try:
+        outcome = _pytest(work, tests, timeouts[0], seed)
+        stage = "own tests"
+        if outcome == "passed":
+            rest = ["tests", *(f"--ignore={t}" for t in tests if t != "tests")]
+            with workspace.suite_lock:
+                outcome = _pytest(work, rest, timeouts[1], seed)
+            stage = "whole suite"
+    finally:
+        file.write_text(original, encoding="utf-8")
+    return {
+        **dataclasses.asdict(mutant),
+        "killed": outcome != "passed",
+        "outcome": outcome,
+        "stage": stage,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _tests_of(target: str, tests: list[str]) -> list[str]:
+    present = [t for t in tests if (ROOT / t).exists()]
+    return present or [t for t in FALLBACK_TESTS.get(target, []) if (ROOT / t).exists()]
+
+
+def _parse_targets(values: list[str]) -> dict[str, tuple[list[str], int]]:
+    # "mina/x.py=tests/a.py,tests/b:40": tests and count are optional.
+    targets = {}
+    for value in values:
+        spec, _, count = value.partition(":")
+        target, _, tests = spec.partition("=")
+        default_tests, default_count = DEFAULT_TARGETS.get(target, ([], 40))
+        targets[target] = (
+            tests.split(",") if tests else default_tests,
+            int(count) if count else default_count,
+        )
+    return targets
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Sample, run and report; return 0 (a report, not a gate) unless a baseline fails."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "targets", nargs="*", help="TARGET[=TESTS,...][:COUNT] (default: the four below)"
+    )
+    parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--count", type=int, help="mutants per target (overrides defaults)")
+    parser.add_argument("--timeout", type=float, default=90.0, help="seconds per own-tests run")
+    parser.add_argument(
+        "--suite-timeout", type=float, default=900.0, help="seconds per whole-suite run"
+    )
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--report", default=".mutate/report.json")
+    parser.add_argument("--list", action="store_true", help="list the sampled mutants only")
+    args = parser.parse_args(argv)
+    targets = _parse_targets(args.targets) if args.targets else dict(DEFAULT_TARGETS)
+    plan: list[tuple[str, list[str], Mutant]] = []
+    for target, (tests, count) in targets.items():
+        own = _tests_of(target, tests)
+        if not own:
+            print(f"{target}: no tests found, skipped", file=sys.stderr)
+            continue
+        for mutant in sample(target, args.count or count, args.seed):
+            plan.append((target, own, mutant))
+    if args.list:
+        for _, own, m in plan:
+            print(f"{m.path}:{m.line}: {m.description}  [{' '.join(own)}]")
+        return 0
+    started = time.monotonic()
+    results: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
+    with tempfile.TemporaryDirectory(prefix="mina-mutate-") as base:
+        workspace = _Workspace(Path(base))
+        for target, own in {t: o for t, o, _ in plan}.items():  # unmutated code must pass
+            if _pytest(workspace.get(), own, args.timeout * 4, args.seed) != "passed":
+                print(f"{target}: its tests fail without any mutant: {own}", file=sys.stderr)
+                return 2
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [
+                (
+                    target,
+                    pool.submit(
+                        run_mutant,
+                        workspace,
+                        m,
+                        own,
+                        (args.timeout, args.suite_timeout),
+                        args.seed,
+                    ),
+                )
+                for target, own, m in plan
+            ]
+            for target, future in futures:
+                result = future.result()
+                results[target].append(result)
+                if not result["killed"]:
+                    print(f"survived: {result['path']}:{result['line']}: {result['description']}")
+    summary = {}
+    for target, rows in results.items():
+        if rows:
+            killed = sum(r["killed"] for r in rows)
+            summary[target] = {"killed": killed, "total": len(rows)}
+            print(f"{target}: {killed}/{len(rows)} killed ({100 * killed / len(rows):.1f}%)")
+    print(f"{sum(len(r) for r in results.values())} mutants in {time.monotonic() - started:.0f}s")
+    report = Path(args.report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"summary": summary, "mutants": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
