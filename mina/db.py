@@ -15,6 +15,9 @@ and a power loss can lose the last commits but never corrupts the file.
 
 The repository functions take the connection as their first argument, so the same code
 serves requests, background jobs and the command line.
+
+Over 400 lines: the schema, the connection policy and every query of the meetings
+app are its one data layer; each part is short and they change together.
 """
 
 from __future__ import annotations

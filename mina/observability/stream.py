@@ -35,6 +35,9 @@ What it promises:
 
 Streams without a file descriptor (``io.StringIO``, test capture) cannot block the
 way a pipe does; lines go to them directly, on the calling thread.
+
+Over 400 lines because the buffer, its writer thread, the drop accounting and the fork
+and exit handling share one lock and one state; apart, each would reach into the others.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Use it instead of a stubbed transport::
         assert "hello" == ingest.wait_for_events()[0]["message"]
 
 Nothing here depends on pytest.
+
+Over 400 lines because it is a small Sentry server in one object: the envelope protocol
+(framing, compression, item lengths), what it recorded, and the faults a test can inject.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ The link to Sentry is logged once per change of state (``sentry.unreachable``,
 per envelope; urllib3's own records from these threads are filtered out.
 
 Without a DSN the transport only keeps envelopes (``mina outbox flush --dsn`` sends them).
+
+Over 400 lines because the capture side and the two threads (sender, janitor) share the
+outbox and the link's state (reachable, rate-limited, recovered).
 """
 
 from __future__ import annotations
