@@ -9,10 +9,11 @@ a single request instead of half-starting.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
@@ -85,17 +86,23 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(name, raw, "expected 1/0, true/false, yes/no or on/off")
 
 
-def _rate(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, valid: Callable[[float], bool], expected: str
+) -> float:
     raw = env.get(name)
     if raw is None or not raw.strip():
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(name, raw, "not a number; expected 0.0 to 1.0") from None
-    if not 0.0 <= value <= 1.0:  # also rejects nan
-        raise ConfigError(name, raw, "out of range; expected 0.0 to 1.0")
+        raise ConfigError(name, raw, f"not a number; expected {expected}") from None
+    if not valid(value):  # comparisons with nan are false: nan is refused too
+        raise ConfigError(name, raw, f"out of range; expected {expected}")
     return value
+
+
+def _rate(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, lambda value: 0.0 <= value <= 1.0, "0.0 to 1.0")
 
 
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -151,16 +158,7 @@ def _int(raw: str) -> int | None:
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(name, raw, "not a number; expected seconds above 0") from None
-    if not 0.0 < value < float("inf"):  # also rejects nan
-        raise ConfigError(name, raw, "out of range; expected seconds above 0")
-    return value
+    return _number(env, name, default, lambda value: 0.0 < value < math.inf, "seconds above 0")
 
 
 def _outbox(env: Mapping[str, str]) -> Path | None:

@@ -321,10 +321,14 @@ def test_dev_full_is_said_once_not_once_per_line(tmp_path: Path) -> None:
         "logging": "degraded",
         "reason": f"stdout_write_failed: {enospc}",
     } == {key: value for key, value in body.items() if key != "dropped"}
-    assert body["dropped"] >= 51
-    assert re.fullmatch(
-        rf"mina: \d+ log lines not written to stdout \({re.escape(enospc)}\)", summary
+    # The writer meets the full device line by line, behind the requests: /healthz has
+    # counted some drops by the time it answers, the exit's summary counts every line.
+    assert body["dropped"] >= 1
+    written = re.fullmatch(
+        rf"mina: (\d+) log lines not written to stdout \({re.escape(enospc)}\)", summary
     )
+    assert written is not None
+    assert int(written.group(1)) >= 51  # a request.finished line per request, at least
 
 
 # --- real gunicorn ------------------------------------------------------------------------

@@ -97,6 +97,8 @@ def test_captures_nest_and_the_pipeline_returns_to_the_process_stdout(
         log.debug("outer.debug")  # the outer capture's INFO level is back
     capfd.readouterr()
     log.info("after.both")
+    for handler in logging.getLogger().handlers:
+        handler.flush()  # stdout's writer thread writes behind the call
 
     assert ["inner.debug"] == [line["event"] for line in inner.all()]
     assert ["outer.info"] == [line["event"] for line in outer.all()]

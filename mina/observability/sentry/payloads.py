@@ -7,7 +7,7 @@ only lose hard-coded secrets (`Redactor.redact_code`), so code stays readable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sentry_sdk._types import AnnotatedValue
@@ -185,13 +185,21 @@ def _logentry(redactor: Redactor, entry: Any) -> Any:
     return redacted
 
 
-def _exceptions(redactor: Redactor, container: Any) -> Any:
-    values = container.get("values") if isinstance(container, Mapping) else None
-    if not isinstance(values, list):
+def _each(
+    redactor: Redactor, container: Any, key: str, item: Callable[[Redactor, Any], Any]
+) -> Any:
+    # Sentry's list containers ({"values": [...]}, {"frames": [...]}): each item by its
+    # own rule; anything of another shape is redacted whole.
+    items = container.get(key) if isinstance(container, Mapping) else None
+    if not isinstance(items, list):
         return redactor.redact(container)
     out = dict(container)
-    out["values"] = [_exception(redactor, v) for v in values]
+    out[key] = [item(redactor, value) for value in items]
     return out
+
+
+def _exceptions(redactor: Redactor, container: Any) -> Any:
+    return _each(redactor, container, "values", _exception)
 
 
 def _exception(redactor: Redactor, exc: Any) -> Any:
@@ -209,12 +217,7 @@ def _exception(redactor: Redactor, exc: Any) -> Any:
 
 
 def _stacktrace(redactor: Redactor, stacktrace: Any) -> Any:
-    frames = stacktrace.get("frames") if isinstance(stacktrace, Mapping) else None
-    if not isinstance(frames, list):
-        return redactor.redact(stacktrace)
-    out = dict(stacktrace)
-    out["frames"] = [_frame(redactor, f) for f in frames]
-    return out
+    return _each(redactor, stacktrace, "frames", _frame)
 
 
 def _frame(redactor: Redactor, frame: Any) -> Any:
