@@ -30,6 +30,7 @@ from mina.observability.sentry.sdk import (
     REDACTED_MARK,
     MinaLoggingIntegration,
     RedactedCrumbs,
+    bound_spotlight,
     finish_breadcrumb,
     install_presenter,
     quiet_sdk_logger,
@@ -286,6 +287,8 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
                     retry_max=settings.sentry_retry_max,
                 )
             sentry_sdk.init(**options)
+            if settings.sentry_spotlight:
+                bound_spotlight()
             sentry_sdk.get_global_scope().set_context("os", os_context())
             quiet_sdk_logger(settings.sentry_debug)
         _initialized = key

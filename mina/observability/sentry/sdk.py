@@ -48,10 +48,12 @@ from sentry_sdk.utils import logger as sdk_logger
 from mina.observability.record import BREADCRUMB_HINT, rendered
 
 __all__ = [
+    "SPOTLIGHT_TIMEOUT",
     "Delivery",
     "MinaLoggingIntegration",
     "OutboxSender",
     "RecordingTransport",
+    "bound_spotlight",
     "quiet_sdk_logger",
 ]
 
@@ -343,6 +345,23 @@ def _constant(key: str, value: dict[str, Any], limit: int | None) -> Any:
     wire = None if "_meta" in out else out[key]
     _cache[key] = (value, wire, limit)
     return wire
+
+
+#: Seconds the SDK's Spotlight sender may take for one envelope, on the capturing thread.
+SPOTLIGHT_TIMEOUT: Final = 0.5
+
+
+def bound_spotlight(timeout: float = SPOTLIGHT_TIMEOUT) -> None:
+    """Give the SDK's Spotlight sender (``client.spotlight.http``) a timeout and no retries.
+
+    The SDK posts each envelope to the sidecar from the thread that captured it, with
+    urllib3's defaults (no timeout, three retries): a sidecar that accepts and never answers
+    would hold that thread, a request, for ever. After a failure the SDK skips the sidecar
+    for a growing while, so a hung one costs at most *timeout* now and then.
+    """
+    spotlight = getattr(sentry_sdk.get_client(), "spotlight", None)
+    if spotlight is not None:
+        spotlight.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=False)
 
 
 def quiet_sdk_logger(debug: bool) -> None:
