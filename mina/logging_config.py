@@ -188,7 +188,7 @@ def configure_logging(
             name = "MINA_LOGGING_CONFIG" if settings.logging_config else "logging.yaml"
             raise ConfigError(name, str(settings.logging_config or "packaged"), str(exc)) from None
         pipeline.AppCallerLogger.caller_info = caller_info
-        pipeline.install_level(_min_level(config))
+        pipeline.install_level(_min_level(config), fastpath.level_method)
         # The factory skips pipeline's frames (the guarded level methods) when it looks for
         # the caller; stdlib loggers made from now on are Mina's caller-aware class.
         factory = structlog.stdlib.LoggerFactory(ignore_frame_names=[pipeline.__name__])

@@ -21,16 +21,27 @@ def _name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    """The mina modules *path* imports when it is imported (not inside functions or
-    ``if TYPE_CHECKING:``), as the import system resolves them."""
+    """The mina modules *path* imports, at module level or inside functions (a cycle through
+    a deferred import is a cycle all the same), but not under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for inner in ast.walk(node)
+    }
+    known = {_name(module) for module in MODULES}
     found: set[str] = set()
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    known = {_name(module) for module in MODULES}
+            for alias in node.names:
+                # `from mina import db` loads the submodule; `from mina.x import name` x.
+                submodule = f"{node.module}.{alias.name}"
+                found.add(submodule if submodule in known else node.module)
     return {name for name in found if name in known}
 
 

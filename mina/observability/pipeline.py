@@ -83,10 +83,20 @@ def _report_failure(event: object, exc: Exception) -> None:
         )
 
 
-def install_level(level: int) -> None:
-    """Give `MinaBoundLogger` the level methods of a logger filtering below *level*."""
-    from mina.observability import fastpath  # it imports Sentry's side, which imports this
+def _as_is(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    return method
 
+
+def install_level(
+    level: int,
+    wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]] = _as_is,
+) -> None:
+    """Give `MinaBoundLogger` the level methods of a logger filtering below *level*.
+
+    *wrap* gets each enabled method (already guarded) with its name and returns what the
+    class keeps: `mina.logging_config` passes the fast path's
+    (`mina.observability.fastpath.level_method`).
+    """
     source = structlog.make_filtering_bound_logger(level)
     for name, value in vars(source).items():
         if name.startswith("__"):
@@ -94,7 +104,7 @@ def install_level(level: int) -> None:
         # Disabled levels are structlog's bare `_nop`/`_anop`, kept as they are: a
         # filtered call stays one empty function call.
         if callable(value) and not getattr(value, "__name__", "").startswith(("_nop", "_anop")):
-            value = fastpath.level_method(name, _guarded(value))
+            value = wrap(name, _guarded(value))
         setattr(MinaBoundLogger, name, value)
 
 
