@@ -371,24 +371,28 @@ def _copy_repository(into: Path) -> Path:
     return work
 
 
-def _pytest(work: Path, tests: list[str], timeout: float, seed: int) -> str:
-    """Run pytest in *work*; return ``passed``, ``failed`` or ``timeout``."""
+def _pytest(
+    work: Path, tests: list[str], timeout: float, seed: int, *, stop: bool = True
+) -> tuple[str, list[str]]:
+    """Run pytest in *work*; return ``passed``, ``failed`` or ``timeout``, and the ids of
+    the tests that failed."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     command = [
-        sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-        "-o", "addopts=", f"--hypothesis-seed={seed}", *tests,
+        sys.executable, "-m", "pytest", *(["-x"] if stop else []), "-q", "-rf",
+        "-p", "no:cacheprovider", "-o", "addopts=", f"--hypothesis-seed={seed}", *tests,
     ]  # fmt: skip
     with subprocess.Popen(
-        command, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        start_new_session=True, text=True,
     ) as process:  # fmt: skip
         try:
-            code = process.wait(timeout=timeout)
+            out, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)  # the whole session: servers a test started too
-            process.wait()
-            return "timeout"
-    return "passed" if code == 0 else "failed"
+            process.communicate()
+            return "timeout", []
+    failed = [line.split()[1] for line in out.splitlines() if line.startswith("FAILED ")]
+    return ("passed" if process.returncode == 0 else "failed"), failed
 
 
 class _Workspace:
@@ -404,6 +408,9 @@ class _Workspace:
         self.count = 0
         self.lock = threading.Lock()
         self.suite_lock = threading.Lock()
+        #: Tests that fail in a copy without any mutant (those that need the checkout's
+        #: .venv, say): left out of the whole-suite stage, or every mutant would look killed.
+        self.unrunnable: list[str] = []
 
     def get(self) -> Path:
         work: Path | None = getattr(self.local, "work", None)
@@ -434,12 +441,13 @@ def run_mutant(
     file.write_text(mutate(original, mutant.index), encoding="utf-8")
     started = time.monotonic()
     try:
-        outcome = _pytest(work, tests, timeouts[0], seed)
+        outcome, _ = _pytest(work, tests, timeouts[0], seed)
         stage = "own tests"
         if outcome == "passed":
             rest = ["tests", *(f"--ignore={t}" for t in tests if t != "tests")]
+            rest += [f"--deselect={test}" for test in workspace.unrunnable]
             with workspace.suite_lock:
-                outcome = _pytest(work, rest, timeouts[1], seed)
+                outcome, _ = _pytest(work, rest, timeouts[1], seed)
             stage = "whole suite"
     finally:
         file.write_text(original, encoding="utf-8")
@@ -505,9 +513,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mina-mutate-") as base:
         workspace = _Workspace(Path(base))
         for target, own in {t: o for t, o, _ in plan}.items():  # unmutated code must pass
-            if _pytest(workspace.get(), own, args.timeout * 4, args.seed) != "passed":
+            if _pytest(workspace.get(), own, args.timeout * 4, args.seed)[0] != "passed":
                 print(f"{target}: its tests fail without any mutant: {own}", file=sys.stderr)
                 return 2
+        outcome, failing = _pytest(
+            workspace.get(), ["tests"], args.suite_timeout, args.seed, stop=False
+        )
+        if outcome == "timeout":
+            print("the whole suite runs out of time without any mutant", file=sys.stderr)
+            return 2
+        workspace.unrunnable = failing
+        for test in failing:
+            print(f"left out of the whole-suite stage (fails in a copy): {test}", file=sys.stderr)
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = [
                 (
