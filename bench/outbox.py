@@ -1,8 +1,9 @@
 """Requests while Sentry is healthy, hung or off: latency, throughput, events delivered.
 
 ``python -m bench.outbox [--seconds 10] [--clients 8] [--json out.json]`` (``make
-bench-outbox``). For each situation a fresh gunicorn (2 workers x 4 threads, stdout to
-``/dev/null``) serves ``mina:create_app()`` on 127.0.0.1 with its own outbox, and Python
+bench-outbox``). For each situation a fresh gunicorn (2 workers x 4 threads, stdout to a
+file whose every line is parsed afterwards) serves ``mina:create_app()`` on 127.0.0.1
+with its own outbox, and Python
 client threads (one keep-alive connection each) send requests for a fixed time: nine in
 ten ``GET /healthz``, one in ten ``GET /api/test-sentry-error`` (two events captured,
 their ids in the answer). Situations:
@@ -27,6 +28,7 @@ stuck on a hung Sentry.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import logging
@@ -123,7 +125,8 @@ def situation(
         }
         if dsn:
             env["SENTRY_DSN"] = ingest.dsn
-        server = Server(name, env, workers=2, threads=4)
+        stdout = Path(tmp) / "stdout.jsonl"
+        server = Server(name, env, workers=2, threads=4, stdout=stdout)
         try:
             server.wait()
             load(server.port, 1.0, clients)  # warm-up: imports, first requests
@@ -145,7 +148,18 @@ def situation(
             row["sent"] = len(sent)
         finally:
             server.stop()
+        row["lines"], row["parsed"] = _lines(stdout)
     return row
+
+
+def _lines(path: Path) -> tuple[int, int]:
+    """Lines the server wrote to stdout, and how many of them are one JSON object each."""
+    written = parsed = 0
+    for line in path.read_bytes().splitlines():
+        written += 1
+        with contextlib.suppress(ValueError):  # not JSON: written, not parsed
+            parsed += isinstance(json.loads(line), dict)
+    return written, parsed
 
 
 def capture_bound(captures: int = 2000) -> dict[str, float]:
@@ -198,7 +212,7 @@ def combine(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ("rps", "p50_ms", "p99_ms"):
         out[key] = statistics.median(row[key] for row in rows)
-    for key in ("requests", "errors", "sent", "received_during", "received"):
+    for key in ("requests", "errors", "sent", "received_during", "received", "lines", "parsed"):
         out[key] = sum(row[key] for row in rows)
     return out
 
@@ -215,6 +229,8 @@ def table(results: dict[str, Any]) -> str:
             "events sent",
             "received (run)",
             "received (end)",
+            "lines written",
+            "lines parsed",
         )
     ]
     for name, r in results["situations"].items():
@@ -228,6 +244,8 @@ def table(results: dict[str, Any]) -> str:
                 str(r["sent"]),
                 str(r["received_during"]),
                 str(r["received"]),
+                str(r["lines"]),
+                str(r["parsed"]),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -51,10 +51,19 @@ def _free_port() -> int:
 
 
 class Server:
-    """One gunicorn serving the bench app; stdout to /dev/null, stderr kept for errors."""
+    """One gunicorn serving the bench app; stderr kept for errors, stdout to /dev/null or,
+    given *stdout*, to that file (a file never makes the server wait, as a pipe can)."""
 
-    def __init__(self, name: str, env: dict[str, str], workers: int, threads: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        workers: int,
+        threads: int,
+        stdout: Path | None = None,
+    ) -> None:
         self.name = name
+        self.stdout = stdout.open("wb") if stdout is not None else subprocess.DEVNULL
         self.port = _free_port()
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
         full = {
@@ -80,7 +89,7 @@ class Server:
             ],
             env=full,
             cwd=ROOT,
-            stdout=subprocess.DEVNULL,
+            stdout=self.stdout,
             stderr=self.stderr,
         )
 
@@ -105,6 +114,8 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=5)
         self.stderr.close()
+        if not isinstance(self.stdout, int):
+            self.stdout.close()
 
 
 def burst(port: int, requests: int, concurrency: int, cap_s: float) -> dict[str, float]:
