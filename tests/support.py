@@ -23,7 +23,7 @@ import wave
 from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import flask
 import sentry_sdk
@@ -97,6 +97,12 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.1)
 
 
+#: gunicorn with Mina's settings, as `mina serve` and `make run` start it (add the app).
+GUNICORN: Final = [sys.executable, "-m", "gunicorn", "--config", "python:mina.gunicorn_conf"]
+#: The same, serving Mina's app.
+GUNICORN_APP: Final = [*GUNICORN, "mina:create_app()"]
+
+
 class Server:
     """A real gunicorn serving Mina on 127.0.0.1, its stdout collected."""
 
@@ -118,14 +124,7 @@ class Server:
             "PYTHONUNBUFFERED": "1",
         }
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "python:mina.gunicorn_conf",
-                app,
-            ],
+            [*GUNICORN, app],
             env=full_env,
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +28,7 @@ import pytest
 
 from mina import db
 
-from .support import ROOT, free_port, wait_http
+from .support import GUNICORN_APP, ROOT, free_port, wait_http
 
 EXAMPLE = ROOT / "examples" / "syslog-ng" / "mina.conf"
 SYSLOG_NG = shutil.which("syslog-ng") or shutil.which("syslog-ng", path="/usr/sbin:/sbin")
@@ -128,14 +127,7 @@ def start_gunicorn(tmp_path: Path, stdout: Path) -> tuple[subprocess.Popen[bytes
     }
     with open(stdout, "ab") as out, open(tmp_path / "gunicorn.err", "wb") as err:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "python:mina.gunicorn_conf",
-                "mina:create_app()",
-            ],
+            GUNICORN_APP,
             env=env,
             cwd=ROOT,
             stdout=out,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 import mina
 from mina.settings import ConfigError, Settings, mask_dsn
 
-from .support import ROOT
+from .support import GUNICORN_APP, ROOT
 
 DSN = "https://0123456789abcdef0123456789abcdef@o1.ingest.example/42"
 
@@ -143,14 +142,7 @@ def test_mask_dsn() -> None:
 )
 def test_bad_value_stops_gunicorn_with_one_line(variable: str, value: str) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "python:mina.gunicorn_conf",
-            "mina:create_app()",
-        ],
+        GUNICORN_APP,
         capture_output=True,
         text=True,
         timeout=60,
@@ -187,14 +179,7 @@ def test_bad_logging_config_stops_gunicorn_with_one_line(tmp_path: Path) -> None
     path = tmp_path / "bad.yaml"
     path.write_text("version: 1\nhandlers: {x: {class: no.such.Handler}}\nroot: {handlers: [x]}\n")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "python:mina.gunicorn_conf",
-            "mina:create_app()",
-        ],
+        GUNICORN_APP,
         capture_output=True,
         text=True,
         timeout=60,
