@@ -58,9 +58,11 @@ import logging
 import os
 import random
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -213,25 +215,38 @@ def _floor(env: Env) -> Callable[[], object]:
 
 
 def _mina(env: Env) -> tuple[Any, Any]:
-    """Configure Mina's pipeline (root logger, Sentry client) once; return (client, redactor)."""
+    """Configure Mina's pipeline (root logger, Sentry client) once; return (client, redactor).
+
+    Sentry starts as the app starts it (`init_sentry`): Mina's options, the outbox
+    transport (its directory a temporary one) and error events finished off the calling
+    thread.
+    """
     if "mina" in env.clients:
         return env.clients["mina"], env.clients["mina.redactor"]
     from mina.logging_config import configure_logging
-    from mina.observability.sentry import sentry_options
+    from mina.observability.sentry import init_sentry
     from mina.settings import Settings
 
     settings = replace(
         Settings.from_env({}),
         sentry_dsn=env.dsn,
+        sentry_outbox=Path(tempfile.mkdtemp(prefix="mina-bench-outbox-")),
         traces_sample_rate=0.0,
         profiles_sample_rate=0.0,
+        # Every ERROR call is to become an event: storm control would drop repeats.
+        storm_budget=0,
     )
     redactor = configure_logging(settings, force=True)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(env.out)
-    client = _new_client(env, "mina", **sentry_options(settings, redactor))
+    init_sentry(settings, redactor)
+    client = sentry_sdk.get_client()
+    if env.patched_call_handlers is None:
+        env.patched_call_handlers = logging.Logger.callHandlers
+    env.clients["mina"] = client
     env.clients["mina.redactor"] = redactor
+    sentry_sdk.get_global_scope().set_client(None)
     return client, redactor
 
 
