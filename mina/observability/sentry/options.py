@@ -33,6 +33,7 @@ from mina.observability.sentry.sdk import (
     bound_spotlight,
     finish_breadcrumb,
     install_presenter,
+    install_serializer,
     quiet_sdk_logger,
 )
 from mina.observability.sentry.storm import StormGuard
@@ -185,6 +186,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
 
     logs_level = settings.sentry_logs_level if settings.sentry_enable_logs else None
     install_presenter()  # breadcrumbs serialised once, not at every event
+    install_serializer()  # plain events copied, not walked
     breadcrumb_hook = _fail_closed("before_breadcrumb", before_breadcrumb)
     # Tells the fast path (`mina.observability.fastpath`) that this hook is Mina's, and
     # with which redactor, so it may append what this hook would return.
