@@ -113,6 +113,33 @@ def test_lines_from_many_threads_are_never_split_or_interleaved(
     assert ("ok", 0, None) == writer.health()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the inline write is Linux's")
+def test_a_pipe_with_room_takes_the_line_from_the_caller_and_a_full_one_from_the_writer(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end)
+    writer.submit(b'{"n":0}\n')
+    assert None is writer._thread  # written by the caller: no thread woken, none started
+    assert '{"n":0}\n' == read_line(reader_end)
+
+    os.set_blocking(writer_end.fileno(), False)  # to fill the pipe without blocking
+    try:
+        while True:
+            os.write(writer_end.fileno(), b"#" * 4096)
+    except BlockingIOError:
+        pass
+    finally:
+        os.set_blocking(writer_end.fileno(), True)
+    writer.submit(b'{"n":1}\n')  # no room: queued, the writer thread waits for the reader
+    writer.submit(b'{"n":2}\n')  # behind it, in order, though the pipe may have room again
+    assert writer._thread is not None
+    reader = Reader(reader_end).start()
+    assert writer.flush(timeout=BOUND)
+    writer_end.close()
+    assert [b'{"n":1}', b'{"n":2}'] == reader.join().replace(b"#", b"").split(b"\n")[:2]
+
+
 def test_block_waits_for_a_slow_reader_and_drops_nothing(
     pipe: tuple[IO[bytes], IO[bytes]],
 ) -> None:

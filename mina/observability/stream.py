@@ -3,9 +3,11 @@
 A stream that nobody reads (``gunicorn ... | sleep 3600``) fills its pipe, and a
 ``write`` to it then blocks for as long as the pipe stays full. Written from the
 request threads, as `logging.StreamHandler` does, that stops every request, the health
-check included. Here the calling threads never write: they hand a finished line to a
-`LineWriter`, which keeps a bounded buffer and writes from one thread of its own, the
-way log shippers put a buffer with a ``when_full`` policy in front of a slow sink::
+check included. Here a calling thread writes only what cannot block: a line of at most
+``PIPE_BUF`` bytes, when nothing waits before it and the descriptor polls writable (on
+Linux). Every other line goes to a `LineWriter`, which keeps a bounded buffer and writes
+from one thread of its own, the way log shippers put a buffer with a ``when_full``
+policy in front of a slow sink::
 
     request threads ──► LineHandler.emit: format, encode ──► LineWriter.submit(line)
     (a fast path with an already-encoded line calls submit directly)   │
@@ -80,6 +82,12 @@ STALL_AFTER: Final = 1.0
 LOGGER_NAME: Final = "mina.observability.stream"
 
 _PIPE_BUF: Final = select.PIPE_BUF
+#: Whether a caller may write a line itself when the descriptor polls writable. On Linux
+#: a pipe polls writable only with a whole page (PIPE_BUF bytes) free, so a write of at
+#: most PIPE_BUF bytes then completes at once, and files and terminals take it at once
+#: too. The writer thread is then woken only for a full pipe or a long line: a thread
+#: woken for every line would take the GIL back and forth with the request threads.
+_READY: Final = sys.platform.startswith("linux")
 # The stream is gone for good: nothing written later can succeed.
 _FATAL: Final = frozenset({errno.EPIPE, errno.ECONNRESET, errno.EBADF})
 
@@ -173,6 +181,11 @@ class LineWriter:
         self._block_timeout = block_timeout
         self._stream = stream
         self._fd = None if stream is None else _fileno(stream)
+        self._ready: Any = None  # polls whether the descriptor takes a line at once
+        self._writable = [(self._fd, select.POLLOUT)]  # what it answers then, and only then
+        if self._fd is not None and _READY:
+            self._ready = select.poll()
+            self._ready.register(self._fd, select.POLLOUT)
         if self._fd is not None:
             with contextlib.suppress(Exception):  # text a print() left in its buffer first
                 stream.flush()  # type: ignore[union-attr]
@@ -218,6 +231,22 @@ class LineWriter:
                 self._drop_locked(1, self._fatal)
                 return False
             size = len(line)
+            if (
+                size <= _PIPE_BUF
+                and not self._queue
+                and not self._busy
+                and self._ready is not None
+                and self._ready.poll(0) == self._writable
+            ):
+                # Room now: written here, whole, and no thread woken for it (see _READY).
+                try:
+                    written = os.write(self._fd, line)
+                except OSError:  # the writer thread retries it and accounts for a failure
+                    written = 0
+                if written == size:
+                    return True
+                line = line[written:]
+                size = len(line)
             if not (
                 self._queue
                 and self._queued + size > self._capacity
