@@ -23,6 +23,7 @@ from mina.observability.context import tag_value
 from mina.observability.pipeline import get_logger
 from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
+from mina.observability.sentry.deferred import DeferredEvents
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
 from mina.observability.sentry.payloads import redact_breadcrumb, redact_sentry_event
@@ -289,6 +290,7 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
                     retry_max=settings.sentry_retry_max,
                 )
             sentry_sdk.init(**options)
+            DeferredEvents(sentry_sdk.get_client()).install()
             if settings.sentry_spotlight:
                 bound_spotlight()
             sentry_sdk.get_global_scope().set_context("os", os_context())

@@ -30,6 +30,7 @@ import gzip
 import logging
 import math
 import threading
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -496,6 +497,55 @@ def install_serializer() -> None:
     imported; that name is replaced (once, for every client).
     """
     sentry_client.serialize = serialize_event  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class CallerPart:
+    """An error event after the part of ``Client.capture_event`` that needs the caller's
+    scope: what the rest (`serialize`, ``before_send``, the envelope) is done with."""
+
+    event: dict[str, Any]
+    hint: dict[str, Any]
+    #: The release-health session the event marks errored once it is sent (or None).
+    session: Any
+    event_id: str
+
+
+def prepare_in_caller_scope(client: Any, event: Any, hint: Any, scope: Any) -> CallerPart | None:
+    """Do for an error *event* what ``Client.capture_event`` and ``_prepare_event`` do
+    with *scope* (the merged scope ``Scope.capture_event`` passes), in their order; return
+    None where they return None.
+
+    ``client.capture_event(part.event, part.hint, None)`` then does the rest, exactly as
+    it would have: without a scope it skips what was done here. Pinned, with the SDK's
+    code this follows, by `tests/observability/sentry/test_deferred.py`.
+    """
+    hint = dict(hint or ())
+    if not client._should_capture(event, hint, scope):
+        return None
+    event_id = event.get("event_id")
+    if event_id is None:
+        event["event_id"] = event_id = uuid.uuid4().hex
+    if event.get("timestamp") is None:
+        event["timestamp"] = datetime.now(UTC)
+    made = scope.apply_to_event(event, hint, client.options)
+    if made is None:  # an event processor dropped it
+        if client.transport is not None:
+            client.transport.record_lost_event("event_processor", data_category="error")
+        return None
+    truncated = scope._n_breadcrumbs_truncated
+    if truncated > 0:
+        crumbs = made.get("breadcrumbs", {})
+        kept = crumbs.get("values", []) if not isinstance(crumbs, AnnotatedValue) else []
+        made["breadcrumbs"] = AnnotatedValue(
+            made.get("breadcrumbs", {"values": []}), {"len": len(kept) + truncated}
+        )
+    return CallerPart(made, hint, scope._session, event_id)
+
+
+def update_session(client: Any, session: Any, event: dict[str, Any]) -> None:
+    """Mark *session* as ``Client.capture_event`` does once it sent *event*."""
+    client._update_session_from_event(session, event)
 
 
 #: Seconds the SDK's Spotlight sender may take for one envelope, on the capturing thread.

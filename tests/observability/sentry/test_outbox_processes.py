@@ -64,8 +64,17 @@ def test_sigkill_mid_outage_then_a_restart_delivers_every_event_once(
         while not line.startswith("["):  # the app's own log lines come first
             line = first.stdout.readline()
         captured = json.loads(line)
-        # The sender is inside a request Sentry never answers when the app dies.
-        wait_for(lambda: len(list((outbox / "sending").iterdir())) == 1)
+
+        def kept_now() -> int:
+            parts = (outbox / "pending", outbox / "sending")
+            return sum(len(list(part.iterdir())) for part in parts if part.is_dir())
+
+        # Every event in the outbox (written by the event worker just after each capture),
+        # and the sender inside a request Sentry never answers when the app dies.
+        sending = outbox / "sending"
+        wait_for(
+            lambda: kept_now() == 10 and sending.is_dir() and len(list(sending.iterdir())) == 1
+        )
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)

@@ -20,6 +20,7 @@ from mina.logging_config import current_redactor
 from mina.observability.sentry import close_sentry, init_sentry
 from mina.observability.sentry.sdk import SPOTLIGHT_TIMEOUT
 from mina.settings import Settings
+from tests.observability.sentry.test_transport import wait_for
 
 BOUND = 20.0  # seconds a test waits for a capture before calling it hung
 
@@ -65,7 +66,10 @@ def test_a_hung_sidecar_does_not_hold_the_capturing_thread(
     threading.Thread(target=capture, daemon=True).start()
     try:
         assert done.wait(BOUND), "capture_message still waits for the hung sidecar"
-        [kept] = list((tmp_path / "outbox" / "pending").iterdir())  # Sentry's copy is kept
+        pending = tmp_path / "outbox" / "pending"
+        # The event worker sends to the sidecar (bounded), then writes Sentry's copy.
+        wait_for(lambda: pending.is_dir() and any(pending.iterdir()), timeout=5 * SPOTLIGHT_TIMEOUT)
+        [kept] = list(pending.iterdir())
         assert kept.name.startswith("e")
     finally:
         close_sentry()

@@ -1,0 +1,222 @@
+"""Error events finished on a thread of their own, not on the thread that logged them.
+
+sentry-sdk builds an error event on the calling thread from start to end: the scope's
+data and event processors, then serialising the event, ``before_send`` (Mina's redaction
+walk), the envelope, and the transport's ``capture_envelope`` (Mina's outbox writes a
+file). Only the first part needs the caller: the scopes, the request an integration's
+event processor reads, the breadcrumb buffer, all of which change once the call returns.
+`DeferredEvents` keeps that part on the calling thread and hands the rest to one worker
+thread per client::
+
+    log.error(...) ──► scope: tags, user, contexts, breadcrumbs, event processors
+    (calling thread)   event id; the session marked errored              │
+                                                  bounded queue (EVENTS_MAX); when full
+                                                  the caller finishes its event itself
+                                                                         │
+                           worker thread: serialise, before_send, sample, envelope, transport
+
+What stays the same: the event (id, content, redaction: ``before_send`` still runs, on the
+worker), ``sentry_sdk.last_event_id()``, client reports. ``flush()`` and ``close()``
+(so also the exit flush) first wait for the queue to empty, within their timeout. A full
+queue (a burst of errors faster than the worker) loses nothing: the calling thread then
+finishes its event itself, as the SDK would, and ``sentry.events_queue_full`` /
+``sentry.events_queue_drained`` say when that starts and how many it took.
+
+What changes: the event reaches the transport (the outbox file) on the worker, normally
+within a millisecond of the call, so a process killed with SIGKILL in that moment loses
+it, as it loses the stdout lines still in the line buffer. And its values are serialised
+there: a mutable value passed to a log call and changed right after it may show the change
+in Sentry (the stdout line is always rendered at the call; the SDK's own breadcrumbs are
+likewise serialised only when an event is sent).
+
+Transactions, check-ins, events without a scope, and clients with ``attach_stacktrace``
+(the stack must be the caller's) or an ``event_scrubber`` (Mina's options set none) are
+captured as the SDK does, on the calling thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from typing import Any, Final
+
+from mina.observability.pipeline import get_logger
+from mina.observability.sentry.sdk import CallerPart, prepare_in_caller_scope, update_session
+from mina.observability.sentry.transport import LOGGER
+
+__all__ = ["EVENTS_MAX", "DeferredEvents"]
+
+#: Events waiting for the worker; past it the calling thread finishes its event itself.
+EVENTS_MAX: Final = 256
+#: Seconds `DeferredEvents.flush` waits for the queue when the caller gives no timeout.
+_FLUSH_DEFAULT: Final = 2.0
+
+_log = get_logger(LOGGER)
+
+
+class DeferredEvents:
+    """Finishes *client*'s error events on a worker thread; `install` puts it in place.
+
+    :param client: a ``sentry_sdk.Client`` just made by ``sentry_sdk.init``.
+    :param capacity: events that may wait; past it callers finish their own events.
+    """
+
+    __slots__ = (
+        "_capacity",
+        "_capture",
+        "_changed",
+        "_client",
+        "_close",
+        "_flush",
+        "_lock",
+        "_overflowed",
+        "_pid",
+        "_queue",
+        "_stopped",
+        "_thread",
+        "_working",
+    )
+
+    def __init__(self, client: Any, capacity: int = EVENTS_MAX) -> None:
+        self._client = client
+        self._capacity = capacity
+        # The SDK's own methods, bound: what the worker and the wrappers call.
+        self._capture = client.capture_event
+        self._flush = client.flush
+        self._close = client.close
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._queue: deque[CallerPart] = deque()
+        self._working = False
+        self._overflowed = 0  # events callers finished themselves since the last line
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def install(self) -> DeferredEvents:
+        """Put `capture_event`, `flush` and `close` in place of the client's own."""
+        client = self._client
+        client.capture_event = self.capture_event
+        client.flush = self.flush
+        client.close = self.close
+        return self
+
+    # -- on the calling thread ---------------------------------------------------------------
+
+    def capture_event(self, event: Any, hint: Any = None, scope: Any = None) -> str | None:
+        """``Client.capture_event``: the scope's part here, the rest on the worker."""
+        options = self._client.options
+        if (
+            scope is None
+            or self._stopped
+            or event.get("type") in ("transaction", "check_in")
+            or options.get("attach_stacktrace")
+            or options.get("event_scrubber") is not None  # it expects the scope's order
+        ):
+            return self._capture(event, hint, scope)  # type: ignore[no-any-return]
+        part = prepare_in_caller_scope(self._client, event, hint, scope)
+        if part is None:
+            return None
+        with self._lock:
+            if os.getpid() != self._pid:  # forked: the worker is the parent's
+                self._after_fork_locked()
+            full = len(self._queue) >= self._capacity
+            if not full:
+                self._queue.append(part)
+                self._changed.notify()
+                if self._thread is None:
+                    self._start_locked()
+                return part.event_id
+            first = self._overflowed == 0
+            self._overflowed += 1
+        if first:  # one line when the queue fills up; the worker says how many at the end
+            _log.warning("sentry.events_queue_full", queue=self._capacity)
+        self._finish(part)  # the caller does its own: slower, but nothing is lost
+        return part.event_id
+
+    def _after_fork_locked(self) -> None:
+        self._pid = os.getpid()
+        self._queue.clear()  # the parent's worker sends them
+        self._working = False
+        self._thread = None
+        self._overflowed = 0
+
+    def _start_locked(self) -> None:
+        thread = threading.Thread(target=self._run, name="mina-sentry-events", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter shutting down: finish here instead
+            self._stopped = True
+            return
+        self._thread = thread
+
+    # -- the worker thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopped:
+                    self._working = False
+                    self._changed.notify_all()
+                    self._changed.wait()
+                if not self._queue:  # stopped, all done
+                    self._working = False
+                    self._thread = None
+                    self._changed.notify_all()
+                    return
+                part = self._queue.popleft()
+                self._working = True
+                overflowed, self._overflowed = self._overflowed, 0  # there is room again
+            if overflowed:
+                _log.warning("sentry.events_queue_drained", finished_by_callers=overflowed)
+            self._finish(part)
+
+    def _finish(self, part: CallerPart) -> None:
+        try:
+            sent = self._capture(part.event, part.hint, None)
+            if sent is not None and part.session is not None:
+                update_session(self._client, part.session, part.event)
+        except Exception as exc:  # the SDK guards its hooks; anything else is counted
+            transport = self._client.transport
+            if transport is not None:
+                transport.record_lost_event("internal_sdk_error", data_category="error")
+            _log.warning("sentry.event_failed", error=type(exc).__name__, detail=str(exc)[:200])
+
+    # -- flush and close ---------------------------------------------------------------------
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for every queued event to reach the transport."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if os.getpid() != self._pid:
+                self._after_fork_locked()
+            while self._queue or self._working:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._thread is None:
+                    break
+                self._changed.wait(remaining)
+            return not self._queue and not self._working
+
+    def flush(self, timeout: float | None = None, callback: Any = None) -> None:
+        """``Client.flush``: the queue first, then the SDK's flush with the time left."""
+        budget = timeout if timeout is not None else _FLUSH_DEFAULT
+        start = time.monotonic()
+        self.drain(budget)
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+        self._flush(timeout=left, callback=callback)
+
+    def close(self, timeout: float | None = None, callback: Any = None) -> None:
+        """``Client.close``: the queue first, the worker stopped, then the SDK's close (whose
+        flush finds the queue empty); later events are captured on the calling thread."""
+        start = time.monotonic()
+        self.drain(timeout if timeout is not None else _FLUSH_DEFAULT)
+        with self._lock:
+            self._stopped = True
+            self._changed.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+        self._close(timeout=left, callback=callback)
