@@ -46,8 +46,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import sentry_sdk
 import structlog
+from sentry_sdk.scope import Scope
 from structlog import contextvars as structlog_contextvars
 from structlog._config import BoundLoggerLazyProxy
 
@@ -59,11 +59,11 @@ from mina.observability.schema import BOUND_KEYS, HEAD_KEYS, SCOPED_KEYS
 from mina.observability.sentry.sdk import (
     LOGGING_TO_EVENT_LEVEL,
     CrumbRoute,
-    WireCrumb,
     append_breadcrumb,
     ignored_exactly,
     is_sentry_call_handlers,
-    wire_of_log_crumb,
+    log_crumb,
+    sentry_ignored,
 )
 from mina.redaction import Redactor
 
@@ -134,6 +134,7 @@ class Fast:
         "_contexts",
         "_layouts",
         "_names",
+        "_plans",
         "_shapes",
         "chain",
         "formatter",
@@ -162,6 +163,7 @@ class Fast:
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
         # redacted logger names, for Sentry's breadcrumb category
         self._names: dict[str, str] = {}
+        self._plans: dict[tuple[int, str, tuple[str, ...]], _Plan] = {}
 
     @classmethod
     def build(cls, redactor: Redactor, processors: list[Any]) -> Fast | None:
@@ -263,6 +265,16 @@ class Fast:
         self._layouts[key] = (made, shape)  # the shape kept alive: its id stays its own
         return made
 
+    def plan(self, bound: Any, method: str, kw: dict[str, Any]) -> _Plan:
+        """Return the `_Plan` of a call of *bound*'s *method* with keys *kw* (cached)."""
+        key = (id(bound), method, tuple(kw))
+        plan = self._plans.get(key)
+        if plan is None or plan.bound is not bound:
+            if len(self._plans) >= _CACHE_MAX:
+                self._plans.clear()
+            plan = self._plans[key] = _Plan(bound, method, kw)
+        return plan
+
     def category(self, name: str, redactor: Redactor) -> str:
         """Return *name* redacted, as ``before_breadcrumb`` makes the breadcrumb category."""
         cached = self._names.get(name)
@@ -346,20 +358,24 @@ def _moment(now_ns: int) -> datetime:
     return _stamp_moment.replace(microsecond=now_ns % 1_000_000_000 // 1000)
 
 
-def write_line(handler: logging.StreamHandler[Any], line: str) -> None:
-    """Write one finished line where *handler* writes the lines it formats.
+def write_line(fast: Fast, line: dict[str, Any]) -> None:
+    """Serialise *line* with the stdout formatter and write it where the stdout handler
+    writes the lines it formats.
 
-    A handler with a line writer (``mina.observability.stream.LineHandler``) gets it
-    submitted to that writer, in order with its own lines; a `logging.StreamHandler`
+    A handler with a line writer (``mina.observability.stream.LineHandler``) gets the
+    bytes submitted to that writer, in order with its own lines (the UTF-8 its ``emit``
+    would encode, without decoding and encoding them again); a `logging.StreamHandler`
     gets what its ``emit`` does: one write and a flush, under its lock.
     """
+    handler = fast.handler
     writer = getattr(handler, "writer", None)
     if writer is not None:
-        writer.submit(line.encode("utf-8", "backslashreplace"))
+        writer.submit(fast.formatter.json_bytes(line) + b"\n")
         return
+    text = fast.formatter.jsonify_log_record(line) + "\n"
     with handler.lock:  # type: ignore[union-attr]
         stream = handler.stream
-        stream.write(line)
+        stream.write(text)
         stream.flush()
 
 
@@ -396,10 +412,123 @@ def _crumb_route(client: Any) -> CrumbRoute:
     return route
 
 
+class _Plan:
+    """What calls of one bound logger, level and list of call keys share, worked out once.
+
+    A bound logger is immutable (``bind`` makes another), so its stdlib logger and its own
+    context are fixed; with the call's keys, so are the chain's key order, whether a key
+    sends the call to the full chain, and the line layouts (one per context shape). The
+    Sentry decisions (breadcrumb or not, its category) hold while the client, the
+    ``callHandlers`` wrapper, the ignored loggers and the breadcrumb handler's level do;
+    each call checks those by identity and equality and decides again when one changed.
+    """
+
+    __slots__ = (
+        "bound",
+        "category",
+        "client",
+        "crumb",
+        "crumb_level",
+        "handler_level",
+        "ignored",
+        "keys",
+        "layouts",
+        "level",
+        "levelno",
+        "own",
+        "route",
+        "sentry_ok",
+        "stdlib",
+        "usable",
+        "wrapper",
+    )
+
+    def __init__(self, bound: Any, method: str, kw: dict[str, Any]) -> None:
+        self.bound = bound  # kept alive: the plan is found by its id
+        self.stdlib: logging.Logger = bound._logger
+        self.levelno = _LEVELS[method]
+        self.level = _LEVEL_NAMES[method]
+        self.crumb_level = LOGGING_TO_EVENT_LEVEL[self.levelno]
+        self.own: dict[str, Any] = bound._context
+        # The chain's event dict keys, in its order: the logger's context, the call's
+        # keys, then the event.
+        keys = (*dict.fromkeys([*self.own, *kw]), "event")
+        self.keys: tuple[str, ...] = keys
+        self.usable = _FALLBACK_KEYS.isdisjoint(keys[:-1])
+        self.layouts: dict[tuple[int, frozenset[str], bool], _Layout] = {}
+        self.client: Any = None  # the Sentry decisions below were made for these
+        self.wrapper: Any = None
+        self.ignored: frozenset[str] = frozenset()
+        self.handler_level: int | None = None
+        self.route: CrumbRoute | None = None
+        self.sentry_ok = False  # False: the full chain (another hook, handler or level)
+        self.crumb = False  # a breadcrumb is made (when the client is active)
+        self.category = ""
+
+    def decide(self, fast: Fast, client: Any, wrapper: Any) -> None:
+        """Make the Sentry decisions for *client* and the ``callHandlers`` *wrapper*."""
+        self.client = client
+        self.wrapper = wrapper
+        self.ignored = frozenset(sentry_ignored())
+        self.sentry_ok = True
+        self.crumb = False
+        self.route = None
+        self.handler_level = None
+        if wrapper is _ORIGINAL_CALL_HANDLERS:
+            return
+        if not is_sentry_call_handlers(wrapper):
+            self.sentry_ok = False
+            return
+        route = self.route = _crumb_route(client)
+        name = self.stdlib.name
+        if not route.plain:
+            self.sentry_ok = False
+            return
+        if ignored_exactly(name):
+            return
+        if route.event_level is not None and self.levelno >= route.event_level:
+            self.sentry_ok = False
+            return
+        handler = route.crumb_handler
+        if handler is None:
+            return
+        self.handler_level = handler.level
+        if self.levelno >= handler.level and handler.can_record_name(name):
+            if route.hook_redactor is None:
+                self.sentry_ok = False  # another before_breadcrumb: only the chain calls it
+                return
+            self.crumb = True
+            self.category = fast.category(name, route.hook_redactor)
+
+    def current(self, client: Any, wrapper: Any) -> bool:
+        """Whether the Sentry decisions still hold."""
+        if self.client is not client or self.wrapper is not wrapper:
+            return False
+        if self.ignored != sentry_ignored():
+            return False
+        route = self.route
+        handler = route.crumb_handler if route is not None else None
+        return handler is None or handler.level == self.handler_level
+
+    def layout(
+        self, fast: Fast, shape: tuple[str, ...], bound: frozenset[str], traced: bool
+    ) -> _Layout:
+        """`Fast.layout` for this plan's keys, kept here per context shape."""
+        if type(bound) is not frozenset:  # `bind` leaves a set there
+            bound = frozenset(bound)
+        key = (id(shape), bound, traced)
+        made = self.layouts.get(key)
+        if made is None:
+            if len(self.layouts) >= _CACHE_MAX:
+                self.layouts.clear()
+            # Fast.layout keeps the shape alive, so its id stays its own while cached here.
+            made = self.layouts[key] = fast.layout(list(self.keys), shape, bound, traced)
+        return made
+
+
 def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     """Log one call through the fast path; return False (having done nothing) when it
     must take the full chain."""
-    global _sentry_wrapper
     fast = _fast
     if fast is None or type(event) is not str:
         return False
@@ -408,90 +537,66 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     # capture_logs, for one, swaps its contents).
     if processors is not fast.processors or processors != fast.chain:
         return False
-    stdlib: logging.Logger = self._logger
-    levelno = _LEVELS[method]
+    plan = fast.plan(self, method, kw)
+    if not plan.usable:
+        return False
+    stdlib = plan.stdlib
+    levelno = plan.levelno
     if not stdlib.isEnabledFor(levelno):
         return True  # the chain would run for nothing: the record is dropped by stdlib
     if not _route(stdlib, levelno) or logging.getLogRecordFactory() is not logging.LogRecord:
         return False
 
     # Sentry: which of its handlers the record would reach, decided before anything runs.
-    client = sentry_sdk.get_client()
-    crumbs: Any = None  # the isolation scope that gets the breadcrumb
-    route: CrumbRoute | None = None
-    call_handlers = logging.Logger.callHandlers
-    if call_handlers is not _ORIGINAL_CALL_HANDLERS:
-        if call_handlers is not _sentry_wrapper:
-            if not is_sentry_call_handlers(call_handlers):
-                return False
-            _sentry_wrapper = call_handlers
-        route = _crumb_route(client)
-        if not route.plain:
-            return False
-        name = stdlib.name
-        if not ignored_exactly(name):
-            if route.event_level is not None and levelno >= route.event_level:
-                return False
-            handler = route.crumb_handler
-            if (
-                handler is not None
-                and levelno >= handler.level
-                and handler.can_record_name(name)
-                and client.is_active()  # else add_breadcrumb drops it
-            ):
-                if route.hook_redactor is None:
-                    return False  # another before_breadcrumb: only the chain can call it
-                crumbs = sentry_sdk.get_isolation_scope()
+    client = Scope.get_client()
+    wrapper = logging.Logger.callHandlers
+    if not plan.current(client, wrapper):
+        plan.decide(fast, client, wrapper)
+    if not plan.sentry_ok:
+        return False
+    active = client.is_active()
+    # The isolation scope that gets the breadcrumb (add_breadcrumb drops it without a client).
+    crumbs = Scope.get_isolation_scope() if plan.crumb and active else None
 
     # The chain's event dict: the logger's context, the call's keys, the event, then the
     # contextvars the call did not set.
-    own = self._context
+    own = plan.own
     event_dict = {**own, **kw} if own else dict(kw)
-    if not _FALLBACK_KEYS.isdisjoint(event_dict):
-        return False
     event_dict["event"] = event
-    keys = list(event_dict)
     fast.redactor(None, method, event_dict)  # in place, as in the chain
-    if list(event_dict) != keys:
-        return False
+    if tuple(event_dict) != plan.keys:
+        return False  # the redactor renamed a key: the chain's order
     found = fast.context()
     if found is None:
         return False
     context, shape = found
     now_ns = time.time_ns()
     values = {**context, **event_dict}  # the call's keys win, as merge_contextvars lets them
-    values["level"] = _LEVEL_NAMES[method]
+    values["level"] = plan.level
     values["logger"] = stdlib.name
     values["timestamp"] = stamp = _timestamp(now_ns)
     # `add_trace_ids`: the active span's ids, inside a transaction with a client only.
-    span = sentry_sdk.get_current_scope().span if client.is_active() else None
-    traced = span is not None
+    span = Scope.get_current_scope().span if active else None
     if span is not None:
         values["trace_id"] = span.trace_id
         values["span_id"] = span.span_id
-    bound = BOUND_KEYS.get()
-    layout = fast.layout(keys, shape, bound, traced)
-    line = {key: values[key] for key in layout.line}
+    layout = plan.layout(fast, shape, BOUND_KEYS.get(), span is not None)
     # The formatter's own serialisation: what it does to a finished line, this does too.
-    write_line(fast.handler, fast.formatter.jsonify_log_record(line) + "\n")
+    write_line(fast, {key: values[key] for key in layout.line})
 
+    route = plan.route
     if crumbs is not None and route is not None:
-        crumb = WireCrumb(
-            type="log",
-            level=LOGGING_TO_EVENT_LEVEL[levelno],
-            category=fast.category(stdlib.name, route.hook_redactor),
-            message=values["event"],
-            timestamp=_moment(now_ns),
-            data={key: values[key] for key in layout.data},
-            _mina_redacted=True,
+        crumb = log_crumb(
+            plan.crumb_level,
+            plan.category,
+            values["event"],
+            _moment(now_ns),
+            stamp,
+            {key: values[key] for key in layout.data},
+            route.max_value_length,
         )
-        crumb.wire = wire_of_log_crumb(crumb, stamp, route.max_value_length)
-        crumb.limit = route.max_value_length
         append_breadcrumb(crumbs, crumb, route.max_breadcrumbs)
     return True
-
-
-_sentry_wrapper: object = None
 
 
 def level_method(name: str, full: Callable[..., Any]) -> Callable[..., Any]:

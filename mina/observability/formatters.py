@@ -205,10 +205,14 @@ class JsonFormatter(_EventFormatting, OrjsonFormatter):
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         """Serialise with orjson; what it cannot encode becomes a readable placeholder."""
+        return self.json_bytes(log_data).decode("utf-8")
+
+    def json_bytes(self, log_data: dict[str, Any]) -> bytes:
+        """`jsonify_log_record`, as the UTF-8 bytes it decodes (for writers of bytes)."""
         line = dumps(log_data)
         if len(line) > self._max_json:
             line = linecap.fit(log_data, line, self._max_json, self._protected, dumps, self._whole)
-        return line.decode("utf-8")
+        return line
 
 
 class ConsoleFormatter(_EventFormatting, logging.Formatter):

@@ -307,30 +307,52 @@ def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any]
     return wire
 
 
-def wire_of_log_crumb(
-    crumb: WireCrumb, timestamp: str, max_value_length: int | None
-) -> dict[str, Any] | None:
-    """`_wire` for a breadcrumb the fast path built: strings, a UTC ``timestamp`` whose
-    serialised form is *timestamp* (the line's), and a flat ``data`` dict, shared."""
-    if serializer.global_repr_processors:
-        return None
-    data = crumb["data"]
-    if len(data) > serializer.MAX_DATABAG_BREADTH:
-        return None
-    limit = max_value_length
+def log_crumb(
+    level: str,
+    category: str,
+    message: str,
+    moment: datetime,
+    timestamp: str,
+    data: dict[str, Any],
+    max_value_length: int | None,
+) -> WireCrumb:
+    """The breadcrumb ``before_breadcrumb`` returns for a structlog call (marked redacted),
+    with its wire form: what `serialize` makes of it (None when that needs the walk).
+
+    *moment* is the breadcrumb's UTC time and *timestamp* its serialised form (the line's);
+    the wire form shares *data*, which nothing changes.
+    """
+    wire = {
+        "type": "log",
+        "level": level,
+        "category": category,
+        "message": message,
+        "timestamp": timestamp,
+        "data": data,
+    }
+    crumb = WireCrumb(wire)
+    crumb["timestamp"] = moment
+    crumb[REDACTED_MARK] = True
+    crumb.wire = wire if _flat_wire(data, message, category, max_value_length) else None
+    crumb.limit = max_value_length
+    return crumb
+
+
+def _flat_wire(data: dict[str, Any], message: str, category: str, limit: int | None) -> bool:
+    # Whether serialize() returns *data*, *message* and *category* as they are.
+    if serializer.global_repr_processors or len(data) > serializer.MAX_DATABAG_BREADTH:
+        return False
     for item in data.values():
         kind = type(item)
         if kind is str:
-            if not _fits(item, limit):
-                return None
-        elif kind not in _WIRE_SCALARS and not (kind is float and math.isfinite(item)):
-            return None
-    if not (_fits(crumb["message"], limit) and _fits(crumb["category"], limit)):
-        return None
-    wire = dict(crumb)
-    wire["timestamp"] = timestamp
-    del wire[REDACTED_MARK]
-    return wire
+            if limit is not None and len(item) * 4 > limit and not _fits(item, limit):
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind not in _WIRE_SCALARS:
+            return False
+    return _fits(message, limit) and _fits(category, limit)
 
 
 def finish_breadcrumb(crumb: dict[str, Any], max_value_length: int | None) -> WireCrumb:
@@ -755,6 +777,11 @@ def is_sentry_call_handlers(func: object) -> bool:
         getattr(func, "__qualname__", None) == _PATCH_NAME
         and getattr(func, "__module__", None) == sentry_logging.__name__
     )
+
+
+def sentry_ignored() -> set[str]:
+    """The logger names (and patterns) the SDK's logging integration ignores, live."""
+    return sentry_logging._IGNORED_LOGGERS
 
 
 def ignored_exactly(name: str) -> bool:
