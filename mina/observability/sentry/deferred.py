@@ -43,7 +43,13 @@ from collections import deque
 from typing import Any, Final
 
 from mina.observability.pipeline import get_logger
-from mina.observability.sentry.sdk import CallerPart, prepare_in_caller_scope, update_session
+from mina.observability.sentry.sdk import (
+    DEFERRED_HINT,
+    CallerPart,
+    prepare_in_caller_scope,
+    present_serialized,
+    update_session,
+)
 from mina.observability.sentry.transport import LOGGER
 
 __all__ = ["EVENTS_MAX", "DeferredEvents"]
@@ -175,6 +181,8 @@ class DeferredEvents:
 
     def _finish(self, part: CallerPart) -> None:
         try:
+            del part.hint[DEFERRED_HINT]  # presented here, now, as the caller's scope skipped it
+            present_serialized(part.event, part.hint, self._client)
             sent = self._capture(part.event, part.hint, None)
             if sent is not None and part.session is not None:
                 update_session(self._client, part.session, part.event)

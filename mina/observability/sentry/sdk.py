@@ -154,17 +154,24 @@ class MinaLoggingIntegration(LoggingIntegration):
             self._handler = _EventHandler(level=event_level)
 
 
-def present_serialized(event: Any, hint: Any) -> Any:
+#: Hint key `prepare_in_caller_scope` sets: the event is finished on the event worker,
+#: which presents it (`present_serialized`) there, just before serialising it.
+DEFERRED_HINT: Final = "_mina_deferred"
+
+
+def present_serialized(event: Any, hint: Any, client: Any = None) -> Any:
     """Hand `serialize` what is already serialised: an event processor, run last.
 
-    `sentry_sdk.serializer.serialize` walks each event on the calling thread after the
-    event processors. Breadcrumbs whose serialised form was made when they were added
-    (`finish_breadcrumb`) and the per-process ``modules`` are handed to it as `_Presented`
-    values, which it takes without walking them.
+    `sentry_sdk.serializer.serialize` walks each event after the event processors.
+    Breadcrumbs whose serialised form was made when they were added (`finish_breadcrumb`)
+    and the per-process ``modules`` are handed to it as `_Presented` values, which it takes
+    without walking them. An event to be finished on the event worker is left as it is
+    here (see `DEFERRED_HINT`); the worker calls this with its *client*.
     """
-    if not isinstance(event, dict):
+    if not isinstance(event, dict) or (isinstance(hint, dict) and hint.get(DEFERRED_HINT)):
         return event
-    client = sentry_sdk.get_client()
+    if client is None:
+        client = sentry_sdk.get_client()
     limit = client.options.get("max_value_length")
     crumbs = event.get("breadcrumbs")
     if type(crumbs) is dict and len(crumbs) == 1:
@@ -545,6 +552,7 @@ def prepare_in_caller_scope(client: Any, event: Any, hint: Any, scope: Any) -> C
     hint = dict(hint or ())
     if not client._should_capture(event, hint, scope):
         return None
+    hint[DEFERRED_HINT] = True
     event_id = event.get("event_id")
     if event_id is None:
         event["event_id"] = event_id = uuid.uuid4().hex
