@@ -34,10 +34,9 @@ reconfiguring anything inside a timed loop:
 - loguru keeps its own handler registry; only loguru calls reach its sink.
 
 Every Sentry client sends to a local `mina.testing.SentryIngest` on 127.0.0.1 through the
-SDK's real HTTP transport (Mina's: the outbox, as the app starts it). Cases that produce
-events flush after each timed call and give the transport's threads `SETTLE` seconds to go
-idle (untimed), so the event worker, the sender and the janitor never compete with the next
-timed call: what is timed is the cost on the calling thread.
+SDK's real HTTP transport. Cases that produce events flush the transport after each timed
+call (untimed), so the background sender never competes with the next timed call: what is
+timed is the cost on the calling thread.
 
 Rounds: each round visits every case once in a shuffled order (``enter``, a few warm-up
 calls, a timed batch, ``exit``); the batch size is calibrated once so a batch takes about
@@ -53,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import gc
 import io
 import logging
@@ -547,19 +545,8 @@ def _prepare(cases: list[Case], env: Env) -> None:
             scope = case.scope
             case.before = scope.clear_breadcrumbs
         if case.single:
-            case.between = functools.partial(_settle, case.client)
-
-
-#: Seconds the transport's threads get after a flush, untimed (see `_settle`).
-SETTLE = 0.05
-
-
-def _settle(client: Any) -> None:
-    # After a costly call, untimed: deliver what it queued, then let the threads that
-    # delivered it (the outbox's sender and janitor, which fsyncs and checks the bounds
-    # after each write) go idle, so they do not run during the next timed call.
-    client.flush(timeout=5)
-    time.sleep(SETTLE)
+            client = case.client
+            case.between = lambda client=client: client.flush(timeout=5)
 
 
 #: Slices a round's batch is timed in; the fastest counts (see the module docstring).
