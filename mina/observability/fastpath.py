@@ -111,6 +111,12 @@ _ORIGINAL_CALL_HANDLERS: Final = logging.Logger.callHandlers
 _PREFIX: Final = "structlog_"
 
 
+def _trie_hash(var: contextvars.ContextVar[Any]) -> int:
+    # The hash a context's trie files a variable under (CPython's hamt_hash).
+    full = hash(var) & 0xFFFFFFFFFFFFFFFF
+    return (full & 0xFFFFFFFF) ^ (full >> 32)
+
+
 class _Layout:
     """The key order of a line (schema order) and of its breadcrumb data (chain order)."""
 
@@ -134,6 +140,7 @@ class Fast:
         "_contexts",
         "_layouts",
         "_names",
+        "_orders",
         "_plans",
         "_shapes",
         "chain",
@@ -164,6 +171,8 @@ class Fast:
         # redacted logger names, for Sentry's breadcrumb category
         self._names: dict[str, str] = {}
         self._plans: dict[tuple[int, str, tuple[str, ...]], _Plan] = {}
+        # structlog's variables set in a context -> the order the context lists them in
+        self._orders: dict[frozenset[Any], tuple[contextvars.ContextVar[Any], ...]] = {}
 
     @classmethod
     def build(cls, redactor: Redactor, processors: list[Any]) -> Fast | None:
@@ -206,7 +215,7 @@ class Fast:
         hit = self._contexts.get(key)
         if hit is not None:
             return hit[1]
-        merged = self._merge()
+        merged = self._merge(tuple(variables.values()), values)
         found = None
         if merged is not None:
             shape = tuple(merged)
@@ -219,16 +228,28 @@ class Fast:
         self._contexts[key] = ((*values, bound), found)
         return found
 
-    def _merge(self) -> dict[str, Any] | None:
+    def _merge(
+        self, variables: tuple[contextvars.ContextVar[Any], ...], values: tuple[Any, ...]
+    ) -> dict[str, Any] | None:
         # structlog's merge_contextvars, in its order, then the chain's checks on its keys.
+        # It walks the whole context (every library's variables) in the context's own
+        # order, which for a given set of variables is always the same: that order is
+        # learnt once per set, and then only structlog's variables are read.
+        pairs = zip(variables, values, strict=True)
+        present = {var: value for var, value in pairs if value is not Ellipsis}
+        names = frozenset(present)
+        order = self._orders.get(names)
+        if order is None:
+            order = tuple(var for var in contextvars.copy_context() if var in present)
+            # The context is a hash trie: its order is that of the variables' 32-bit
+            # hashes, whatever else it holds, unless two of them share one.
+            if len({_trie_hash(var) for var in order}) == len(order):
+                if len(self._orders) >= _CACHE_MAX:
+                    self._orders.clear()
+                self._orders[names] = order
         merged: dict[str, Any] = {}
-        ctx = contextvars.copy_context()
-        for var in ctx:
-            name = var.name
-            if name.startswith(_PREFIX):
-                value = ctx[var]
-                if value is not Ellipsis:
-                    merged.setdefault(name[len(_PREFIX) :], value)
+        for var in order:
+            merged.setdefault(var.name[len(_PREFIX) :], present[var])
         if not _FALLBACK_KEYS.isdisjoint(merged):
             return None
         if any(type(value) not in _SCALARS for value in merged.values()):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import re
 import sys
@@ -221,6 +222,8 @@ def test_fast_path_writes_what_the_full_chain_writes(
 
     assert _mask_stdout(full_out) == _mask_stdout(fast_out)
     assert full_events == fast_events
+    # and in the same order, key by key (breadcrumb data follows the context's order)
+    assert json.dumps(full_events) == json.dumps(fast_events)
     assert len(full_events) >= 1  # at least program.end, with the breadcrumbs before it
 
 
