@@ -63,6 +63,8 @@ from mina.observability.sentry.sdk import (
     ignored_exactly,
     is_sentry_call_handlers,
     log_crumb,
+    plain_crumb,
+    plain_values,
     sentry_ignored,
 )
 from mina.redaction import Redactor
@@ -117,6 +119,26 @@ def _trie_hash(var: contextvars.ContextVar[Any]) -> int:
     return (full & 0xFFFFFFFF) ^ (full >> 32)
 
 
+class _Context:
+    """The bound contextvars, merged and redacted as the chain would, and their keys in
+    that order (one tuple object per distinct order, so a request's context shares its
+    line layouts with every other request's)."""
+
+    __slots__ = ("_plain", "shape", "values")
+
+    def __init__(self, values: dict[str, Any], shape: tuple[str, ...]) -> None:
+        self.values = values
+        self.shape = shape
+        self._plain: dict[int | None, bool] = {}
+
+    def plain(self, limit: int | None) -> bool:
+        """Whether every value serialises as it is under *limit* (`plain_values`, once)."""
+        known = self._plain.get(limit)
+        if known is None:
+            known = self._plain[limit] = plain_values(self.values.values(), limit)
+        return known
+
+
 class _Layout:
     """The key order of a line (schema order) and of its breadcrumb data (chain order)."""
 
@@ -163,9 +185,7 @@ class Fast:
         self.handler = handler
         self.formatter = formatter
         # (ids of the context values, bound keys) -> (values kept alive, merged context)
-        self._contexts: dict[
-            tuple[int, ...], tuple[tuple[Any, ...], tuple[dict[str, Any], tuple[str, ...]] | None]
-        ] = {}
+        self._contexts: dict[tuple[int, ...], tuple[tuple[Any, ...], _Context | None]] = {}
         self._layouts: dict[tuple[Any, ...], tuple[_Layout, tuple[str, ...]]] = {}
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
         # redacted logger names, for Sentry's breadcrumb category
@@ -201,7 +221,7 @@ class Fast:
             return None
         return cls(redactor, processors, handler, formatter)
 
-    def context(self) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+    def context(self) -> _Context | None:
         """Return the bound contextvars, merged and redacted as the chain would (cached),
         and their keys in that order (one tuple object per distinct order, so a request's
         context shares its line layouts with every other request's).
@@ -221,7 +241,7 @@ class Fast:
             shape = tuple(merged)
             if len(self._shapes) >= _CACHE_MAX:
                 self._shapes.clear()  # layouts keep the shapes they were made for
-            found = (merged, self._shapes.setdefault(shape, shape))
+            found = _Context(merged, self._shapes.setdefault(shape, shape))
         if len(self._contexts) >= _CACHE_MAX:
             self._contexts.clear()
         # The values (and the bound keys) stay referenced, so their ids stay theirs.
@@ -447,6 +467,7 @@ class _Plan:
     __slots__ = (
         "bound",
         "category",
+        "category_plain",
         "client",
         "crumb",
         "crumb_level",
@@ -485,6 +506,7 @@ class _Plan:
         self.sentry_ok = False  # False: the full chain (another hook, handler or level)
         self.crumb = False  # a breadcrumb is made (when the client is active)
         self.category = ""
+        self.category_plain = False  # serialize() returns the category as it is
 
     def decide(self, fast: Fast, client: Any, wrapper: Any) -> None:
         """Make the Sentry decisions for *client* and the ``callHandlers`` *wrapper*."""
@@ -520,6 +542,7 @@ class _Plan:
                 return
             self.crumb = True
             self.category = fast.category(name, route.hook_redactor)
+            self.category_plain = plain_values((self.category,), route.max_value_length)
 
     def current(self, client: Any, wrapper: Any) -> bool:
         """Whether the Sentry decisions still hold."""
@@ -587,12 +610,11 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     fast.redactor(None, method, event_dict)  # in place, as in the chain
     if tuple(event_dict) != plan.keys:
         return False  # the redactor renamed a key: the chain's order
-    found = fast.context()
-    if found is None:
+    context = fast.context()
+    if context is None:
         return False
-    context, shape = found
     now_ns = time.time_ns()
-    values = {**context, **event_dict}  # the call's keys win, as merge_contextvars lets them
+    values = {**context.values, **event_dict}  # the call's keys win, as merge_contextvars lets them
     values["level"] = plan.level
     values["logger"] = stdlib.name
     values["timestamp"] = stamp = _timestamp(now_ns)
@@ -601,20 +623,29 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     if span is not None:
         values["trace_id"] = span.trace_id
         values["span_id"] = span.span_id
-    layout = plan.layout(fast, shape, BOUND_KEYS.get(), span is not None)
+    layout = plan.layout(fast, context.shape, BOUND_KEYS.get(), span is not None)
     # The formatter's own serialisation: what it does to a finished line, this does too.
     write_line(fast, {key: values[key] for key in layout.line})
 
     route = plan.route
     if crumbs is not None and route is not None:
+        limit = route.max_value_length
+        data = {key: values[key] for key in layout.data}
+        plain = (
+            plain_crumb(len(data))
+            and context.plain(limit)
+            and plain_values(event_dict.values(), limit)  # the event (message) included
+            and plan.category_plain
+        )
         crumb = log_crumb(
             plan.crumb_level,
             plan.category,
             values["event"],
             _moment(now_ns),
             stamp,
-            {key: values[key] for key in layout.data},
-            route.max_value_length,
+            data,
+            limit,
+            plain,
         )
         append_breadcrumb(crumbs, crumb, route.max_breadcrumbs)
     return True

@@ -322,9 +322,11 @@ def log_crumb(
     timestamp: str,
     data: dict[str, Any],
     max_value_length: int | None,
+    plain: bool,
 ) -> WireCrumb:
     """The breadcrumb ``before_breadcrumb`` returns for a structlog call (marked redacted),
-    with its wire form: what `serialize` makes of it (None when that needs the walk).
+    with its wire form: what `serialize` makes of it, when *plain* says `serialize` would
+    return it as it is (`plain_crumb`; otherwise no wire form, and events take the walk).
 
     *moment* is the breadcrumb's UTC time and *timestamp* its serialised form (the line's);
     the wire form shares *data*, which nothing changes.
@@ -340,16 +342,21 @@ def log_crumb(
     crumb = WireCrumb(wire)
     crumb["timestamp"] = moment
     crumb[REDACTED_MARK] = True
-    crumb.wire = wire if _flat_wire(data, message, category, max_value_length) else None
+    crumb.wire = wire if plain else None
     crumb.limit = max_value_length
     return crumb
 
 
-def _flat_wire(data: dict[str, Any], message: str, category: str, limit: int | None) -> bool:
-    # Whether serialize() returns *data*, *message* and *category* as they are.
-    if serializer.global_repr_processors or len(data) > serializer.MAX_DATABAG_BREADTH:
-        return False
-    for item in data.values():
+def plain_crumb(data_size: int) -> bool:
+    """Whether `serialize` may return a breadcrumb whose data has *data_size* keys, and
+    whose values `plain_values` accepted, as it is: no repr processors, no trimming."""
+    return not serializer.global_repr_processors and data_size <= serializer.MAX_DATABAG_BREADTH
+
+
+def plain_values(values: Iterable[Any], limit: int | None) -> bool:
+    """Whether `serialize` returns each of *values* as it is under *limit*: strings that
+    fit, finite floats, ints, bools and None."""
+    for item in values:
         kind = type(item)
         if kind is str:
             if limit is not None and len(item) * 4 > limit and not _fits(item, limit):
@@ -359,7 +366,7 @@ def _flat_wire(data: dict[str, Any], message: str, category: str, limit: int | N
                 return False
         elif kind not in _WIRE_SCALARS:
             return False
-    return _fits(message, limit) and _fits(category, limit)
+    return True
 
 
 def finish_breadcrumb(crumb: dict[str, Any], max_value_length: int | None) -> WireCrumb:
