@@ -52,9 +52,10 @@ from structlog import contextvars as structlog_contextvars
 from structlog._config import BoundLoggerLazyProxy
 
 from mina.observability.formatters import JsonFormatter
+from mina.observability.pipeline import AppCallerLogger
 from mina.observability.pipeline import MinaBoundLogger as _BOUND_LOGGER
 from mina.observability.processors import RESERVED_RECORD_KEYS, ordered
-from mina.observability.record import BREADCRUMB_ONLY
+from mina.observability.record import BREADCRUMB_ONLY, RECORD_ATTR, Rendered
 from mina.observability.schema import BOUND_KEYS, HEAD_KEYS, SCOPED_KEYS
 from mina.observability.sentry.sdk import (
     LOGGING_TO_EVENT_LEVEL,
@@ -78,6 +79,8 @@ _LEVELS: Final = {
     "warning": logging.WARNING,
     "warn": logging.WARNING,
     "msg": logging.INFO,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
 }
 #: What structlog's ``add_log_level`` writes for each method (aliases: their level's).
 _LEVEL_NAMES: Final = {
@@ -86,6 +89,8 @@ _LEVEL_NAMES: Final = {
     "warning": "warning",
     "warn": "warning",
     "msg": "info",
+    "error": "error",
+    "critical": "critical",
 }
 
 #: Keys whose presence means the full chain: renamed by the pipeline, log keyword
@@ -471,6 +476,7 @@ class _Plan:
         "client",
         "crumb",
         "crumb_level",
+        "event",
         "handler_level",
         "ignored",
         "keys",
@@ -505,6 +511,7 @@ class _Plan:
         self.route: CrumbRoute | None = None
         self.sentry_ok = False  # False: the full chain (another hook, handler or level)
         self.crumb = False  # a breadcrumb is made (when the client is active)
+        self.event = False  # the record becomes a Sentry event too (ERROR and up)
         self.category = ""
         self.category_plain = False  # serialize() returns the category as it is
 
@@ -515,6 +522,7 @@ class _Plan:
         self.ignored = frozenset(sentry_ignored())
         self.sentry_ok = True
         self.crumb = False
+        self.event = False
         self.route = None
         self.handler_level = None
         if wrapper is _ORIGINAL_CALL_HANDLERS:
@@ -530,8 +538,12 @@ class _Plan:
         if ignored_exactly(name):
             return
         if route.event_level is not None and self.levelno >= route.event_level:
-            self.sentry_ok = False
-            return
+            # The event is made from a record, as the chain's: one the fast path can make
+            # the same way only when its logger skips the stack walk (no caller info).
+            if not _no_caller(self.stdlib):
+                self.sentry_ok = False
+                return
+            self.event = True
         handler = route.crumb_handler
         if handler is None:
             return
@@ -625,12 +637,19 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
         values["span_id"] = span.span_id
     layout = plan.layout(fast, context.shape, BOUND_KEYS.get(), span is not None)
     # The formatter's own serialisation: what it does to a finished line, this does too.
-    write_line(fast, {key: values[key] for key in layout.line})
+    line = {key: values[key] for key in layout.line}
+    write_line(fast, line)
 
     route = plan.route
-    if crumbs is not None and route is not None:
+    if route is None or not active:
+        return True
+    if not (plan.event or crumbs is not None):
+        return True
+    data = {key: values[key] for key in layout.data}  # the call's keys: extra, crumb data
+    if plan.event:
+        _event(stdlib, levelno, values["event"], line, data, route)
+    if crumbs is not None:
         limit = route.max_value_length
-        data = {key: values[key] for key in layout.data}
         plain = (
             plain_crumb(len(data))
             and context.plain(limit)
@@ -649,6 +668,33 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
         )
         append_breadcrumb(crumbs, crumb, route.max_breadcrumbs)
     return True
+
+
+def _no_caller(stdlib: logging.Logger) -> bool:
+    # Whether *stdlib*'s records say "unknown" for the caller without walking the stack.
+    return type(stdlib).findCaller is AppCallerLogger.findCaller and not AppCallerLogger.caller_info
+
+
+def _event(
+    stdlib: logging.Logger,
+    levelno: int,
+    event: str,
+    line: dict[str, Any],
+    call: dict[str, Any],
+    route: CrumbRoute,
+) -> None:
+    # The record the chain would hand Sentry's LoggingIntegration (`RenderToLogKwargs`:
+    # the event as message, the call's keys as extras, the `Rendered` line), given to its
+    # event handler as `Logger._log` and Sentry's callHandlers wrapper would. Its
+    # breadcrumb follows, made by the caller as for any other level.
+    handler = route.event_handler
+    if handler is None or levelno < handler.level:
+        return
+    fn, lno, func, sinfo = stdlib.findCaller(False, 1)
+    extra = dict(call)
+    extra[RECORD_ATTR] = Rendered(line, call, True)
+    record = stdlib.makeRecord(stdlib.name, levelno, fn, lno, event, (), None, func, extra, sinfo)
+    handler.handle(record)
 
 
 def level_method(name: str, full: Callable[..., Any]) -> Callable[..., Any]:

@@ -37,9 +37,9 @@ captured as the SDK does, on the calling thread.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
-from collections import deque
 from typing import Any, Final
 
 from mina.observability.pipeline import get_logger
@@ -54,7 +54,8 @@ from mina.observability.sentry.transport import LOGGER
 
 __all__ = ["EVENTS_MAX", "DeferredEvents"]
 
-#: Events waiting for the worker; past it the calling thread finishes its event itself.
+#: Events waiting for the worker (besides the one it is finishing); past it the calling
+#: thread finishes its event itself.
 EVENTS_MAX: Final = 256
 #: Seconds `DeferredEvents.flush` waits for the queue when the caller gives no timeout.
 _FLUSH_DEFAULT: Final = 2.0
@@ -72,17 +73,17 @@ class DeferredEvents:
     __slots__ = (
         "_capacity",
         "_capture",
-        "_changed",
         "_client",
         "_close",
         "_flush",
+        "_idle",
         "_lock",
         "_overflowed",
+        "_pending",
         "_pid",
         "_queue",
         "_stopped",
         "_thread",
-        "_working",
     )
 
     def __init__(self, client: Any, capacity: int = EVENTS_MAX) -> None:
@@ -93,9 +94,10 @@ class DeferredEvents:
         self._flush = client.flush
         self._close = client.close
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._queue: deque[CallerPart] = deque()
-        self._working = False
+        self._idle = threading.Condition(self._lock)  # notified when nothing is pending
+        # put and get in C: waking the worker costs the caller one lock release
+        self._queue: queue.SimpleQueue[CallerPart | None] = queue.SimpleQueue()
+        self._pending = 0  # queued, or being finished by the worker
         self._overflowed = 0  # events callers finished themselves since the last line
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -125,18 +127,19 @@ class DeferredEvents:
         part = prepare_in_caller_scope(self._client, event, hint, scope)
         if part is None:
             return None
+        first = False
         with self._lock:
             if os.getpid() != self._pid:  # forked: the worker is the parent's
                 self._after_fork_locked()
-            full = len(self._queue) >= self._capacity
-            if not full:
-                self._queue.append(part)
-                self._changed.notify()
-                if self._thread is None:
-                    self._start_locked()
+            if self._thread is None and not self._start_locked():
+                pass  # shutting down: the caller finishes its event
+            elif self._pending <= self._capacity:  # the one being finished, and the waiting
+                self._pending += 1
+                self._queue.put(part)  # under the lock: never behind close()'s stop mark
                 return part.event_id
-            first = self._overflowed == 0
-            self._overflowed += 1
+            else:
+                first = self._overflowed == 0
+                self._overflowed += 1
         if first:  # one line when the queue fills up; the worker says how many at the end
             _log.warning("sentry.events_queue_full", queue=self._capacity)
         self._finish(part)  # the caller does its own: slower, but nothing is lost
@@ -144,40 +147,39 @@ class DeferredEvents:
 
     def _after_fork_locked(self) -> None:
         self._pid = os.getpid()
-        self._queue.clear()  # the parent's worker sends them
-        self._working = False
+        self._queue = queue.SimpleQueue()  # what the parent queued, its worker sends
+        self._pending = 0
         self._thread = None
         self._overflowed = 0
 
-    def _start_locked(self) -> None:
-        thread = threading.Thread(target=self._run, name="mina-sentry-events", daemon=True)
+    def _start_locked(self) -> bool:
+        thread = threading.Thread(
+            target=self._run, args=(self._queue,), name="mina-sentry-events", daemon=True
+        )
         try:
             thread.start()
-        except RuntimeError:  # interpreter shutting down: finish here instead
+        except RuntimeError:  # interpreter shutting down: callers finish their events
             self._stopped = True
-            return
+            return False
         self._thread = thread
+        return True
 
     # -- the worker thread -------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
+    def _run(self, parts: queue.SimpleQueue[CallerPart | None]) -> None:
+        while (part := parts.get()) is not None:  # None: stop
             with self._lock:
-                while not self._queue and not self._stopped:
-                    self._working = False
-                    self._changed.notify_all()
-                    self._changed.wait()
-                if not self._queue:  # stopped, all done
-                    self._working = False
-                    self._thread = None
-                    self._changed.notify_all()
-                    return
-                part = self._queue.popleft()
-                self._working = True
                 overflowed, self._overflowed = self._overflowed, 0  # there is room again
             if overflowed:
                 _log.warning("sentry.events_queue_drained", finished_by_callers=overflowed)
             self._finish(part)
+            with self._lock:
+                self._pending -= 1
+                if not self._pending:
+                    self._idle.notify_all()
+        with self._lock:
+            self._thread = None
+            self._idle.notify_all()
 
     def _finish(self, part: CallerPart) -> None:
         try:
@@ -200,12 +202,12 @@ class DeferredEvents:
         with self._lock:
             if os.getpid() != self._pid:
                 self._after_fork_locked()
-            while self._queue or self._working:
+            while self._pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._thread is None:
                     break
-                self._changed.wait(remaining)
-            return not self._queue and not self._working
+                self._idle.wait(remaining)
+            return not self._pending
 
     def flush(self, timeout: float | None = None, callback: Any = None) -> None:
         """``Client.flush``: the queue first, then the SDK's flush with the time left."""
@@ -222,8 +224,9 @@ class DeferredEvents:
         self.drain(timeout if timeout is not None else _FLUSH_DEFAULT)
         with self._lock:
             self._stopped = True
-            self._changed.notify_all()
             thread = self._thread
+            if thread is not None:
+                self._queue.put(None)  # after what is queued: the worker finishes it first
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=1.0)
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))

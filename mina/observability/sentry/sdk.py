@@ -68,19 +68,12 @@ _NOTHING: Final = logging.CRITICAL + 1  # a level no record reaches
 _NAMES_MAX: Final = 4096  # logger names whose ignore decision is remembered
 
 
-class _BreadcrumbHandler(BreadcrumbHandler):
-    """Sentry's breadcrumb handler with the same breadcrumbs, for less per record.
+class _NameDecisions:
+    """Sentry's ``_can_record`` (every ignored logger matched with `fnmatch`, for each
+    record) with the decision remembered per logger name, forgotten whenever the ignore
+    list changes."""
 
-    Sentry's handler matches the record's logger name against every ignored logger with
-    `fnmatch` and formats the record again for each record; this one remembers the
-    decision per logger name (forgotten whenever the ignore list changes) and reuses the
-    message the stdout formatter already put on the record (``record.message``, computed
-    with ``getMessage()`` when no formatter did). The breadcrumb itself is built by
-    Sentry's own ``_breadcrumb_from_record``.
-    """
-
-    def __init__(self, level: int) -> None:
-        super().__init__(level=level)
+    def __init__(self) -> None:
         self._ignored: frozenset[str] = frozenset()
         self._decisions: dict[str, bool] = {}
 
@@ -88,7 +81,7 @@ class _BreadcrumbHandler(BreadcrumbHandler):
         return self.can_record_name(record.name)
 
     def can_record_name(self, name: str) -> bool:
-        """Return whether records of logger *name* become breadcrumbs (not ignored)."""
+        """Return whether records of logger *name* reach Sentry (not ignored)."""
         ignored = sentry_logging._IGNORED_LOGGERS
         if ignored != self._ignored:  # ignore_logger()/unignore_logger() since last time
             self._ignored = frozenset(ignored)
@@ -102,6 +95,20 @@ class _BreadcrumbHandler(BreadcrumbHandler):
                 decisions.clear()
             decisions[name] = decision
         return decision
+
+
+class _BreadcrumbHandler(_NameDecisions, BreadcrumbHandler):
+    """Sentry's breadcrumb handler with the same breadcrumbs, for less per record.
+
+    It decides per logger name once (`_NameDecisions`) and reuses the message the stdout
+    formatter already put on the record (``record.message``, computed with
+    ``getMessage()`` when no formatter did). The breadcrumb itself is built by Sentry's
+    own ``_breadcrumb_from_record``.
+    """
+
+    def __init__(self, level: int) -> None:
+        BreadcrumbHandler.__init__(self, level=level)
+        _NameDecisions.__init__(self)
 
     def _extra_from_record(self, record: logging.LogRecord) -> Any:
         # A structlog call's keys, already collected by the chain (`RenderToLogKwargs`).
@@ -123,12 +130,17 @@ class _BreadcrumbHandler(BreadcrumbHandler):
             sentry_sdk.add_breadcrumb(self._breadcrumb_from_record(record), hint=hint)
 
 
-class _EventHandler(EventHandler):
-    """Sentry's event handler, skipping the records a call marked breadcrumb-only.
+class _EventHandler(_NameDecisions, EventHandler):
+    """Sentry's event handler, skipping the records a call marked breadcrumb-only, and
+    deciding per logger name once (`_NameDecisions`).
 
     See `mina.observability.record.BREADCRUMB_ONLY`: a line that summarises a failure
     with its own event (a 5xx's ``request.finished``) stays a breadcrumb.
     """
+
+    def __init__(self, level: int) -> None:
+        EventHandler.__init__(self, level=level)
+        _NameDecisions.__init__(self)
 
     def emit(self, record: logging.LogRecord) -> Any:
         done = rendered(record)
@@ -815,6 +827,7 @@ class CrumbRoute:
     __slots__ = (
         "client",
         "crumb_handler",
+        "event_handler",
         "event_level",
         "hook_redactor",
         "max_breadcrumbs",
@@ -826,6 +839,8 @@ class CrumbRoute:
         self.client = client
         integration = client.get_integration(LoggingIntegration)
         self.event_level: int | None = None
+        #: The integration's event handler (None: no events), which a fast ERROR record meets.
+        self.event_handler: EventHandler | None = None
         self.crumb_handler: _BreadcrumbHandler | None = None
         self.plain = False
         self.max_breadcrumbs: int = client.options.get("max_breadcrumbs", 100)
@@ -838,6 +853,7 @@ class CrumbRoute:
             self.plain = True  # the wrapper finds no integration: records reach no handler
             return
         events = integration._handler
+        self.event_handler = events
         crumbs = integration._breadcrumb_handler
         self.event_level = events.level if events is not None else None
         if type(crumbs) is _BreadcrumbHandler and not crumbs.filters:
