@@ -593,13 +593,13 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     # capture_logs, for one, swaps its contents).
     if processors is not fast.processors or processors != fast.chain:
         return False
+    stdlib: logging.Logger = self._logger
+    levelno = _LEVELS[method]
+    if not stdlib.isEnabledFor(levelno):
+        return True  # the chain would run for nothing: the record is dropped by stdlib
     plan = fast.plan(self, method, kw)
     if not plan.usable:
         return False
-    stdlib = plan.stdlib
-    levelno = plan.levelno
-    if not stdlib.isEnabledFor(levelno):
-        return True  # the chain would run for nothing: the record is dropped by stdlib
     if not _route(stdlib, levelno) or logging.getLogRecordFactory() is not logging.LogRecord:
         return False
 
