@@ -165,7 +165,6 @@ class Fast:
 
     __slots__ = (
         "_contexts",
-        "_layouts",
         "_names",
         "_orders",
         "_plans",
@@ -191,7 +190,6 @@ class Fast:
         self.formatter = formatter
         # (ids of the context values, bound keys) -> (values kept alive, merged context)
         self._contexts: dict[tuple[int, ...], tuple[tuple[Any, ...], _Context | None]] = {}
-        self._layouts: dict[tuple[Any, ...], tuple[_Layout, tuple[str, ...]]] = {}
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
         # redacted logger names, for Sentry's breadcrumb category
         self._names: dict[str, str] = {}
@@ -284,32 +282,6 @@ class Fast:
         if list(redacted) != keys:  # a key the redactor renamed moves: the chain's order
             return None
         return dict(redacted)
-
-    def layout(
-        self, keys: list[str], shape: tuple[str, ...], bound: frozenset[str], traced: bool
-    ) -> _Layout:
-        """Return the order of the line's keys and of the breadcrumb data's keys for a call
-        with *keys* (its own, then ``event``) in a context whose keys are *shape*, in order
-        (cached per combination)."""
-        if type(bound) is not frozenset:  # `bind` leaves a set there
-            bound = frozenset(bound)
-        key = (tuple(keys), id(shape), bound, traced)
-        hit = self._layouts.get(key)
-        if hit is not None:
-            return hit[0]
-        # The chain's event dict, in the chain's order, with placeholders for values.
-        chain = dict.fromkeys(keys)
-        for name in shape:
-            chain.setdefault(name)
-        chain.update(dict.fromkeys(("level", "logger", "timestamp")))
-        if traced:
-            chain.update(dict.fromkeys(("trace_id", "span_id")))
-        hidden = _HIDDEN | bound
-        made = _Layout(tuple(ordered(chain)), tuple(k for k in chain if k not in hidden))
-        if len(self._layouts) >= _CACHE_MAX:
-            self._layouts.clear()
-        self._layouts[key] = (made, shape)  # the shape kept alive: its id stays its own
-        return made
 
     def plan(self, bound: Any, method: str, kw: dict[str, Any]) -> _Plan:
         """Return the `_Plan` of a call of *bound*'s *method* with keys *kw* (cached)."""
@@ -503,7 +475,7 @@ class _Plan:
         keys = (*dict.fromkeys([*self.own, *kw]), "event")
         self.keys: tuple[str, ...] = keys
         self.usable = _FALLBACK_KEYS.isdisjoint(keys[:-1])
-        self.layouts: dict[tuple[int, frozenset[str], bool], _Layout] = {}
+        self.layouts: dict[tuple[int, frozenset[str], bool], tuple[_Layout, tuple[str, ...]]] = {}
         self.client: Any = None  # the Sentry decisions below were made for these
         self.wrapper: Any = None
         self.ignored: frozenset[str] = frozenset()
@@ -566,19 +538,27 @@ class _Plan:
         handler = route.crumb_handler if route is not None else None
         return handler is None or handler.level == self.handler_level
 
-    def layout(
-        self, fast: Fast, shape: tuple[str, ...], bound: frozenset[str], traced: bool
-    ) -> _Layout:
-        """`Fast.layout` for this plan's keys, kept here per context shape."""
+    def layout(self, shape: tuple[str, ...], bound: frozenset[str], traced: bool) -> _Layout:
+        """Return the order of the line's keys and of the breadcrumb data's keys for this
+        plan's keys in a context whose keys are *shape*, in order (cached per shape)."""
         if type(bound) is not frozenset:  # `bind` leaves a set there
             bound = frozenset(bound)
         key = (id(shape), bound, traced)
-        made = self.layouts.get(key)
-        if made is None:
-            if len(self.layouts) >= _CACHE_MAX:
-                self.layouts.clear()
-            # Fast.layout keeps the shape alive, so its id stays its own while cached here.
-            made = self.layouts[key] = fast.layout(list(self.keys), shape, bound, traced)
+        hit = self.layouts.get(key)
+        if hit is not None and hit[1] is shape:
+            return hit[0]
+        # The chain's event dict, in the chain's order, with placeholders for values.
+        chain = dict.fromkeys(self.keys)
+        for name in shape:
+            chain.setdefault(name)
+        chain.update(dict.fromkeys(("level", "logger", "timestamp")))
+        if traced:
+            chain.update(dict.fromkeys(("trace_id", "span_id")))
+        hidden = _HIDDEN | bound
+        made = _Layout(tuple(ordered(chain)), tuple(k for k in chain if k not in hidden))
+        if len(self.layouts) >= _CACHE_MAX:
+            self.layouts.clear()
+        self.layouts[key] = (made, shape)  # the shape kept alive: its id stays its own
         return made
 
 
@@ -635,7 +615,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     if span is not None:
         values["trace_id"] = span.trace_id
         values["span_id"] = span.span_id
-    layout = plan.layout(fast, context.shape, BOUND_KEYS.get(), span is not None)
+    layout = plan.layout(context.shape, BOUND_KEYS.get(), span is not None)
     # The formatter's own serialisation: what it does to a finished line, this does too.
     line = {key: values[key] for key in layout.line}
     write_line(fast, line)
