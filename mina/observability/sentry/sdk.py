@@ -285,13 +285,6 @@ def _fits(text: str, limit: int | None) -> bool:
         return len(text) <= limit
 
 
-def _plain(value: Any, limit: int | None) -> bool:
-    kind = type(value)
-    if kind is str:
-        return _fits(value, limit)
-    return kind in _WIRE_SCALARS or (kind is float and math.isfinite(value))
-
-
 def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any] | None:
     # serialize()'s result for a breadcrumb of strings, numbers and a flat data dict,
     # without its walk: with no repr processors, such values come out as they are when
@@ -307,7 +300,7 @@ def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any]
             continue
         if type(key) is not str:
             return None
-        if _plain(value, max_value_length):
+        if plain_values((value,), max_value_length):
             wire[key] = value
         elif key == "timestamp" and type(value) is datetime:
             if value.tzinfo is UTC and value.year >= 1000:  # as strftime would, faster
@@ -315,11 +308,12 @@ def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any]
             else:
                 wire[key] = format_timestamp(value)
         elif key == "data" and type(value) is dict:
-            if len(value) > serializer.MAX_DATABAG_BREADTH:
+            if not (
+                plain_crumb(len(value))
+                and all(type(name) is str for name in value)
+                and plain_values(value.values(), max_value_length)
+            ):
                 return None
-            for name, item in value.items():
-                if type(name) is not str or not _plain(item, max_value_length):
-                    return None
             wire[key] = value  # serialize() would make an equal copy; nothing changes it
         else:
             return None
