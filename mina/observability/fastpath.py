@@ -4,7 +4,8 @@ The full chain (`mina.logging_config`) runs structlog's processor loop, builds a
 `logging.LogRecord`, formats it with python-json-logger and hands it to Sentry's
 LoggingIntegration. For a plain call (``log.info("meeting.created", meeting_id=...)``) on
 the default configuration, the same JSON line and the same Sentry breadcrumb can be made
-directly: this module does that, and nothing else.
+directly, and for ``error`` and ``critical`` the record Sentry's event handler needs: this
+module does that, and nothing else.
 
 It is only taken when what leaves the process is identical; otherwise (and always when
 in doubt) the call goes through the full chain, the reference. The full chain is taken for:
@@ -13,8 +14,8 @@ in doubt) the call goes through the full chain, the reference. The full chain is
   ``logging.yaml``'s stdout handler with Mina's JSON formatter, ``caller_info``, another
   structlog processor list, a patched ``Logger.callHandlers`` other than Sentry's, a
   custom log record factory, Sentry Logs, or another ``before_breadcrumb``;
-- levels that become Sentry events (ERROR and up by default), and ``exc_info``,
-  ``stack_info`` or ``stacklevel``;
+- ``exception``, ``exc_info``, ``stack_info`` or ``stacklevel``, a breadcrumb-only line,
+  and an event-level call on a logger that walks the stack for caller information;
 - a call whose event is not a ``str``, that uses positional ``%`` arguments, a key the
   pipeline renames (record attributes such as ``name``, ``message``, ``args``; head keys;
   ``trace_id``/``span_id``), or a key the redactor renames;
@@ -23,8 +24,10 @@ in doubt) the call goes through the full chain, the reference. The full chain is
 
 What it saves: the processor loop; merging and redacting the context, done once per
 context (the values of structlog's context variables and Mina's bound keys) instead of once
-per call; the LogRecord and the handlers; the timestamp formatting, cut to a per-second
-prefix. Lines go to the stdout handler's stream with one write each (see `write_line`).
+per call; what calls of one bound logger, level and list of keys share, worked out once
+(`_Plan`); the LogRecord (but for Sentry's event handler) and the handlers; the timestamp
+formatting, cut to a per-second prefix. Lines go to the stdout handler's stream with one
+write each (see `write_line`).
 
 ``MINA_LOG_FAST_PATH=0`` (or ``configure_logging(..., fast_path=False)``) turns it off:
 the differential test (``tests/observability/test_fastpath.py``) runs both and compares
