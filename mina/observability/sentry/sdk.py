@@ -858,15 +858,6 @@ class CrumbRoute:
             and (crumbs is None or self.crumb_handler is not None)
         )
 
-    def crumb_level(self) -> int | None:
-        """The least level that becomes a breadcrumb (None: none does)."""
-        return self.crumb_handler.level if self.crumb_handler is not None else None
-
-    @staticmethod
-    def can_record(handler: _BreadcrumbHandler, name: str) -> bool:
-        """Return whether *handler* records breadcrumbs for logger *name*."""
-        return handler.can_record_name(name)
-
 
 def append_breadcrumb(scope: Any, crumb: dict[str, Any], max_breadcrumbs: int) -> None:
     """Append a finished breadcrumb to *scope*, as `Scope.add_breadcrumb` does after its hook.
