@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,30 @@ def test_the_sdk_code_prepare_in_caller_scope_follows_is_unchanged(
     what ``capture_event(event, hint, None)`` skips, then update the digest."""
     source = inspect.getsource(function)
     assert digest == hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_child_finishes_its_own_events(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    """A client made before a fork (gunicorn with ``preload_app``): the child's events go
+    through an event worker of its own, and its flush waits for them to reach the outbox,
+    which the parent's sender (the outbox is shared) then delivers."""
+    start(mina_logging, sentry_ingest, tmp_path)
+    parent = sentry_sdk.capture_message("from the parent", level="error")  # starts the worker
+    sentry_sdk.flush(timeout=10)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: capture, flush, report the id, leave without cleanup
+        try:
+            child = sentry_sdk.capture_message("from the child", level="error")
+            sentry_sdk.flush(timeout=1)  # the outbox's own threads stayed in the parent
+            os.write(write, (child or "").encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read().decode()
+    os.waitpid(pid, 0)
+    wait_for(lambda: len(sentry_ingest.accepted_events) >= 2)
+    assert {parent, child} == {event["event_id"] for event in sentry_ingest.accepted_events}
