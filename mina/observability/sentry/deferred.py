@@ -29,6 +29,9 @@ there: a mutable value passed to a log call and changed right after it may show 
 in Sentry (the stdout line is always rendered at the call; the SDK's own breadcrumbs are
 likewise serialised only when an event is sent).
 
+A process forked after Sentry started (gunicorn's ``preload_app``) starts a worker of its
+own for its events (`os.register_at_fork`); what the parent had queued stays the parent's.
+
 Transactions, check-ins, events without a scope, and clients with ``attach_stacktrace``
 (the stack must be the caller's) or an ``event_scrubber`` (Mina's options set none) are
 captured as the SDK does, on the calling thread.
@@ -40,6 +43,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from typing import Any, Final
 
 from mina.observability.pipeline import get_logger
@@ -62,6 +66,9 @@ _FLUSH_DEFAULT: Final = 2.0
 
 _log = get_logger(LOGGER)
 
+#: Every instance, for `_after_fork`.
+_instances: weakref.WeakSet[DeferredEvents] = weakref.WeakSet()
+
 
 class DeferredEvents:
     """Finishes *client*'s error events on a worker thread; `install` puts it in place.
@@ -71,6 +78,7 @@ class DeferredEvents:
     """
 
     __slots__ = (
+        "__weakref__",
         "_capacity",
         "_capture",
         "_client",
@@ -80,7 +88,6 @@ class DeferredEvents:
         "_lock",
         "_overflowed",
         "_pending",
-        "_pid",
         "_queue",
         "_stopped",
         "_thread",
@@ -101,7 +108,7 @@ class DeferredEvents:
         self._overflowed = 0  # events callers finished themselves since the last line
         self._stopped = False
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        _instances.add(self)
 
     def install(self) -> DeferredEvents:
         """Put `capture_event`, `flush` and `close` in place of the client's own."""
@@ -129,8 +136,6 @@ class DeferredEvents:
             return None
         first = False
         with self._lock:
-            if os.getpid() != self._pid:  # forked: the worker is the parent's
-                self._after_fork_locked()
             if self._thread is None and not self._start_locked():
                 pass  # shutting down: the caller finishes its event
             elif self._pending <= self._capacity:  # the one being finished, and the waiting
@@ -145,8 +150,11 @@ class DeferredEvents:
         self._finish(part)  # the caller does its own: slower, but nothing is lost
         return part.event_id
 
-    def _after_fork_locked(self) -> None:
-        self._pid = os.getpid()
+    def _after_fork(self) -> None:
+        # In a forked child, before any other thread exists: the parent's worker is not
+        # here, and its lock may have been held by a thread that is not here either.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._queue = queue.SimpleQueue()  # what the parent queued, its worker sends
         self._pending = 0
         self._thread = None
@@ -200,8 +208,6 @@ class DeferredEvents:
         """Wait up to *timeout* seconds for every queued event to reach the transport."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            if os.getpid() != self._pid:
-                self._after_fork_locked()
             while self._pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._thread is None:
@@ -231,3 +237,11 @@ class DeferredEvents:
             thread.join(timeout=1.0)
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
         self._close(timeout=left, callback=callback)
+
+
+def _after_fork() -> None:
+    for deferred in list(_instances):
+        deferred._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)
