@@ -126,6 +126,14 @@ class Outbox:
         self._estimate = [0, 0]
         self._scanned_at = -_SCAN_EVERY
 
+    def after_fork(self) -> None:
+        """Start afresh in a forked child: the parent's threads (and the locks they may have
+        held) are not there, and its claims and unsynced files stay the parent's."""
+        self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._mine = set()
+        self._unsynced = []
+
     def _make_dirs(self) -> None:
         if not self._made:
             for path in (self._tmp, self._pending, self._sending):

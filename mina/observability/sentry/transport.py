@@ -3,7 +3,8 @@
 `OutboxTransport.capture_envelope`, on the thread that captured the event, only
 serializes the envelope and writes it into the `Outbox` (a local file: tmp, rename); it
 never touches the network nor waits for the disk. Two daemon threads per process do the
-rest:
+rest (a process forked after Sentry started, as under gunicorn's ``preload_app``, starts
+its own, with a connection pool of its own):
 
 - the *sender* sends pending envelopes (errors first, oldest first), deletes each on a
   2xx, and on a refused/hung/reset connection, a 5xx, 401 or 403 puts it back and waits
@@ -30,9 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import threading
 import time
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -125,14 +128,24 @@ class OutboxTransport(Transport):
         self, options: dict[str, Any], outbox: Outbox, *, timeout: float, retry_max: float
     ) -> None:
         super().__init__(options)
+        self._options = options
         self.outbox = outbox
-        self._sender = OutboxSender(options, timeout) if options.get("dsn") else None
+        self._timeout = timeout
         self._retry_max = retry_max
         self._lost: Counter[tuple[str, str]] = Counter()
-        self._lost_lock = threading.Lock()
         self._last_report = time.monotonic()
         self._dropped: Counter[Kind] = Counter()
         self._last_drop_log = 0.0
+        self._start()
+        _transports.add(self)
+
+    def _start(self) -> None:
+        # The sender's connection pool, the threads and what they share; made again in a
+        # forked child (`_after_fork`), where the parent's threads do not run and its
+        # pooled connections must not be used.
+        options = self._options
+        self._sender = OutboxSender(options, self._timeout) if options.get("dsn") else None
+        self._lost_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._tidy = threading.Event()
@@ -160,6 +173,13 @@ class OutboxTransport(Transport):
             )
         for thread in self._threads:
             thread.start()
+
+    def _after_fork(self) -> None:
+        # In a forked child, before any other thread exists (see `_after_fork` below).
+        self.outbox.after_fork()
+        self._lost = Counter()  # the parent reports its own
+        self._dropped = Counter()
+        self._start()
 
     # Called by the SDK, on the capturing thread
 
@@ -456,6 +476,20 @@ def build_transport(
         timeout=timeout,
         retry_max=retry_max,
     )
+
+
+#: Every live transport, for `_after_fork`.
+_transports: weakref.WeakSet[OutboxTransport] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A process that started Sentry and then forked (gunicorn's preload_app): each child
+    # sends with threads and connections of its own, and can flush.
+    for transport in list(_transports):
+        transport._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def flush_on_exit() -> None:

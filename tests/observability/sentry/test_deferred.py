@@ -156,21 +156,23 @@ def test_the_sdk_code_prepare_in_caller_scope_follows_is_unchanged(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
-def test_a_forked_child_finishes_its_own_events(
+def test_a_forked_child_sends_its_own_events(
     mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    """A client made before a fork (gunicorn with ``preload_app``): the child's events go
-    through an event worker of its own, and its flush waits for them to reach the outbox,
-    which the parent's sender (the outbox is shared) then delivers."""
+    """A client made before a fork (gunicorn with ``preload_app``): the child finishes its
+    events with an event worker of its own and sends them with outbox threads of its own.
+    The parent's outbox threads are stopped before the fork, so only the child's can."""
     start(mina_logging, sentry_ingest, tmp_path)
     parent = sentry_sdk.capture_message("from the parent", level="error")  # starts the worker
     sentry_sdk.flush(timeout=10)
+    wait_for(lambda: len(sentry_ingest.accepted_events) == 1)
+    sentry_sdk.get_client().transport.kill()  # the parent's sender and janitor
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: capture, flush, report the id, leave without cleanup
         try:
             child = sentry_sdk.capture_message("from the child", level="error")
-            sentry_sdk.flush(timeout=1)  # the outbox's own threads stayed in the parent
+            sentry_sdk.flush(timeout=10)
             os.write(write, (child or "").encode())
         finally:
             os._exit(0)
