@@ -186,8 +186,6 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         return finish_breadcrumb(out, sentry_sdk.get_client().options.get("max_value_length"))
 
     logs_level = settings.sentry_logs_level if settings.sentry_enable_logs else None
-    install_presenter()  # breadcrumbs serialised once, not at every event
-    install_serializer()  # plain events copied, not walked
     breadcrumb_hook = _fail_closed("before_breadcrumb", before_breadcrumb)
     # Tells the fast path (`mina.observability.fastpath`) that this hook is Mina's, and
     # with which redactor, so it may append what this hook would return.
@@ -289,6 +287,11 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
                     timeout=settings.sentry_timeout,
                     retry_max=settings.sentry_retry_max,
                 )
+            # What leaves the process is the same without these three; they only move work
+            # off the calling thread or out of it: breadcrumbs serialised once, plain
+            # events copied rather than walked, events finished on a worker.
+            install_presenter()
+            install_serializer()
             sentry_sdk.init(**options)
             DeferredEvents(sentry_sdk.get_client()).install()
             if settings.sentry_spotlight:
