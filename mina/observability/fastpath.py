@@ -491,7 +491,8 @@ class _Plan:
         self.category_plain = False  # serialize() returns the category as it is
 
     def decide(self, fast: Fast, client: Any, wrapper: Any) -> None:
-        """Make the Sentry decisions for *client* and the ``callHandlers`` *wrapper*."""
+        """Make the Sentry decisions for the active *client* (None: none is active, so
+        Sentry takes nothing) and the ``callHandlers`` *wrapper*."""
         self.client = client
         self.wrapper = wrapper
         self.ignored = frozenset(sentry_ignored())
@@ -504,6 +505,8 @@ class _Plan:
             return
         if not is_sentry_call_handlers(wrapper):
             self.sentry_ok = False
+            return
+        if client is None:
             return
         route = self.route = _crumb_route(client)
         name = self.stdlib.name
@@ -588,12 +591,14 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
 
     # Sentry: which of its handlers the record would reach, decided before anything runs.
     client = Scope.get_client()
+    active = client.is_active()
+    # Without an active client it is a new NonRecordingClient each time: decide for None.
+    sentry = client if active else None
     wrapper = logging.Logger.callHandlers
-    if not plan.current(client, wrapper):
-        plan.decide(fast, client, wrapper)
+    if not plan.current(sentry, wrapper):
+        plan.decide(fast, sentry, wrapper)
     if not plan.sentry_ok:
         return False
-    active = client.is_active()
     # The isolation scope that gets the breadcrumb (add_breadcrumb drops it without a client).
     crumbs = Scope.get_isolation_scope() if plan.crumb and active else None
 
