@@ -208,6 +208,8 @@ class DeferredEvents:
         """Wait up to *timeout* seconds for every queued event to reach the transport."""
         deadline = time.monotonic() + timeout
         with self._lock:
+            if self._thread is threading.current_thread():
+                return not self._pending  # a hook on the worker flushing: it cannot wait on itself
             while self._pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._thread is None:

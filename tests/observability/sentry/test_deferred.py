@@ -100,6 +100,28 @@ def test_a_full_queue_makes_callers_finish_their_own_events(
     assert 3 == drained["finished_by_callers"]
 
 
+def test_a_hook_that_flushes_on_the_worker_does_not_wait_on_itself(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(mina_logging, sentry_ingest, tmp_path)
+    client = sentry_sdk.get_client()
+    before_send = client.options["before_send"]
+    flushed: list[str] = []
+
+    def flushing(event: Any, hint: Any) -> Any:
+        # The worker's own queue holds this event: waiting for it would wait 30 s each.
+        sentry_sdk.flush(timeout=30)
+        flushed.append(event["event_id"])
+        return before_send(event, hint)
+
+    client.options["before_send"] = flushing
+    ids = [sentry_sdk.capture_message(f"flushing {i}", level="error") for i in range(2)]
+    wait_for(lambda: len(sentry_ingest.accepted_events) == 2, timeout=10)
+    assert ids == flushed
+    assert set(ids) == {event["event_id"] for event in sentry_ingest.accepted_events}
+    assert [] == lines.events("sentry.event_failed")
+
+
 def _masked(event: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in event.items() if k not in ("event_id", "timestamp")}
     out["breadcrumbs"] = [
