@@ -485,7 +485,7 @@ class _Plan:
         self.handler_level: int | None = None
         self.route: CrumbRoute | None = None
         self.sentry_ok = False  # False: the full chain (another hook, handler or level)
-        self.crumb = False  # a breadcrumb is made (when the client is active)
+        self.crumb = False  # a breadcrumb is made (decided for an active client only)
         self.event = False  # the record becomes a Sentry event too (ERROR and up)
         self.category = ""
         self.category_plain = False  # serialize() returns the category as it is
@@ -599,8 +599,6 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
         plan.decide(fast, sentry, wrapper)
     if not plan.sentry_ok:
         return False
-    # The isolation scope that gets the breadcrumb (add_breadcrumb drops it without a client).
-    crumbs = Scope.get_isolation_scope() if plan.crumb and active else None
 
     # The chain's event dict: the logger's context, the call's keys, the event, then the
     # contextvars the call did not set.
@@ -628,15 +626,14 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     line = {key: values[key] for key in layout.line}
     write_line(fast, line)
 
+    # Sentry, decided for an active client only (an event, a breadcrumb, both or neither).
     route = plan.route
-    if route is None or not active:
-        return True
-    if not (plan.event or crumbs is not None):
+    if route is None or not (plan.event or plan.crumb):
         return True
     data = {key: values[key] for key in layout.data}  # the call's keys: extra, crumb data
     if plan.event:
         _event(stdlib, levelno, values["event"], line, data, route)
-    if crumbs is not None:
+    if plan.crumb:
         limit = route.max_value_length
         plain = (
             plain_crumb(len(data))
@@ -654,7 +651,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
             limit,
             plain,
         )
-        append_breadcrumb(crumbs, crumb, route.max_breadcrumbs)
+        append_breadcrumb(Scope.get_isolation_scope(), crumb, route.max_breadcrumbs)
     return True
 
 
