@@ -128,7 +128,6 @@ class OutboxTransport(Transport):
         self, options: dict[str, Any], outbox: Outbox, *, timeout: float, retry_max: float
     ) -> None:
         super().__init__(options)
-        self._options = options
         self.outbox = outbox
         self._timeout = timeout
         self._retry_max = retry_max
@@ -143,7 +142,8 @@ class OutboxTransport(Transport):
         # The sender's connection pool, the threads and what they share; made again in a
         # forked child (`_after_fork`), where the parent's threads do not run and its
         # pooled connections must not be used.
-        options = self._options
+        options = self.options
+        assert options is not None  # set by Transport.__init__ from the argument
         self._sender = OutboxSender(options, self._timeout) if options.get("dsn") else None
         self._lost_lock = threading.Lock()
         self._stop = threading.Event()
