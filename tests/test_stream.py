@@ -11,6 +11,7 @@ import os
 import queue
 import random
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,7 +23,7 @@ from typing import IO, Any
 
 import pytest
 
-from mina.observability.stream import LineWriter
+from mina.observability.stream import LineWriter, _never_blocks
 from tests.support import ROOT, free_port
 
 BOUND = 60  # seconds any subprocess or server may take before the test gives up
@@ -138,6 +139,22 @@ def test_a_pipe_with_room_takes_the_line_from_the_caller_and_a_full_one_from_the
     assert writer.flush(timeout=BOUND)
     writer_end.close()
     assert [b'{"n":1}', b'{"n":2}'] == reader.join().replace(b"#", b"").split(b"\n")[:2]
+
+
+def test_only_a_file_or_dev_null_is_written_without_asking_the_descriptor(
+    tmp_path: Path, pipe: tuple[IO[bytes], IO[bytes]]
+) -> None:
+    # Those never wait for a reader; a pipe, a socket or a terminal is polled per line.
+    _, writer_end = pipe
+    left, right = socket.socketpair()
+    with open(tmp_path / "out.log", "wb") as file, open(os.devnull, "wb") as null:
+        with left, right:
+            decided = [_never_blocks(f.fileno()) for f in (file, null, writer_end, left)]
+        writer = LineWriter(file)
+        writer.submit(b'{"n":0}\n')
+        assert None is writer._thread
+    assert [True, True, False, False] == decided
+    assert b'{"n":0}\n' == (tmp_path / "out.log").read_bytes()
 
 
 def test_block_waits_for_a_slow_reader_and_drops_nothing(

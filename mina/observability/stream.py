@@ -51,6 +51,7 @@ import io
 import logging
 import os
 import select
+import stat
 import sys
 import threading
 import time
@@ -102,6 +103,18 @@ class Health(NamedTuple):
     state: str
     dropped: int
     reason: str | None
+
+
+def _never_blocks(fd: int) -> bool:
+    # A regular file or /dev/null: a write there never waits for a reader. (Pipes,
+    # sockets and terminals can fill, and are polled for each line.)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):
+            return True
+        return stat.S_ISCHR(info.st_mode) and info.st_rdev == os.stat(os.devnull).st_rdev
+    except OSError:
+        return False
 
 
 def _notice(text: str) -> None:
@@ -183,9 +196,12 @@ class LineWriter:
         self._fd = None if stream is None else _fileno(stream)
         self._ready: Any = None  # polls whether the descriptor takes a line at once
         self._writable = [(self._fd, select.POLLOUT)]  # what it answers then, and only then
+        # A file (or /dev/null) always polls writable: no need to ask for each line.
+        self._always_ready = False
         if self._fd is not None and _READY:
             self._ready = select.poll()
             self._ready.register(self._fd, select.POLLOUT)
+            self._always_ready = _never_blocks(self._fd)
         if self._fd is not None:
             with contextlib.suppress(Exception):  # text a print() left in its buffer first
                 stream.flush()  # type: ignore[union-attr]
@@ -236,7 +252,7 @@ class LineWriter:
                 and not self._queue
                 and not self._busy
                 and self._ready is not None
-                and self._ready.poll(0) == self._writable
+                and (self._always_ready or self._ready.poll(0) == self._writable)
             ):
                 # Room now: written here, whole, and no thread woken for it (see _READY).
                 try:
