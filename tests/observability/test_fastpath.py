@@ -17,6 +17,7 @@ import logging
 import re
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,9 +25,10 @@ import sentry_sdk
 import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sentry_sdk.utils import format_timestamp
 
 from mina.logging_config import configure_logging
-from mina.observability import context
+from mina.observability import context, fastpath, processors
 from mina.observability.sentry import sentry_options
 from mina.settings import ConfigError, Settings
 from mina.testing import SentryIngest
@@ -302,3 +304,17 @@ def test_a_bad_switch_is_said_once_by_a_first_log_call(
 
     _configure_from_environment()  # what a script's first mina.get_logger call runs
     assert "mina: configuration error: MINA_LOG_FAST_PATH" in capsys.readouterr().err
+
+
+@given(st.integers(min_value=0, max_value=253_402_300_799_999_999_999))  # to 9999-12-31
+def test_the_stamp_and_the_breadcrumb_time_are_the_chains_for_any_instant(now_ns: int) -> None:
+    # The fast path's timestamp (made per second, then the microseconds) is the one
+    # add_timestamp writes for that instant, and the breadcrumb's datetime is that instant
+    # to the microsecond, which Sentry serialises to the very same text. (The differential
+    # test masks timestamps, so it cannot see these.)
+    moment = datetime.fromtimestamp(now_ns // 1_000_000_000, UTC)
+    moment = moment.replace(microsecond=now_ns // 1000 % 1_000_000)
+    stamp = fastpath._timestamp(now_ns)
+    assert processors._iso(moment) == stamp
+    assert moment == fastpath._moment(now_ns)
+    assert format_timestamp(moment) == stamp

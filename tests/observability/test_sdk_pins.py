@@ -1,4 +1,4 @@
-"""What the fast path and the serialise-once breadcrumbs take from sentry-sdk and structlog.
+"""What the fast path and the presented breadcrumbs take from sentry-sdk and structlog.
 
 Each private name or behaviour `mina.observability.sentry.sdk` and
 `mina.observability.fastpath` rely on is pinned here, so an upgrade that changes one
@@ -36,7 +36,6 @@ from mina.observability.sentry.sdk import (
     MinaLoggingIntegration,
     RedactedCrumbs,
     append_breadcrumb,
-    finish_breadcrumb,
     install_presenter,
     is_sentry_call_handlers,
     present_serialized,
@@ -94,13 +93,12 @@ def test_presented_events_serialise_as_the_sdks_walk(
     modules = {"flask": "3.1.0", "structlog": "25.1.0"}
     event = {
         "message": "boom",
-        "breadcrumbs": {"values": [finish_breadcrumb(crumb, length) for crumb in crumbs]},
+        "breadcrumbs": {"values": [dict(crumb) for crumb in crumbs]},
         "modules": modules,
         "sdk": {"name": "sentry.python", "version": "2", "integrations": ["logging"]},
         "extra": {"x": 1},
     }
     original = copy.deepcopy(event)
-    original["breadcrumbs"]["values"] = [dict(crumb) for crumb in event["breadcrumbs"]["values"]]
 
     present_serialized(event, {})
 
@@ -114,10 +112,7 @@ def test_presented_events_serialise_as_the_sdks_walk(
 
 
 def test_a_truncated_buffer_keeps_its_length_annotation() -> None:
-    crumbs = [
-        finish_breadcrumb({"type": "log", "message": str(i), "data": {}, REDACTED_MARK: True}, None)
-        for i in range(3)
-    ]
+    crumbs = [{"type": "log", "message": str(i), "data": {}, REDACTED_MARK: True} for i in range(3)]
     sdk = {"name": "sentry.python"}
     event: dict[str, Any] = {"sdk": sdk, "breadcrumbs": {"values": crumbs}}
     plain = {
@@ -152,9 +147,7 @@ def test_the_presenter_runs_after_the_sdks_processors_and_before_serialize() -> 
         sentry_sdk.init(dsn=ingest.dsn, before_send=before_send)
         install_presenter()
         install_presenter()  # once is enough: still one processor
-        crumb = finish_breadcrumb(
-            {"type": "log", "message": "m", "timestamp": _now(), REDACTED_MARK: True}, None
-        )
+        crumb = {"type": "log", "message": "m", "timestamp": _now(), REDACTED_MARK: True}
         append_breadcrumb(scope, crumb, 100)
         with sentry_sdk.new_scope() as current:
             current.add_event_processor(spy)

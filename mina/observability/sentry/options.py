@@ -32,7 +32,6 @@ from mina.observability.sentry.sdk import (
     MinaLoggingIntegration,
     RedactedCrumbs,
     bound_spotlight,
-    finish_breadcrumb,
     install_presenter,
     install_serializer,
     quiet_sdk_logger,
@@ -182,8 +181,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         else:
             out = redact_breadcrumb(redactor, crumb)
         out[REDACTED_MARK] = True
-        # Serialised now, once, instead of at every event that carries it.
-        return finish_breadcrumb(out, sentry_sdk.get_client().options.get("max_value_length"))
+        return out
 
     logs_level = settings.sentry_logs_level if settings.sentry_enable_logs else None
     breadcrumb_hook = _fail_closed("before_breadcrumb", before_breadcrumb)

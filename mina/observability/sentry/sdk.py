@@ -175,10 +175,11 @@ def present_serialized(event: Any, hint: Any, client: Any = None) -> Any:
     """Hand `serialize` what is already serialised: an event processor, run last.
 
     `sentry_sdk.serializer.serialize` walks each event after the event processors.
-    Breadcrumbs whose serialised form was made when they were added (`finish_breadcrumb`)
-    and the per-process ``modules`` are handed to it as `_Presented` values, which it takes
-    without walking them. An event to be finished on the event worker is left as it is
-    here (see `DEFERRED_HINT`); the worker calls this with its *client*.
+    Breadcrumbs finished by Mina's ``before_breadcrumb`` (marked, see `log_crumb`; each
+    serialised here in one flat pass, `_wire`) and the per-process ``modules`` are handed
+    to it as `_Presented` values, which it takes without walking them. An event to be
+    finished on the event worker is left as it is here (see `DEFERRED_HINT`); the worker
+    calls this with its *client*.
     """
     if not isinstance(event, dict) or (isinstance(hint, dict) and hint.get(DEFERRED_HINT)):
         return event
@@ -189,11 +190,8 @@ def present_serialized(event: Any, hint: Any, client: Any = None) -> Any:
     if type(crumbs) is dict and len(crumbs) == 1:
         values = crumbs.get("values")
         if type(values) is list and values:
-            # Only forms made for this client's string limit.
-            wires = [
-                crumb.wire for crumb in values if type(crumb) is WireCrumb and crumb.limit == limit
-            ]
-            if len(wires) == len(values) and None not in wires:
+            wires = [_wire(crumb, limit) if type(crumb) is dict else None for crumb in values]
+            if None not in wires:
                 presented = RedactedCrumbs(values=wires)
                 event["breadcrumbs"] = _Presented(crumbs, presented)
     modules = event.get("modules")
@@ -256,17 +254,6 @@ class _Presented(dict[str, Any]):
         return self.wire
 
 
-class WireCrumb(dict[str, Any]):
-    """A breadcrumb as the scope keeps it, with ``wire``: what `serialize` would make of it
-    (None when it cannot be made without the SDK's walk)."""
-
-    __slots__ = ("limit", "wire")
-
-    wire: dict[str, Any] | None
-    #: The client's ``max_value_length`` the wire form was made for.
-    limit: int | None
-
-
 #: Set by Mina's ``before_breadcrumb`` on what it returns: "redacted already". Sentry
 #: serialises an event (copying every dict) before ``before_send`` sees it, so only a key
 #: survives that far; ``before_send`` removes it.
@@ -300,7 +287,7 @@ def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any]
             continue
         if type(key) is not str:
             return None
-        if plain_values((value,), max_value_length):
+        if _plain_values((value,), max_value_length):
             wire[key] = value
         elif key == "timestamp" and type(value) is datetime:
             if value.tzinfo is UTC and value.year >= 1000:  # as strftime would, faster
@@ -309,9 +296,9 @@ def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any]
                 wire[key] = format_timestamp(value)
         elif key == "data" and type(value) is dict:
             if not (
-                plain_crumb(len(value))
+                len(value) <= serializer.MAX_DATABAG_BREADTH
                 and all(type(name) is str for name in value)
-                and plain_values(value.values(), max_value_length)
+                and _plain_values(value.values(), max_value_length)
             ):
                 return None
             wire[key] = value  # serialize() would make an equal copy; nothing changes it
@@ -321,47 +308,24 @@ def _wire(crumb: dict[str, Any], max_value_length: int | None) -> dict[str, Any]
 
 
 def log_crumb(
-    level: str,
-    category: str,
-    message: str,
-    moment: datetime,
-    timestamp: str,
-    data: dict[str, Any],
-    max_value_length: int | None,
-    plain: bool,
-) -> WireCrumb:
-    """The breadcrumb ``before_breadcrumb`` returns for a structlog call (marked redacted),
-    with its wire form: what `serialize` makes of it, when *plain* says `serialize` would
-    return it as it is (`plain_crumb`; otherwise no wire form, and events take the walk).
-
-    *moment* is the breadcrumb's UTC time and *timestamp* its serialised form (the line's);
-    the wire form shares *data*, which nothing changes.
-    """
-    wire = {
+    level: str, category: str, message: str, moment: datetime, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The breadcrumb ``before_breadcrumb`` returns for a structlog call: what Sentry's
+    breadcrumb handler makes of its record, marked redacted. *moment* is its UTC time."""
+    return {
         "type": "log",
         "level": level,
         "category": category,
         "message": message,
-        "timestamp": timestamp,
+        "timestamp": moment,
         "data": data,
+        REDACTED_MARK: True,
     }
-    crumb = WireCrumb(wire)
-    crumb["timestamp"] = moment
-    crumb[REDACTED_MARK] = True
-    crumb.wire = wire if plain else None
-    crumb.limit = max_value_length
-    return crumb
 
 
-def plain_crumb(data_size: int) -> bool:
-    """Whether `serialize` may return a breadcrumb whose data has *data_size* keys, and
-    whose values `plain_values` accepted, as it is: no repr processors, no trimming."""
-    return not serializer.global_repr_processors and data_size <= serializer.MAX_DATABAG_BREADTH
-
-
-def plain_values(values: Iterable[Any], limit: int | None) -> bool:
-    """Whether `serialize` returns each of *values* as it is under *limit*: strings that
-    fit, finite floats, ints, bools and None."""
+def _plain_values(values: Iterable[Any], limit: int | None) -> bool:
+    # Whether `serialize` returns each of *values* as it is under *limit*: strings that
+    # fit, finite floats, ints, bools and None.
     for item in values:
         kind = type(item)
         if kind is str:
@@ -373,14 +337,6 @@ def plain_values(values: Iterable[Any], limit: int | None) -> bool:
         elif kind not in _WIRE_SCALARS:
             return False
     return True
-
-
-def finish_breadcrumb(crumb: dict[str, Any], max_value_length: int | None) -> WireCrumb:
-    """Return *crumb* (finished: redacted, marked) as a `WireCrumb` with its wire form."""
-    finished = WireCrumb(crumb)
-    finished.wire = _wire(crumb, max_value_length)
-    finished.limit = max_value_length
-    return finished
 
 
 def _constant(key: str, value: dict[str, Any], limit: int | None) -> Any:
@@ -825,7 +781,6 @@ class CrumbRoute:
         "event_level",
         "hook_redactor",
         "max_breadcrumbs",
-        "max_value_length",
         "plain",
     )
 
@@ -838,7 +793,6 @@ class CrumbRoute:
         self.crumb_handler: _BreadcrumbHandler | None = None
         self.plain = False
         self.max_breadcrumbs: int = client.options.get("max_breadcrumbs", 100)
-        self.max_value_length: int | None = client.options.get("max_value_length")
         #: The redactor of Mina's ``before_breadcrumb`` (None: the client has another hook).
         self.hook_redactor: Any = getattr(
             client.options.get("before_breadcrumb"), "mina_redactor", None
