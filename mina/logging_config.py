@@ -123,6 +123,7 @@ def _dictconfig(
                 when_full=settings.log_when_full,
                 buffer_bytes=settings.log_buffer_bytes,
                 block_timeout_ms=settings.log_block_timeout_ms,
+                batch=settings.log_batch,
             )
     return config
 

@@ -257,6 +257,7 @@ class Settings:
         default=16 * 1024, metadata=_meta("MINA_LOG_MAX_LINE_BYTES", "logging")
     )
     log_fast_path: bool = field(default=True, metadata=_meta("MINA_LOG_FAST_PATH", "logging"))
+    log_batch: bool = field(default=True, metadata=_meta("MINA_LOG_BATCH", "logging"))
     sentry_outbox: Path | None = field(
         default=Path("var/sentry-outbox"), metadata=_meta("MINA_SENTRY_OUTBOX", "sentry")
     )
@@ -332,6 +333,7 @@ class Settings:
             log_block_timeout_ms=whole_number(env, "MINA_LOG_BLOCK_TIMEOUT_MS", 1000, 1),
             log_max_line_bytes=whole_number(env, "MINA_LOG_MAX_LINE_BYTES", 16 * 1024, 2048),
             log_fast_path=_flag(env, "MINA_LOG_FAST_PATH", True),
+            log_batch=_flag(env, "MINA_LOG_BATCH", True),
             sentry_outbox=_outbox(env),
             outbox_max_events=whole_number(env, "MINA_SENTRY_OUTBOX_MAX_EVENTS", 10_000, 1),
             outbox_max_bytes=whole_number(

@@ -60,6 +60,7 @@ def test_every_setting_with_value_and_source(
         ["MINA_LOG_BLOCK_TIMEOUT_MS", "1000", "default"],
         ["MINA_LOG_MAX_LINE_BYTES", "16384", "default"],
         ["MINA_LOG_FAST_PATH", "true", "default"],
+        ["MINA_LOG_BATCH", "true", "default"],
         ["MINA_SENTRY_OUTBOX", str(tmp_path / "sentry-outbox"), "environment"],
         ["MINA_SENTRY_OUTBOX_MAX_EVENTS", "10000", "default"],
         ["MINA_SENTRY_OUTBOX_MAX_BYTES", "67108864", "default"],
@@ -89,7 +90,7 @@ def test_the_table_lines_up(monkeypatch: pytest.MonkeyPatch) -> None:
     assert f"{'SETTING':<29}  {'VALUE':<{width}}  SOURCE" == lines[0]
     assert f"{'SENTRY_DSN':<29}  {'(unset)':<{width}}  default" == lines[1]
     assert f"{'MINA_DATABASE':<29}  {'var/mina.sqlite3':<{width}}  default" == lines[18]
-    assert f"{'logging YAML':<29}  {packaged}  default (packaged)" == lines[35]
+    assert f"{'logging YAML':<29}  {packaged}  default (packaged)" == lines[36]
 
 
 def test_every_settings_field_names_its_variable() -> None:

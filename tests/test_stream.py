@@ -6,11 +6,14 @@ means to, so "nobody reads" is what the process really sees.
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 import os
 import queue
 import random
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -22,8 +25,16 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from freezegun import freeze_time
 
-from mina.observability.stream import LineWriter, _never_blocks
+from mina.observability.stream import (
+    BATCH_WAIT,
+    LineHandler,
+    LineWriter,
+    _never_blocks,
+    begin_batch,
+    end_batch,
+)
 from tests.support import ROOT, free_port
 
 BOUND = 60  # seconds any subprocess or server may take before the test gives up
@@ -522,3 +533,122 @@ def test_gunicorn_with_stdout_on_dev_full_answers_and_says_it_once_per_process(
     problem = f"mina: cannot write to stdout: {enospc}; log lines are dropped and counted"
     assert [problem, problem] == [line for line in notices if line == problem]  # master, worker
     assert 4 == len(notices)
+
+
+# --- a unit of work's lines written together (begin_batch) -------------------------------
+
+
+def readable(stream: IO[bytes]) -> bytes:
+    """What the pipe holds right now (nothing: b""), without waiting for more."""
+    os.set_blocking(stream.fileno(), False)
+    try:
+        return os.read(stream.fileno(), 65536)
+    except BlockingIOError:
+        return b""
+    finally:
+        os.set_blocking(stream.fileno(), True)
+
+
+@pytest.fixture
+def batched(
+    pipe: tuple[IO[bytes], IO[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[IO[bytes], LineWriter]]:
+    """A pipe's read end and a writer on its write end that `find_writer` returns."""
+    reader_end, writer_end = pipe
+    handler = LineHandler(writer_end)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    yield reader_end, handler.writer
+    handler.close()
+
+
+def test_a_batch_is_written_in_one_piece_when_it_ends(
+    batched: tuple[IO[bytes], LineWriter],
+) -> None:
+    reader_end, writer = batched
+    token = begin_batch()
+    for n in range(3):
+        assert writer.submit(b'{"n":%d}\n' % n)
+    held = readable(reader_end)
+    end_batch(token)
+
+    assert b"" == held
+    assert b'{"n":0}\n{"n":1}\n{"n":2}\n' == readable(reader_end)
+    writer.submit(b'{"n":3}\n')  # the batch is over: written at once
+    assert b'{"n":3}\n' == readable(reader_end)
+
+
+def test_a_warning_writes_what_was_held_and_itself_at_once(
+    batched: tuple[IO[bytes], LineWriter],
+) -> None:
+    reader_end, writer = batched
+    token = begin_batch()
+    writer.submit(b'{"n":0}\n')
+    writer.submit(b'{"n":1,"level":"warning"}\n', urgent=True)
+    at_warning = readable(reader_end)
+    writer.submit(b'{"n":2}\n')
+    after = readable(reader_end)
+    end_batch(token)
+
+    assert b'{"n":0}\n{"n":1,"level":"warning"}\n' == at_warning
+    assert b"" == after  # held again until the end
+    assert b'{"n":2}\n' == readable(reader_end)
+
+
+def test_a_batch_never_grows_past_one_atomic_write(
+    batched: tuple[IO[bytes], LineWriter],
+) -> None:
+    reader_end, writer = batched
+    line = b'{"pad":"' + b"x" * 1000 + b'"}\n'
+    fit = select.PIPE_BUF // len(line)
+    token = begin_batch()
+    for _ in range(fit + 1):
+        writer.submit(line)
+    written = readable(reader_end)
+    end_batch(token)
+
+    assert line * fit == written  # the lines that fitted, before the one that did not
+    assert line == readable(reader_end)
+
+
+def test_a_line_held_too_long_goes_out_with_the_next(
+    batched: tuple[IO[bytes], LineWriter],
+) -> None:
+    reader_end, writer = batched
+    with freeze_time("2026-12-01 10:00:00") as clock:
+        token = begin_batch()
+        writer.submit(b'{"n":0}\n')
+        clock.tick(BATCH_WAIT + 0.1)
+        writer.submit(b'{"n":1}\n')
+        written = readable(reader_end)
+        end_batch(token)
+
+    assert b'{"n":0}\n' == written
+    assert b'{"n":1}\n' == readable(reader_end)
+
+
+def test_only_the_thread_that_began_a_batch_holds_its_lines(
+    batched: tuple[IO[bytes], LineWriter],
+) -> None:
+    # A background job runs in a copy of the request's context: it must not add its
+    # lines to a batch the request may write (or have written) without them.
+    reader_end, writer = batched
+    token = begin_batch()
+    job = threading.Thread(target=contextvars.copy_context().run, args=(writer.submit, b"job\n"))
+    job.start()
+    job.join(timeout=BOUND)
+    from_job = readable(reader_end)
+    end_batch(token)
+
+    assert b"job\n" == from_job
+
+
+def test_batches_can_be_turned_off(
+    pipe: tuple[IO[bytes], IO[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader_end, writer_end = pipe
+    handler = LineHandler(writer_end, batch=False)  # MINA_LOG_BATCH=0
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    token = begin_batch()
+    handler.writer.submit(b"now\n")
+    assert (None, b"now\n") == (token, readable(reader_end))
+    handler.close()

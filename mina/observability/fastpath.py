@@ -376,19 +376,20 @@ def _moment(now_ns: int) -> datetime:
     return datetime(*_stamp_fields, now_ns % 1_000_000_000 // 1000, UTC)
 
 
-def write_line(fast: Fast, line: dict[str, Any]) -> None:
+def write_line(fast: Fast, line: dict[str, Any], urgent: bool) -> None:
     """Serialise *line* with the stdout formatter and write it where the stdout handler
     writes the lines it formats.
 
     A handler with a line writer (``mina.observability.stream.LineHandler``) gets the
     bytes submitted to that writer, in order with its own lines (the UTF-8 its ``emit``
-    would encode, without decoding and encoding them again); a `logging.StreamHandler`
+    would encode, without decoding and encoding them again; *urgent*, a warning or an
+    error, as its ``emit`` says it); a `logging.StreamHandler`
     gets what its ``emit`` does: one write and a flush, under its lock.
     """
     handler = fast.handler
     writer = getattr(handler, "writer", None)
     if writer is not None:
-        writer.submit(fast.formatter.json_bytes(line) + b"\n")
+        writer.submit(fast.formatter.json_bytes(line) + b"\n", urgent=urgent)
         return
     text = fast.formatter.jsonify_log_record(line) + "\n"
     with handler.lock:  # type: ignore[union-attr]
@@ -618,7 +619,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     layout = plan.layout(context.shape, BOUND_KEYS.get(), span is not None)
     # The formatter's own serialisation: what it does to a finished line, this does too.
     line = {key: values[key] for key in layout.line}
-    write_line(fast, line)
+    write_line(fast, line, levelno >= logging.WARNING)
 
     # Sentry, decided for an active client only (an event, a breadcrumb, both or neither).
     route = plan.route

@@ -3,7 +3,9 @@
 `Observability` is a Flask extension (``init_app``) in the django-structlog mould: bind
 the request's context when it starts, write one finished line with status, duration and
 size, echo ``X-Request-ID`` on every response (errors included), and clear the context
-when the request ends so nothing survives into the next request on the same thread.
+when the request ends so nothing survives into the next request on the same thread. A
+request's stdout lines are written together when it ends (or at once from its first
+warning or error on; `mina.observability.stream.begin_batch`).
 
 Sentry's FlaskIntegration (enabled in `mina.observability.sentry`) gives each request its
 own scope and transaction and continues incoming ``sentry-trace``/``baggage`` headers;
@@ -23,6 +25,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from mina.observability import context
 from mina.observability.pipeline import PIPELINE, get_logger
 from mina.observability.record import BREADCRUMB_ONLY
+from mina.observability.stream import begin_batch, end_batch
 from mina.redaction import Redactor
 from mina.settings import Settings
 
@@ -102,6 +105,8 @@ class Observability:
 
     @staticmethod
     def _started() -> None:
+        # The request's stdout lines are written together (`begin_batch`), at teardown.
+        flask.g.mina_batch = begin_batch()
         request = flask.request
         # No clear() here: the teardown of the previous request did it, and something may
         # already have bound context for this one (Sentry's FlaskIntegration loads the
@@ -159,3 +164,4 @@ class Observability:
     @staticmethod
     def _teardown(exc: BaseException | None) -> None:
         context.clear()
+        end_batch(flask.g.pop("mina_batch", None))

@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import errno
 import io
 import logging
+import math
 import os
 import select
 import stat
@@ -64,11 +66,14 @@ from typing import IO, Any, Final, NamedTuple
 import orjson
 
 __all__ = [
+    "BATCH_WAIT",
     "EXIT_TIMEOUT",
     "WHEN_FULL",
     "Health",
     "LineHandler",
     "LineWriter",
+    "begin_batch",
+    "end_batch",
     "find_writer",
     "health",
 ]
@@ -77,6 +82,8 @@ __all__ = [
 WHEN_FULL: Final = ("drop_newest", "block")
 #: Seconds the process waits at exit for the stream to take what was accepted.
 EXIT_TIMEOUT: Final = 2.0
+#: Seconds a held line (`begin_batch`) waits at most for a later line to take it along.
+BATCH_WAIT: Final = 1.0
 #: Seconds without progress, lines waiting, after which the stream counts as stalled.
 STALL_AFTER: Final = 1.0
 #: The logger name of the ``log.dropped`` report.
@@ -173,6 +180,7 @@ class LineWriter:
         stream has drained after drops; it should submit one line saying so. Without
         it the writer submits a minimal JSON line itself.
     :param name: the stream's name in messages (``stdout``).
+    :param batches: whether `begin_batch` holds lines for this writer.
     """
 
     def __init__(
@@ -184,10 +192,12 @@ class LineWriter:
         block_timeout: float = 1.0,
         on_dropped: Callable[[int, str], None] | None = None,
         name: str = "stdout",
+        batches: bool = True,
     ) -> None:
         if when_full not in WHEN_FULL:
             raise ValueError(f"when_full must be one of {', '.join(WHEN_FULL)}: {when_full!r}")
         self.name = name
+        self.batches = batches
         self.on_dropped = on_dropped
         self._capacity = buffer_bytes
         self._block = when_full == "block"
@@ -233,20 +243,46 @@ class LineWriter:
         self._said: set[str] = set()
         self._exited = False
 
-    def submit(self, line: bytes) -> bool:
+    def submit(self, line: bytes, *, urgent: bool = False) -> bool:
         """Queue one complete line (UTF-8, ending in ``\\n``) to be written whole.
+
+        Between `begin_batch` and `end_batch`, on the thread that called `begin_batch`,
+        the line is held with that unit of work's other lines and written with them
+        (see `begin_batch`); *urgent* (a warning or an error) writes the held lines and
+        this one at once.
 
         Never raises, and never blocks longer than the ``block`` policy allows.
 
         :returns: whether the line was accepted; a refused line is counted as dropped.
         """
+        batch = _BATCH.get()
+        if batch is None or batch.writer is not self or batch.thread != threading.get_ident():
+            return self._submit_lines([line])
+        size = len(line)
+        if not urgent and batch.size + size <= _PIPE_BUF and time.monotonic() < batch.due:
+            batch.add(line, size)
+            return True
+        lines = batch.take()
+        if urgent or size > _PIPE_BUF:
+            lines.append(line)
+            return self._submit_lines(lines)
+        if lines:
+            self._submit_lines(lines)
+        batch.add(line, size)
+        return True
+
+    def _submit_lines(self, lines: list[bytes]) -> bool:
+        # Queue *lines*, in order; written here at once when they fit one atomic write
+        # and the descriptor takes them. Returns whether every line was accepted.
         if self._fd is None:
-            return self._write_direct(line)
+            return all([self._write_direct(line) for line in lines])
+        data = lines[0] if len(lines) == 1 else b"".join(lines)
+        say = False
         with self._lock:
             if self._fatal is not None:
-                self._drop_locked(1, self._fatal)
+                self._drop_locked(len(lines), self._fatal)
                 return False
-            size = len(line)
+            size = len(data)
             if (
                 size <= _PIPE_BUF
                 and not self._queue
@@ -256,33 +292,43 @@ class LineWriter:
             ):
                 # Room now: written here, whole, and no thread woken for it (see _READY).
                 try:
-                    written = os.write(self._fd, line)
+                    written = os.write(self._fd, data)
                 except OSError:  # the writer thread retries it and accounts for a failure
                     written = 0
                 if written == size:
                     return True
-                line = line[written:]
+                if written:  # what is left: the rest of a line, then whole lines
+                    pieces = data[written:].split(b"\n")
+                    lines = [piece + b"\n" for piece in pieces[:-1]]
+                    if pieces[-1]:
+                        lines.append(pieces[-1])
+            accepted = 0
+            for line in lines:
                 size = len(line)
-            if not (
-                self._queue
-                and self._queued + size > self._capacity
-                and not self._wait_for_room_locked(size)
-            ):
+                if (
+                    self._queue
+                    and self._queued + size > self._capacity
+                    and not self._wait_for_room_locked(size)
+                ):
+                    self._drop_locked(1, "buffer_full")
+                    say = "buffer_full" not in self._said
+                    self._said.add("buffer_full")
+                    continue
                 if not self._queue and not self._busy:
                     self._since = time.monotonic()
                 self._queue.append(line)
                 self._queued += size
+                accepted += 1
+            if accepted:
                 self._changed.notify_all()
-                return self._thread is not None or self._start_locked()
-            self._drop_locked(1, "buffer_full")
-            say = "buffer_full" not in self._said
-            self._said.add("buffer_full")
+                if self._thread is None and not self._start_locked():
+                    return False
         if say:
             _notice(
                 f"{self.name} is not keeping up; log lines are dropped and counted "
                 "until it drains (MINA_LOG_WHEN_FULL, MINA_LOG_BUFFER_BYTES)"
             )
-        return False
+        return accepted == len(lines)
 
     def _wait_for_room_locked(self, size: int) -> bool:
         if not self._block or self._stalled or threading.get_ident() == self._writer_ident:
@@ -531,6 +577,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     :param when_full: ``drop_newest`` or ``block`` (see `LineWriter`).
     :param buffer_bytes: the buffer's size in bytes.
     :param block_timeout_ms: how long ``block`` waits for room, in milliseconds.
+    :param batch: whether a request's lines are written together (`begin_batch`).
     """
 
     def __init__(
@@ -540,6 +587,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         when_full: str = "drop_newest",
         buffer_bytes: int = 4 * 1024 * 1024,
         block_timeout_ms: int = 1000,
+        batch: bool = True,
     ) -> None:
         logging.Handler.__init__(self)  # not StreamHandler's: it turns None into stderr
         self.stream = sys.stdout if stream is _DEFAULT_STREAM else stream
@@ -547,6 +595,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             "when_full": when_full,
             "buffer_bytes": buffer_bytes,
             "block_timeout": block_timeout_ms / 1000,
+            "batches": batch,
         }
         self.writer = self._writer_for(self.stream)
 
@@ -576,7 +625,8 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """Format *record* and submit it as one line; a full buffer drops it (counted)."""
         try:
             text = self.format(record) + self.terminator
-            self.writer.submit(text.encode("utf-8", "backslashreplace"))
+            line = text.encode("utf-8", "backslashreplace")
+            self.writer.submit(line, urgent=record.levelno >= logging.WARNING)
         except RecursionError:  # as logging's own handlers do
             raise
         except Exception:
@@ -626,6 +676,76 @@ def health() -> Health | None:
         sum(state.dropped for state in states),
         "; ".join(reasons) if reasons else None,
     )
+
+
+class _Batch:
+    """The lines a unit of work (a request) logged and has not written yet."""
+
+    __slots__ = ("due", "lines", "size", "thread", "writer")
+
+    def __init__(self, writer: LineWriter) -> None:
+        self.writer = writer
+        self.thread = threading.get_ident()  # a copied context (a background job) is not it
+        self.lines: list[bytes] = []
+        self.size = 0
+        self.due = math.inf  # when the first held line has waited long enough
+
+    def add(self, line: bytes, size: int) -> None:
+        if not self.lines:
+            self.due = time.monotonic() + BATCH_WAIT
+        self.lines.append(line)
+        self.size += size
+
+    def take(self) -> list[bytes]:
+        lines = self.lines
+        self.lines = []
+        self.size = 0
+        self.due = math.inf
+        return lines
+
+
+_BATCH: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar(
+    "mina_log_batch", default=None
+)
+
+
+def begin_batch() -> contextvars.Token[_Batch | None] | None:
+    """Hold the lines this thread writes through the stdout handler from now on, and
+    write them together; return the token for `end_batch` (None: lines are not held,
+    ``MINA_LOG_BATCH=0`` or no `LineHandler`).
+
+    Held lines are written, in one ``write`` each time and in order:
+
+    - at `end_batch` (a request's teardown, which runs after an exception too);
+    - at once with a warning or an error (`LineWriter.submit`'s *urgent*), so the
+      lines that explain a failure are out before anything else can go wrong;
+    - before they would pass ``PIPE_BUF`` bytes, so each write stays atomic on a pipe;
+    - with the next line once the first has waited `BATCH_WAIT` seconds.
+
+    One write per request instead of one per line: each ``write`` lets go of the GIL,
+    and on a busy worker every let-go is a switch between its threads. A process that
+    dies without running Python again (SIGKILL, a crash in C, ``os._exit``) loses the
+    info lines its running requests held since their last warning, as it loses the
+    lines still in the buffer.
+    """
+    writer = find_writer()
+    if writer is None or not writer.batches:
+        return None
+    return _BATCH.set(_Batch(writer))
+
+
+def end_batch(token: contextvars.Token[_Batch | None] | None) -> None:
+    """Write what the batch `begin_batch` returned *token* for still holds, and stop
+    holding lines."""
+    if token is None:
+        return
+    batch = _BATCH.get()
+    try:
+        _BATCH.reset(token)
+    except ValueError:  # ended in another context than the one it began in
+        _BATCH.set(None)
+    if batch is not None and batch.lines:
+        batch.writer._submit_lines(batch.take())
 
 
 def find_writer(logger: logging.Logger | None = None) -> LineWriter | None:

@@ -150,6 +150,37 @@ def test_finished_line_and_debug_started_line(mina_logging: PipelineFactory) -> 
     assert "client_ip" not in finished
 
 
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_requests_lines_reach_stdout_at_its_end_or_from_its_first_warning(
+    mina_logging: PipelineFactory, monkeypatch: pytest.MonkeyPatch, batch: bool
+) -> None:
+    monkeypatch.setenv("MINA_LOG_BATCH", "1" if batch else "0")
+    lines = mina_logging()
+    app = mina.create_app()
+    lines.clear()
+    seen: list[list[str]] = []
+
+    def view() -> str:
+        log = structlog.get_logger("t.batch")
+        log.info("step.one")
+        seen.append([line["event"] for line in lines.all()])
+        log.warning("step.slow")
+        seen.append([line["event"] for line in lines.all()])
+        log.info("step.two")
+        seen.append([line["event"] for line in lines.all()])
+        return "ok"
+
+    app.add_url_rule("/t/batch", "batch", view)
+    app.test_client().get("/t/batch")
+
+    written = [["step.one"], ["step.one", "step.slow"], ["step.one", "step.slow", "step.two"]]
+    held = [[], ["step.one", "step.slow"], ["step.one", "step.slow"]]
+    assert (written if not batch else held) == seen
+    assert ["step.one", "step.slow", "step.two", "request.finished"] == [
+        line["event"] for line in lines.all()
+    ]
+
+
 def test_context_does_not_survive_the_request(mina_logging: PipelineFactory) -> None:
     lines = mina_logging()
     app = mina.create_app()
