@@ -11,6 +11,7 @@ policy in front of a slow sink::
 
     request threads ──► LineHandler.emit: format, encode ──► LineWriter.submit(line)
     (a fast path with an already-encoded line calls submit directly)   │
+                  in a request: held, written together (begin_batch)   │
                                                    bounded buffer (bytes), when full:
                                                    drop_newest (count it) or block
                                                    for a while, then drop and count
