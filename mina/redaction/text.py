@@ -55,6 +55,7 @@ __all__ = ["REDACTED", "TextRedactor"]
 
 _CACHE_MAX: Final = 4096
 _CLEAN_MAX_LEN: Final = 256
+_BENIGN_MAX: Final = 256  # recent ids and timestamps found benign
 
 # The name half of a name=value / "name": value pair (also --name=value); the value is matched
 # separately.
@@ -125,6 +126,7 @@ class TextRedactor:
     """
 
     __slots__ = (
+        "_benign",
         "_clean",
         "_clean_code",
         "_extra_keys",
@@ -154,6 +156,7 @@ class TextRedactor:
         self._keys: dict[str, int] = {}
         self._clean: set[str] = set()
         self._clean_code: set[str] = set()
+        self._benign: set[str] = set()
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -209,8 +212,8 @@ class TextRedactor:
             clean = self._clean_code if code else self._clean
             if text in clean:
                 return text
-            if 20 <= len(text) <= 36 and not self._patterns and _BENIGN.fullmatch(text):
-                return text  # ids and times: unique, not worth a place in the cache
+            if self._benign_id(text):
+                return text
             out = self._scan(text, code=code)
             if out is text:
                 if len(clean) >= _CACHE_MAX:
@@ -229,9 +232,20 @@ class TextRedactor:
 
     def _known_clean(self, text: str) -> bool:
         # The fast paths' test: a cached clean string, or an id or time.
-        return text in self._clean or (
-            20 <= len(text) <= 36 and not self._patterns and _BENIGN.fullmatch(text) is not None
-        )
+        return text in self._clean or self._benign_id(text)
+
+    def _benign_id(self, text: str) -> bool:
+        # A UUID or a timestamp. Each is unique, so they get a small cache of their own
+        # (a cache of every one would push out the event names): the few a request
+        # repeats on its lines (its meeting's id) are matched once.
+        if text in self._benign:
+            return True
+        if not (20 <= len(text) <= 36) or self._patterns or _BENIGN.fullmatch(text) is None:
+            return False
+        if len(self._benign) >= _BENIGN_MAX:
+            self._benign.clear()
+        self._benign.add(text)
+        return True
 
     def _scan(self, text: str, *, code: bool) -> str:
         # Cheap substring checks gate each pattern: typical short values run two regexes.
