@@ -63,6 +63,7 @@ from mina.observability.schema import BOUND_KEYS, HEAD_KEYS, SCOPED_KEYS
 from mina.observability.sentry.sdk import (
     LOGGING_TO_EVENT_LEVEL,
     CrumbRoute,
+    active_client,
     append_breadcrumb,
     ignored_exactly,
     is_sentry_call_handlers,
@@ -225,12 +226,12 @@ class Fast:
         None when they hold something the fast path leaves to the full chain.
         """
         variables = structlog_contextvars._CONTEXT_VARS
-        values = tuple([var.get() for var in variables.values()])
-        bound = BOUND_KEYS.get()
-        key = (*map(id, values), id(bound))
+        key = (*[id(var.get()) for var in variables.values()], id(BOUND_KEYS.get()))
         hit = self._contexts.get(key)
         if hit is not None:
             return hit[1]
+        values = tuple([var.get() for var in variables.values()])
+        bound = BOUND_KEYS.get()
         merged = self._merge(tuple(variables.values()), values)
         found = None
         if merged is not None:
@@ -585,10 +586,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
         return False
 
     # Sentry: which of its handlers the record would reach, decided before anything runs.
-    client = Scope.get_client()
-    active = client.is_active()
-    # Without an active client it is a new NonRecordingClient each time: decide for None.
-    sentry = client if active else None
+    sentry, current = active_client()
     wrapper = logging.Logger.callHandlers
     if not plan.current(sentry, wrapper):
         plan.decide(fast, sentry, wrapper)
@@ -612,7 +610,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     values["logger"] = stdlib.name
     values["timestamp"] = _timestamp(now_ns)
     # `add_trace_ids`: the active span's ids, inside a transaction with a client only.
-    span = Scope.get_current_scope().span if active else None
+    span = current.span if sentry is not None and current is not None else None
     if span is not None:
         values["trace_id"] = span.trace_id
         values["span_id"] = span.span_id

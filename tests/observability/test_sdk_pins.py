@@ -35,6 +35,7 @@ from mina.observability.sentry.sdk import (
     CrumbRoute,
     MinaLoggingIntegration,
     RedactedCrumbs,
+    active_client,
     append_breadcrumb,
     install_presenter,
     is_sentry_call_handlers,
@@ -173,6 +174,29 @@ def test_private_scope_and_integration_names_exist() -> None:
     assert isinstance(sentry_logging._IGNORED_LOGGERS, set)
     assert isinstance(serializer.MAX_DATABAG_BREADTH, int)
     assert isinstance(serializer.global_repr_processors, list)
+
+
+@pytest.mark.parametrize("where", ["global", "isolation", "current", "none"])
+def test_active_client_finds_what_get_client_and_get_current_scope_find(where: str) -> None:
+    def found() -> tuple[Any, Any]:
+        client = sentry_sdk.get_client()
+        return (client if client.is_active() else None), sentry_sdk.get_current_scope()
+
+    with SentryIngest() as ingest:
+        sentry_sdk.init(dsn=ingest.dsn)
+        client = sentry_sdk.get_client()
+        try:
+            with sentry_sdk.isolation_scope() as isolation, sentry_sdk.new_scope() as current:
+                sentry_sdk.get_global_scope().set_client(client if where == "global" else None)
+                isolation.set_client(client if where == "isolation" else None)
+                current.set_client(client if where == "current" else None)
+                expected = found()
+                actual = active_client()
+        finally:
+            client.close(timeout=2)
+            sentry_sdk.get_global_scope().set_client(None)
+    assert (None if where == "none" else client, current) == expected
+    assert expected == actual
 
 
 def test_the_sdks_call_handlers_wrapper_is_recognised() -> None:

@@ -40,6 +40,7 @@ from typing import Any, Final
 import sentry_sdk
 import urllib3
 from sentry_sdk import client as sentry_client
+from sentry_sdk import scope as sentry_scope
 from sentry_sdk import serializer
 from sentry_sdk import utils as sentry_utils
 from sentry_sdk._types import AnnotatedValue
@@ -754,6 +755,26 @@ def is_sentry_call_handlers(func: object) -> bool:
         getattr(func, "__qualname__", None) == _PATCH_NAME
         and getattr(func, "__module__", None) == sentry_logging.__name__
     )
+
+
+def active_client() -> tuple[Any, Any]:
+    """Return ``(client, current)``: the client ``Scope.get_client()`` returns if it is
+    active (else None) and the current scope (None if this context has none yet).
+
+    What ``Scope.get_client()`` and ``Scope.get_current_scope()`` find, with each of
+    Sentry's context variables read once: a log call needs both.
+    """
+    current = sentry_scope._current_scope.get()
+    client = current.client if current is not None else None
+    if client is not None and client.is_active():
+        return client, current
+    isolation = sentry_scope._isolation_scope.get()
+    client = isolation.client if isolation is not None else None
+    if client is not None and client.is_active():
+        return client, current
+    outer = sentry_scope._global_scope
+    client = outer.client if outer is not None else None
+    return (client if client is not None and client.is_active() else None), current
 
 
 def sentry_ignored() -> set[str]:
