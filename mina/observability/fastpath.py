@@ -351,10 +351,14 @@ _stamp_prefix = ""
 _stamp_fields: tuple[int, int, int, int, int, int] = (1970, 1, 1, 0, 0, 0)
 
 
+#: "000" to "999": the microseconds as two table lookups, not a formatted integer.
+_DIGITS: Final = tuple(f"{n:03d}" for n in range(1000))
+
+
 def _timestamp(now_ns: int) -> str:
     # `add_timestamp`'s format, with the part up to the second made once per second.
     global _stamp_second, _stamp_prefix, _stamp_fields
-    second, ns = divmod(now_ns, 1_000_000_000)
+    second = now_ns // 1_000_000_000
     if second != _stamp_second:
         moment = datetime.fromtimestamp(second, UTC)
         _stamp_prefix = moment.strftime("%Y-%m-%dT%H:%M:%S.")
@@ -367,7 +371,8 @@ def _timestamp(now_ns: int) -> str:
             moment.second,
         )
         _stamp_second = second
-    return f"{_stamp_prefix}{ns // 1000:06d}Z"
+    micros = now_ns // 1000 % 1_000_000
+    return f"{_stamp_prefix}{_DIGITS[micros // 1000]}{_DIGITS[micros % 1000]}Z"
 
 
 def _moment(now_ns: int) -> datetime:
