@@ -139,12 +139,18 @@ class _Context:
 
 
 class _Layout:
-    """The key order of a line (schema order) and of its breadcrumb data (chain order)."""
+    """A line's keys in schema order, as a template, and its breadcrumb data's keys in
+    chain order.
 
-    __slots__ = ("data", "line")
+    The template holds every key of the line in its place, with the level and the logger
+    filled in: a call copies it and updates it with the context and its own keys, which
+    replaces values and keeps the order (no dict built only to be reordered).
+    """
 
-    def __init__(self, line: tuple[str, ...], data: tuple[str, ...]) -> None:
-        self.line = line
+    __slots__ = ("data", "template")
+
+    def __init__(self, template: dict[str, Any], data: tuple[str, ...]) -> None:
+        self.template = template
         self.data = data
 
 
@@ -562,7 +568,10 @@ class _Plan:
         if traced:
             chain.update(dict.fromkeys(("trace_id", "span_id")))
         hidden = _HIDDEN | bound
-        made = _Layout(tuple(ordered(chain)), tuple(k for k in chain if k not in hidden))
+        template = ordered(chain)
+        template["level"] = self.level
+        template["logger"] = self.stdlib.name
+        made = _Layout(template, tuple(k for k in chain if k not in hidden))
         if len(self.layouts) >= _CACHE_MAX:
             self.layouts.clear()
         self.layouts[key] = (made, shape)  # the shape kept alive: its id stays its own
@@ -609,30 +618,30 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     context = fast.context()
     if context is None:
         return False
-    now_ns = time.time_ns()
-    values = {**context.values, **event_dict}  # the call's keys win, as merge_contextvars lets them
-    values["level"] = plan.level
-    values["logger"] = stdlib.name
-    values["timestamp"] = _timestamp(now_ns)
     # `add_trace_ids`: the active span's ids, inside a transaction with a client only.
     span = current.span if sentry is not None and current is not None else None
-    if span is not None:
-        values["trace_id"] = span.trace_id
-        values["span_id"] = span.span_id
     layout = plan.layout(context.shape, BOUND_KEYS.get(), span is not None)
+    now_ns = time.time_ns()
+    line = layout.template.copy()  # in schema order; values replaced keep their place
+    line.update(context.values)
+    line.update(event_dict)  # the call's keys win, as merge_contextvars lets them
+    line["timestamp"] = _timestamp(now_ns)
+    if span is not None:
+        line["trace_id"] = span.trace_id
+        line["span_id"] = span.span_id
     # The formatter's own serialisation: what it does to a finished line, this does too.
-    line = {key: values[key] for key in layout.line}
     write_line(fast, line, levelno >= logging.WARNING)
 
     # Sentry, decided for an active client only (an event, a breadcrumb, both or neither).
     route = plan.route
     if route is None or not (plan.event or plan.crumb):
         return True
-    data = {key: values[key] for key in layout.data}  # the call's keys: extra, crumb data
+    data = {key: line[key] for key in layout.data}  # the call's keys: extra, crumb data
+    message = event_dict["event"]
     if plan.event:
-        _event(stdlib, levelno, values["event"], line, data, route)
+        _event(stdlib, levelno, message, line, data, route)
     if plan.crumb:
-        crumb = log_crumb(plan.crumb_level, plan.category, values["event"], _moment(now_ns), data)
+        crumb = log_crumb(plan.crumb_level, plan.category, message, _moment(now_ns), data)
         append_breadcrumb(Scope.get_isolation_scope(), crumb, route.max_breadcrumbs)
     return True
 
