@@ -25,10 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from freezegun import freeze_time
 
 from mina.observability.stream import (
-    BATCH_WAIT,
     LineHandler,
     LineWriter,
     _never_blocks,
@@ -610,20 +608,62 @@ def test_a_batch_never_grows_past_one_atomic_write(
     assert line == readable(reader_end)
 
 
-def test_a_line_held_too_long_goes_out_with_the_next(
+def test_a_held_line_is_written_by_the_writer_thread_when_nothing_follows(
     batched: tuple[IO[bytes], LineWriter],
 ) -> None:
+    # A request that hangs after a line: the line must not wait for the request's end,
+    # which may never come (a worker timeout then kills the process).
     reader_end, writer = batched
-    with freeze_time("2026-12-01 10:00:00") as clock:
-        token = begin_batch()
-        writer.submit(b'{"n":0}\n')
-        clock.tick(BATCH_WAIT + 0.1)
-        writer.submit(b'{"n":1}\n')
-        written = readable(reader_end)
-        end_batch(token)
+    token = begin_batch()
+    writer.submit(b'{"n":0}\n')
+    held = readable(reader_end)
+    line = read_line(reader_end)  # after about BATCH_WAIT, with no end_batch
+    end_batch(token)
 
-    assert b'{"n":0}\n' == written
-    assert b'{"n":1}\n' == readable(reader_end)
+    assert (b"", '{"n":0}\n') == (held, line)
+
+
+def test_flush_writes_what_batches_hold(batched: tuple[IO[bytes], LineWriter]) -> None:
+    reader_end, writer = batched
+    token = begin_batch()
+    writer.submit(b'{"n":0}\n')
+    assert writer.flush(timeout=BOUND)
+    flushed = readable(reader_end)
+    end_batch(token)
+
+    assert b'{"n":0}\n' == flushed
+
+
+def test_lines_a_hung_request_holds_are_written_at_exit(tmp_path: Path) -> None:
+    # gunicorn's worker timeout sends SIGABRT, which ends the worker through sys.exit
+    # while a request thread is stuck: what that request held is written at exit.
+    path = script(
+        tmp_path,
+        """
+        import threading
+        from mina.observability.stream import begin_batch
+
+        held = threading.Event()
+
+        def request():
+            begin_batch()
+            log.info("request.step", n=1)
+            held.set()
+            threading.Event().wait()  # hangs
+
+        threading.Thread(target=request, daemon=True).start()
+        held.wait(10)
+        sys.exit(3)
+        """,
+    )
+    result = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, env=env(), timeout=BOUND
+    )
+
+    assert 3 == result.returncode
+    assert [("request.step", 1)] == [
+        (line["event"], line["n"]) for line in parse(result.stdout.encode())
+    ]
 
 
 def test_only_the_thread_that_began_a_batch_holds_its_lines(

@@ -51,7 +51,6 @@ import contextvars
 import errno
 import io
 import logging
-import math
 import os
 import select
 import stat
@@ -83,8 +82,9 @@ __all__ = [
 WHEN_FULL: Final = ("drop_newest", "block")
 #: Seconds the process waits at exit for the stream to take what was accepted.
 EXIT_TIMEOUT: Final = 2.0
-#: Seconds a held line (`begin_batch`) waits at most for a later line to take it along.
-BATCH_WAIT: Final = 1.0
+#: Seconds a held line (`begin_batch`) waits before the writer thread writes it anyway;
+#: the thread looks twice in that time, so no line is held much longer than 1.5 times it.
+BATCH_WAIT: Final = 0.5
 #: Seconds without progress, lines waiting, after which the stream counts as stalled.
 STALL_AFTER: Final = 1.0
 #: The logger name of the ``log.dropped`` report.
@@ -243,6 +243,8 @@ class LineWriter:
         self._dropped = 0
         self._said: set[str] = set()
         self._exited = False
+        self._held: set[_Batch] = set()  # batches holding lines (see begin_batch)
+        self._ticking = False  # the writer thread wakes every BATCH_WAIT / 2 for them
 
     def submit(self, line: bytes, *, urgent: bool = False) -> bool:
         """Queue one complete line (UTF-8, ending in ``\\n``) to be written whole.
@@ -258,27 +260,62 @@ class LineWriter:
         """
         batch = _BATCH.get()
         if batch is None or batch.writer is not self or batch.thread != threading.get_ident():
-            return self._submit_lines([line])
+            return self._submit_lines((line,))
         size = len(line)
-        if not urgent and batch.size + size <= _PIPE_BUF and time.monotonic() < batch.due:
-            batch.add(line, size)
-            return True
-        lines = batch.take()
+        with self._lock:
+            if not urgent and batch.size + size <= _PIPE_BUF:
+                self._hold_locked(batch, line, size)
+                return True
+            lines = self._release_locked(batch)
         if urgent or size > _PIPE_BUF:
             lines.append(line)
             return self._submit_lines(lines)
-        if lines:
-            self._submit_lines(lines)
-        batch.add(line, size)
+        self._submit_lines(lines)  # a full batch goes; this line starts the next
+        with self._lock:
+            self._hold_locked(batch, line, size)
         return True
 
-    def _submit_lines(self, lines: list[bytes]) -> bool:
+    def _hold_locked(self, batch: _Batch, line: bytes, size: int) -> None:
+        if not batch.lines:
+            batch.due = time.monotonic() + BATCH_WAIT
+            self._held.add(batch)
+            if not self._ticking:  # the writer thread now looks at held lines regularly
+                self._ticking = True
+                if self._thread is None:
+                    self._start_locked()
+                self._changed.notify_all()
+        batch.lines.append(line)
+        batch.size += size
+
+    def _release_locked(self, batch: _Batch) -> list[bytes]:
+        self._held.discard(batch)
+        lines = batch.lines
+        batch.lines = []
+        batch.size = 0
+        return lines
+
+    def _end(self, batch: _Batch) -> None:
+        with self._lock:
+            lines = self._release_locked(batch)
+        if lines:
+            self._submit_lines(lines)
+
+    def _sweep_locked(self, everything: bool) -> None:
+        # Held lines that waited BATCH_WAIT (*everything*: all of them) join the queue,
+        # each batch's in order, for the writer thread.
+        if not self._held:
+            return
+        now = time.monotonic()
+        for batch in [b for b in self._held if everything or b.due <= now]:
+            for line in self._release_locked(batch):
+                self._enqueue_locked(line)
+
+    def _submit_lines(self, lines: list[bytes] | tuple[bytes, ...]) -> bool:
         # Queue *lines*, in order; written here at once when they fit one atomic write
         # and the descriptor takes them. Returns whether every line was accepted.
         if self._fd is None:
             return all([self._write_direct(line) for line in lines])
         data = lines[0] if len(lines) == 1 else b"".join(lines)
-        say = False
         with self._lock:
             if self._fatal is not None:
                 self._drop_locked(len(lines), self._fatal)
@@ -303,33 +340,35 @@ class LineWriter:
                     lines = [piece + b"\n" for piece in pieces[:-1]]
                     if pieces[-1]:
                         lines.append(pieces[-1])
-            accepted = 0
-            for line in lines:
-                size = len(line)
-                if (
-                    self._queue
-                    and self._queued + size > self._capacity
-                    and not self._wait_for_room_locked(size)
-                ):
-                    self._drop_locked(1, "buffer_full")
-                    say = "buffer_full" not in self._said
-                    self._said.add("buffer_full")
-                    continue
-                if not self._queue and not self._busy:
-                    self._since = time.monotonic()
-                self._queue.append(line)
-                self._queued += size
-                accepted += 1
+            accepted = sum([self._enqueue_locked(line) for line in lines])
             if accepted:
                 self._changed.notify_all()
                 if self._thread is None and not self._start_locked():
                     return False
+            say = accepted < len(lines) and "buffer_full" not in self._said
+            if say:
+                self._said.add("buffer_full")
         if say:
             _notice(
                 f"{self.name} is not keeping up; log lines are dropped and counted "
                 "until it drains (MINA_LOG_WHEN_FULL, MINA_LOG_BUFFER_BYTES)"
             )
         return accepted == len(lines)
+
+    def _enqueue_locked(self, line: bytes) -> bool:
+        size = len(line)
+        if (
+            self._queue
+            and self._queued + size > self._capacity
+            and not self._wait_for_room_locked(size)
+        ):
+            self._drop_locked(1, "buffer_full")
+            return False
+        if not self._queue and not self._busy:
+            self._since = time.monotonic()
+        self._queue.append(line)
+        self._queued += size
+        return True
 
     def _wait_for_room_locked(self, size: int) -> bool:
         if not self._block or self._stalled or threading.get_ident() == self._writer_ident:
@@ -389,8 +428,11 @@ class LineWriter:
         self._writer_ident = threading.get_ident()
         while True:
             with self._lock:
-                while not self._queue and not self._report_due_locked() and not self._stopping:
-                    self._changed.wait()
+                while True:
+                    self._sweep_locked(everything=self._stopping)
+                    if self._queue or self._report_due_locked() or self._stopping:
+                        break
+                    self._changed.wait(BATCH_WAIT / 2 if self._ticking else None)
                 if not self._queue:
                     if self._report_due_locked():
                         count, reason = self._unreported, self._reason
@@ -504,6 +546,11 @@ class LineWriter:
             return True
         deadline = time.monotonic() + timeout
         with self._lock:
+            if self._held:  # accepted too: they go now
+                self._sweep_locked(everything=True)
+                if self._queue and self._thread is None:
+                    self._start_locked()
+                self._changed.notify_all()
             while self._thread is not None and (
                 self._queue or self._busy or self._report_due_locked()
             ):
@@ -556,8 +603,12 @@ class LineWriter:
             _notice(f"{_lines(unreported)} not written to {self.name} ({reason})")
 
     def _after_fork(self) -> None:
-        # The child owns a copy of the parent's buffer: the parent writes it. Locks held
-        # by the parent's threads at fork time are not held in the child: make new ones.
+        # The child owns a copy of the parent's buffer and held lines: the parent writes
+        # them. Locks held by the parent's threads at fork time are not held in the
+        # child: make new ones.
+        for batch in self._held:
+            batch.lines = []
+            batch.size = 0
         self._init_state()
 
 
@@ -680,7 +731,8 @@ def health() -> Health | None:
 
 
 class _Batch:
-    """The lines a unit of work (a request) logged and has not written yet."""
+    """The lines a unit of work (a request) logged and its writer has not written yet
+    (changed under the writer's lock)."""
 
     __slots__ = ("due", "lines", "size", "thread", "writer")
 
@@ -689,20 +741,7 @@ class _Batch:
         self.thread = threading.get_ident()  # a copied context (a background job) is not it
         self.lines: list[bytes] = []
         self.size = 0
-        self.due = math.inf  # when the first held line has waited long enough
-
-    def add(self, line: bytes, size: int) -> None:
-        if not self.lines:
-            self.due = time.monotonic() + BATCH_WAIT
-        self.lines.append(line)
-        self.size += size
-
-    def take(self) -> list[bytes]:
-        lines = self.lines
-        self.lines = []
-        self.size = 0
-        self.due = math.inf
-        return lines
+        self.due = 0.0  # when the writer thread takes the held lines (BATCH_WAIT)
 
 
 _BATCH: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar(
@@ -721,13 +760,15 @@ def begin_batch() -> contextvars.Token[_Batch | None] | None:
     - at once with a warning or an error (`LineWriter.submit`'s *urgent*), so the
       lines that explain a failure are out before anything else can go wrong;
     - before they would pass ``PIPE_BUF`` bytes, so each write stays atomic on a pipe;
-    - with the next line once the first has waited `BATCH_WAIT` seconds.
+    - by the writer thread once the first has waited `BATCH_WAIT` seconds, so a request
+      that hangs has its lines on stdout before a worker timeout kills it;
+    - at exit, and by `LineWriter.flush`.
 
     One write per request instead of one per line: each ``write`` lets go of the GIL,
-    and on a busy worker every let-go is a switch between its threads. A process that
-    dies without running Python again (SIGKILL, a crash in C, ``os._exit``) loses the
-    info lines its running requests held since their last warning, as it loses the
-    lines still in the buffer.
+    and on a busy worker every let-go is a chance of a switch between its threads. A
+    process that dies without running Python again (SIGKILL, a crash in C, ``os._exit``)
+    loses the info lines its running requests held, at most the last 0.75 s of them, as
+    it loses the lines still in the buffer.
     """
     writer = find_writer()
     if writer is None or not writer.batches:
@@ -745,8 +786,8 @@ def end_batch(token: contextvars.Token[_Batch | None] | None) -> None:
         _BATCH.reset(token)
     except ValueError:  # ended in another context than the one it began in
         _BATCH.set(None)
-    if batch is not None and batch.lines:
-        batch.writer._submit_lines(batch.take())
+    if batch is not None:
+        batch.writer._end(batch)
 
 
 def find_writer(logger: logging.Logger | None = None) -> LineWriter | None:
