@@ -15,6 +15,7 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ import sentry_sdk
 import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sentry_sdk import scope as sentry_scope
 from sentry_sdk import serializer
 from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.logging import LoggingIntegration
@@ -172,6 +174,11 @@ def test_private_scope_and_integration_names_exist() -> None:
     for name in ("_handler", "_breadcrumb_handler", "_sentry_logs_handler"):
         assert hasattr(integration, name)
     assert isinstance(sentry_logging._IGNORED_LOGGERS, set)
+    assert all(
+        isinstance(getattr(sentry_scope, name), ContextVar)
+        for name in ("_current_scope", "_isolation_scope")
+    )
+    assert hasattr(sentry_scope, "_global_scope")
     assert isinstance(serializer.MAX_DATABAG_BREADTH, int)
     assert isinstance(serializer.global_repr_processors, list)
 

@@ -9,10 +9,11 @@ state (`OutboxSender`, pinned by the outbox tests in ``tests/observability/sentr
 `tests/observability/sentry/test_sdk.py` pins each of them, so an SDK upgrade that moves
 one fails loudly there instead of silently changing what reaches Sentry.
 
-For the fast path (`mina.observability.fastpath`) and breadcrumbs serialised once, also:
+For the fast path (`mina.observability.fastpath`) and presented breadcrumbs, also:
 the integration's ``_handler``/``_breadcrumb_handler``/``_sentry_logs_handler``, the
 ``callHandlers`` wrapper's name, ``Scope._breadcrumbs``/``_n_breadcrumbs_truncated``/
-``_event_processors``, ``serializer.MAX_DATABAG_BREADTH``/``global_repr_processors``,
+``_event_processors``, the scope module's ``_current_scope``/``_isolation_scope``/
+``_global_scope``, ``serializer.MAX_DATABAG_BREADTH``/``global_repr_processors``,
 ``client.SDK_INFO`` and ``__sentry_repr__`` being taken as is by ``serialize()``; pinned
 by `tests/observability/test_sdk_pins.py`. Events serialised without the SDK's walk when
 they are plain (`serialize_event`) replace the name ``serialize`` in ``sentry_sdk.client``
@@ -20,7 +21,7 @@ and follow ``serializer.MAX_DATABAG_DEPTH``/``MAX_DATABAG_BREADTH`` and the data
 pinned by `tests/observability/sentry/test_sdk_serialize.py`.
 
 Over 400 lines because it is the one home of every private SDK name Mina uses (the
-logging handlers, serialise-once breadcrumbs, the outbox's sender, sentry-check's
+logging handlers, presented breadcrumbs, the outbox's sender, sentry-check's
 recorder): split, they would spread through the package again.
 """
 
