@@ -290,7 +290,7 @@ class Fast:
         if plan is None or plan.bound is not bound:
             if len(self._plans) >= _CACHE_MAX:
                 self._plans.clear()
-            plan = self._plans[key] = _Plan(bound, method, kw)
+            plan = self._plans[key] = _Plan(bound, method, kw, self.redactor)
         return plan
 
     def category(self, name: str, redactor: Redactor) -> str:
@@ -462,6 +462,7 @@ class _Plan:
         "crumb_level",
         "event",
         "handler_level",
+        "harmless",
         "ignored",
         "keys",
         "layouts",
@@ -475,7 +476,7 @@ class _Plan:
         "wrapper",
     )
 
-    def __init__(self, bound: Any, method: str, kw: dict[str, Any]) -> None:
+    def __init__(self, bound: Any, method: str, kw: dict[str, Any], redactor: Redactor) -> None:
         self.bound = bound  # kept alive: the plan is found by its id
         self.stdlib: logging.Logger = bound._logger
         self.levelno = _LEVELS[method]
@@ -487,6 +488,8 @@ class _Plan:
         keys = (*dict.fromkeys([*self.own, *kw]), "event")
         self.keys: tuple[str, ...] = keys
         self.usable = _FALLBACK_KEYS.isdisjoint(keys[:-1])
+        # Harmless key names: a call whose values are clean needs no redaction pass.
+        self.harmless = redactor.harmless_keys(keys)
         self.layouts: dict[tuple[int, frozenset[str], bool], tuple[_Layout, tuple[str, ...]]] = {}
         self.client: Any = None  # the Sentry decisions below were made for these
         self.wrapper: Any = None
@@ -612,9 +615,11 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     own = plan.own
     event_dict = {**own, **kw} if own else dict(kw)
     event_dict["event"] = event
-    fast.redactor(None, method, event_dict)  # in place, as in the chain
-    if tuple(event_dict) != plan.keys:
-        return False  # the redactor renamed a key: the chain's order
+    redactor = fast.redactor
+    if not (plan.harmless and redactor.clean_values(event_dict.values())):
+        redactor(None, method, event_dict)  # in place, as in the chain
+        if tuple(event_dict) != plan.keys:
+            return False  # the redactor renamed a key: the chain's order
     context = fast.context()
     if context is None:
         return False

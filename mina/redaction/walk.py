@@ -12,7 +12,7 @@ import datetime
 import decimal
 import itertools
 import uuid
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final, TypeVar
 
 from mina.redaction.keys import DIGITS_OK, DIRTY, JUDGED, PASS, keeps
@@ -205,6 +205,24 @@ class Redactor(TextRedactor):
         return value if redacted is text else redacted
 
     # -- structlog ------------------------------------------------------------------------
+
+    def harmless_keys(self, keys: Iterable[str]) -> bool:
+        """Whether every one of *keys* is a harmless name: `__call__` keeps it, and judges
+        its value by the value alone (see `clean_values`)."""
+        return all(type(key) is str and self._key_state(key) in PASS for key in keys)
+
+    def clean_values(self, values: Iterable[Any]) -> bool:
+        """Whether `__call__` keeps each of *values* as it is under a harmless key:
+        numbers, ``None`` and strings already found clean (an event dict whose keys are
+        `harmless_keys` and whose values are these comes out unchanged)."""
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                if not self._known_clean(value):
+                    return False
+            elif kind not in _SCALARS:
+                return False
+        return True
 
     def __call__(
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
