@@ -25,9 +25,10 @@ in doubt) the call goes through the full chain, the reference. The full chain is
 What it saves: the processor loop; merging and redacting the context, done once per
 context (the values of structlog's context variables and Mina's bound keys) instead of once
 per call; what calls of one bound logger, level and list of keys share, worked out once
-(`_Plan`); the LogRecord (but for Sentry's event handler) and the handlers; the timestamp
-formatting, cut to a per-second prefix. Lines go to the stdout handler's stream with one
-write each (see `write_line`).
+(`_Plan`: the line's keys in order as a template, whether the keys are harmless names, so
+that a call with clean values needs no redaction pass); the LogRecord (but for Sentry's
+event handler) and the handlers; the timestamp formatting, cut to a per-second prefix.
+Lines go where the stdout handler writes them (see `write_line`).
 
 ``MINA_LOG_FAST_PATH=0`` (or ``configure_logging(..., fast_path=False)``) turns it off:
 the differential test (``tests/observability/test_fastpath.py``) runs both and compares
