@@ -7,6 +7,7 @@ means to, so "nobody reads" is what the process really sees.
 from __future__ import annotations
 
 import contextvars
+import io
 import json
 import logging
 import os
@@ -632,6 +633,24 @@ def test_flush_writes_what_batches_hold(batched: tuple[IO[bytes], LineWriter]) -
     end_batch(token)
 
     assert b'{"n":0}\n' == flushed
+
+
+def test_a_stream_without_a_descriptor_holds_lines_without_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A test's capture (io.StringIO) shows what a pipe would, but has no writer thread
+    # to write held lines: flush() (and the exit path through it) does.
+    stream = io.StringIO()
+    handler = LineHandler(stream)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    token = begin_batch()
+    handler.writer.submit(b'{"n":0}\n')
+    held = stream.getvalue()
+    handler.writer.flush()
+    flushed = stream.getvalue()
+    end_batch(token)
+
+    assert ("", '{"n":0}\n', None) == (held, flushed, handler.writer._thread)
 
 
 def test_lines_a_hung_request_holds_are_written_at_exit(tmp_path: Path) -> None:

@@ -279,7 +279,9 @@ class LineWriter:
         if not batch.lines:
             batch.due = time.monotonic() + BATCH_WAIT
             self._held.add(batch)
-            if not self._ticking:  # the writer thread now looks at held lines regularly
+            # The writer thread now looks at held lines regularly (a stream without a
+            # descriptor has none: its held lines wait for the other occasions).
+            if not self._ticking and self._fd is not None:
                 self._ticking = True
                 if self._thread is None:
                     self._start_locked()
@@ -542,7 +544,13 @@ class LineWriter:
 
         :returns: whether nothing is left to write.
         """
-        if self._fd is None or threading.get_ident() == self._writer_ident:
+        if threading.get_ident() == self._writer_ident:
+            return True
+        if self._fd is None:  # no writer thread: held lines are written here, as all are
+            with self._lock:
+                held = [self._release_locked(batch) for batch in list(self._held)]
+            for lines in held:
+                self._submit_lines(lines)
             return True
         deadline = time.monotonic() + timeout
         with self._lock:
