@@ -8,10 +8,13 @@ outside the profile, as the benchmark times them. Numbers under cProfile are inf
 about fourfold and unevenly (function calls cost more): read them as shares, and confirm
 a change with ``python -m bench --only CASE``.
 
-::
+``--loop SECONDS`` runs the case for that long without cProfile, for a sampling profiler
+from outside, which also sees the time spent in system calls (``pip install py-spy``)::
 
     python -m bench.profile mina.info --calls 20000
     python -m bench.profile mina.error.full --calls 300 --sort cumulative
+    py-spy record --rate 1000 --format raw -o info.txt -- \
+        python -m bench.profile mina.info --loop 15
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import cProfile
 import pstats
 import sys
+import time
 
 import structlog
 
@@ -33,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"])
     parser.add_argument("--lines", type=int, default=40, help="functions to print")
+    parser.add_argument(
+        "--loop", type=float, default=None, help="seconds to run the case unprofiled"
+    )
     args = parser.parse_args(argv)
 
     profile = cProfile.Profile()
@@ -50,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                 call()
                 if case.between is not None:
                     case.between()
+            if args.loop is not None:
+                _loop(case, args.loop)
+                return 0
             for _ in range(args.calls):
                 if case.before is not None:
                     case.before()
@@ -61,6 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     stats = pstats.Stats(profile, stream=sys.stdout)
     stats.sort_stats(args.sort).print_stats(args.lines)
     return 0
+
+
+def _loop(case: calls.Case, seconds: float) -> None:
+    # Calls in batches of 1,000 (the costly cases one by one, flushed between) until
+    # *seconds* have passed.
+    call = case.call
+    assert call is not None
+    batch = 1 if case.between is not None else 1000
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for _ in range(batch):
+            if case.before is not None:
+                case.before()
+            call()
+        if case.between is not None:
+            case.between()
 
 
 if __name__ == "__main__":
