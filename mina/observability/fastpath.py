@@ -71,6 +71,7 @@ from mina.observability.sentry.sdk import (
     log_crumb,
     sentry_ignored,
 )
+from mina.observability.stream import URGENT_LEVEL
 from mina.redaction import Redactor
 
 __all__ = ["Fast", "configure", "level_method", "write_line"]
@@ -636,7 +637,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
         line["trace_id"] = span.trace_id
         line["span_id"] = span.span_id
     # The formatter's own serialisation: what it does to a finished line, this does too.
-    write_line(fast, line, levelno >= logging.WARNING)
+    write_line(fast, line, levelno >= URGENT_LEVEL)
 
     # Sentry, decided for an active client only (an event, a breadcrumb, both or neither).
     route = plan.route

@@ -68,6 +68,7 @@ import orjson
 __all__ = [
     "BATCH_WAIT",
     "EXIT_TIMEOUT",
+    "URGENT_LEVEL",
     "WHEN_FULL",
     "Health",
     "LineHandler",
@@ -85,6 +86,8 @@ EXIT_TIMEOUT: Final = 2.0
 #: Seconds a held line (`begin_batch`) waits before the writer thread writes it anyway;
 #: the thread looks twice in that time, so no line is held much longer than 1.5 times it.
 BATCH_WAIT: Final = 0.5
+#: Lines at this level and above are urgent: they and what a batch holds go at once.
+URGENT_LEVEL: Final = logging.WARNING
 #: Seconds without progress, lines waiting, after which the stream counts as stalled.
 STALL_AFTER: Final = 1.0
 #: The logger name of the ``log.dropped`` report.
@@ -686,7 +689,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         try:
             text = self.format(record) + self.terminator
             line = text.encode("utf-8", "backslashreplace")
-            self.writer.submit(line, urgent=record.levelno >= logging.WARNING)
+            self.writer.submit(line, urgent=record.levelno >= URGENT_LEVEL)
         except RecursionError:  # as logging's own handlers do
             raise
         except Exception:
