@@ -68,9 +68,9 @@ from mina.observability.sentry.sdk import (
     append_breadcrumb,
     ignored_exactly,
     is_sentry_call_handlers,
-    log_crumb,
     sentry_ignored,
 )
+from mina.observability.sentry.sdk_present import log_crumb
 from mina.observability.stream import URGENT_LEVEL
 from mina.redaction import Redactor
 
