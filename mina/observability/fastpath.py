@@ -222,7 +222,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
     sentry, current = active_client()
     wrapper = logging.Logger.callHandlers
     if not plan.current(sentry, wrapper):
-        plan.decide(fast, sentry, wrapper)
+        plan.decide(fast.category, sentry, wrapper)
     if not plan.sentry_ok:
         return False
 

@@ -9,7 +9,8 @@ by identity on each call.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from mina.observability.pipeline import AppCallerLogger
 from mina.observability.processors import RESERVED_RECORD_KEYS, ordered
@@ -23,9 +24,6 @@ from mina.observability.sentry.sdk import (
     sentry_ignored,
 )
 from mina.redaction import Redactor
-
-if TYPE_CHECKING:
-    from mina.observability.fastpath_config import Fast
 
 #: The levels the fast path serves (structlog method name -> stdlib level).
 _LEVELS: Final = {
@@ -154,9 +152,10 @@ class _Plan:
         self.event = False  # the record becomes a Sentry event too (ERROR and up)
         self.category = ""
 
-    def decide(self, fast: Fast, client: Any, wrapper: Any) -> None:
+    def decide(self, category: Callable[[str, Redactor], str], client: Any, wrapper: Any) -> None:
         """Make the Sentry decisions for the active *client* (None: none is active, so
-        Sentry takes nothing) and the ``callHandlers`` *wrapper*."""
+        Sentry takes nothing) and the ``callHandlers`` *wrapper*; *category* makes a
+        logger name the breadcrumb category (`Fast.category`)."""
         self.client = client
         self.wrapper = wrapper
         self.ignored = frozenset(sentry_ignored())
@@ -195,7 +194,7 @@ class _Plan:
                 self.sentry_ok = False  # another before_breadcrumb: only the chain calls it
                 return
             self.crumb = True
-            self.category = fast.category(name, route.hook_redactor)
+            self.category = category(name, route.hook_redactor)
 
     def current(self, client: Any, wrapper: Any) -> bool:
         """Whether the Sentry decisions still hold."""
