@@ -130,6 +130,57 @@ VENDORS = [
     ("Typeform token", "tfp_" + fake(URLSAFE, 59), R),
     ("Adobe client secret", "p8e-" + fake(ALNUM, 32), R),
     ("JSON Web Token", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9." + fake(URLSAFE, 43), R),
+    # Round three (issue 18): formats the catalogue lacked.
+    (
+        "JSON Web Token (gitleaks' form)",
+        "eyJ0eXAiOiJKV1QiLCJhbGc.eyJpc3MiOiJtaW5hIiwic3Vi.sig" + fake(URLSAFE, 20),
+        R,
+    ),
+    (
+        "JSON Web Token in base64",
+        "ZXlKaGJHY2lPaUpJVXpJMU5pSjkuZXlKemRXSWlPaUkwTWlKOQ" + fake(B64, 8),
+        R,
+    ),
+    ("1Password secret key", "A3-ASWWYB-798JRY-LJVD4-23DC2-86TVM-H43EB", R),
+    ("Airtable personal access token", "pat" + fake(ALNUM, 14) + "." + fake(HEX, 64), R),
+    ("Artifactory reference token", "cmVmd" + fake(ALNUM, 59), R),
+    (
+        "Authress service key",
+        "sc_" + fake(ALNUM, 12) + ".abcd.acc_" + fake(ALNUM, 16) + "." + fake(URLSAFE, 40),
+        R,
+    ),
+    (
+        "AWS Bedrock short-lived key",
+        "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t" + fake(B64, 40),
+        R,
+    ),
+    ("ClickHouse Cloud secret", "4b1d" + fake(ALNUM, 38), R),
+    (
+        "Harness personal token",
+        "pat." + fake(URLSAFE, 22) + "." + fake(ALNUM, 24) + "." + fake(ALNUM, 20),
+        R,
+    ),
+    (
+        "Harness service token",
+        "sat." + fake(URLSAFE, 22) + "." + fake(ALNUM, 24) + "." + fake(ALNUM, 20),
+        R,
+    ),
+    ("42 Intra client secret", "s-s4t2ud-" + fake(HEX, 64), R),
+    ("MaxMind license key", fake(ALNUM, 6) + "_" + fake(ALNUM, 29) + "_mmk", R),
+    ("Octopus Deploy key", "API-" + fake(string.ascii_uppercase + string.digits, 26), R),
+    ("Dropbox short-lived token", "sl." + fake(URLSAFE, 135), R),
+    ("Dropbox long-lived token", fake(ALNUM, 11) + "AAAAAAAAAA" + fake(URLSAFE, 43), R),
+    ("GoCardless live token", "live_" + fake(URLSAFE, 40), R),
+    ("Lob live key", "live_" + fake(HEX, 35), R),
+    ("Lob publishable key", "test_pub_" + fake(HEX, 31), R),
+    ("Plaid access token", "access-production-0f8fad5b-d9cb-469f-a165-70867728950e", R),
+    ("Twitter bearer token", "A" * 22 + fake(ALNUM + "%", 90), R),
+    ("Yandex IAM token", "t1." + fake(URLSAFE, 20) + "." + fake(URLSAFE, 86), R),
+    ("Yandex API key", "AQVN" + fake(URLSAFE, 36), R),
+    ("Mailgun public key", "pubkey-" + fake(HEX, 32), R),
+    ("Defined Networking key", "dnkey-" + fake(URLSAFE, 26) + "-" + fake(URLSAFE, 52), R),
+    ("HashiCorp Vault token (legacy)", "s." + fake(ALNUM, 23) + "7", R),
+    ("Facebook access token", "1234567890123456|" + fake(URLSAFE, 32), R),
     (
         "Slack webhook",
         "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/" + fake(ALNUM, 24),
@@ -237,6 +288,10 @@ NEAR_MISSES = [
     ("url", "https://api.telegram.org/bot/getMe"),
     ("connection", "Server=db;Database=mina;Trusted_Connection=True;"),
     ("key_name", "RootManageSharedAccessKey"),
+    ("message", "see the Vault docs: s.AbcdefghijklmnopqrstuvwX is a word"),
+    ("message", "pat.and.sat.are.prefixes"),
+    ("message", "API-version headers and live_events streams"),
+    ("order", "1234567890123456"),
 ]
 
 

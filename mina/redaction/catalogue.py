@@ -1,0 +1,288 @@
+"""Secrets recognised by the words beside them: vendor-named assignments and secret words.
+
+`mina.redaction.vendors` holds tokens with a shape of their own (``ghp_...``). Many vendors'
+keys have none (32 hex characters, 16 digits): only the name they are assigned to says what
+they are. This module finds *assignments* in any text (``name = value``, ``name: value``,
+``"name": "value"``, ``name := value``, ``name => value``, ``("name", "value")``, also
+inside a ``repr()`` where tabs and line breaks are escapes) and redacts the value when:
+
+- the name holds a vendor's name (`KEYED`: ``ASANA_CLIENT_ID``, ``twitter.bearer``,
+  ``okta-token``) and the value has that vendor's format; or
+- the name holds a secret word (``password``, ``secret``, ``token``, ``key``, ``auth``,
+  ``credential``...) and the value looks random: at least 10 characters with a digit, and
+  the Shannon entropy of a random key (3.5 bits per character or more), or, for password
+  words, 8 characters that are not a plain word.
+
+Plain ids that only the vendor's name makes recognisable (a 16-digit Asana client id, a
+UUID under ``HEROKU_API_KEY``) are redacted when assigned to a name holding the vendor's
+name: the name is the only evidence there is, a log reader loses little, and the scanners
+treat them the same way. The same value alone, or under another name (``order_id``), is
+kept: an id is not a secret by itself.
+
+Also ``curl`` command lines: the credential after ``-u``/``--user`` and the value of an
+``Authorization`` or ``*-Key``/``*-Token`` header given with ``-H``/``--header``.
+
+The vendor formats and the generic rule follow gitleaks' rules (MIT licence, copyright
+(c) 2019 Zachary Rice; see ``LICENSES/gitleaks.txt``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["KEYED", "assignments", "keyed_value"]
+
+Span = tuple[int, int]
+
+#: (vendor name pattern, value format): gitleaks' "semi-generic" rules. The name is
+#: searched in the assignment's name, case-insensitively; the value must be the format
+#: exactly (case-insensitive too, as in gitleaks).
+KEYED: Final = (
+    ("adafruit", r"[a-z0-9_-]{32}"),
+    ("adobe", r"[a-f0-9]{32}"),
+    ("airtable", r"[a-z0-9]{17}"),
+    ("algolia", r"[a-z0-9]{32}"),
+    ("alibaba", r"[a-z0-9]{30}"),
+    ("asana", r"[0-9]{16}|[a-z0-9]{32}"),
+    ("atlassian|confluence|jira", r"[a-z0-9]{20}[a-f0-9]{4}"),
+    ("beamer", r"b_[a-z0-9=_\-]{44}"),
+    ("bitbucket", r"[a-z0-9]{32}|[a-z0-9=_\-]{64}"),
+    ("bittrex", r"[a-z0-9]{32}"),
+    ("meraki", r"[0-9a-f]{40}"),
+    ("cloudflare", r"[a-z0-9_-]{40}|[a-f0-9]{37}"),
+    ("codecov", r"[a-z0-9]{32}"),
+    ("cohere|co_api_key", r"[a-z0-9]{40}"),
+    ("coinbase", r"[a-z0-9_-]{64}"),
+    ("confluent", r"[a-z0-9]{16}|[a-z0-9]{64}"),
+    ("contentful", r"[a-z0-9=_\-]{43}"),
+    ("datadog", r"[a-z0-9]{40}"),
+    ("dnkey", r"dnkey-[a-z0-9=_\-]{26}-[a-z0-9=_\-]{52}"),
+    ("discord", r"[a-f0-9]{64}|[0-9]{18}|[a-z0-9=_\-]{32}"),
+    ("droneci", r"[a-z0-9]{32}"),
+    (
+        "dropbox",
+        r"[a-z0-9]{15}|[a-z0-9]{11}AAAAAAAAAA[a-z0-9\-_=]{43}|sl\.[a-z0-9\-=_]{135}",
+    ),
+    ("etsy", r"[a-z0-9]{24}"),
+    ("facebook", r"[a-f0-9]{32}"),
+    ("fastly", r"[a-z0-9=_\-]{32}"),
+    ("finicity", r"[a-f0-9]{32}|[a-z0-9]{20}"),
+    ("finnhub", r"[a-z0-9]{20}"),
+    ("flickr", r"[a-z0-9]{32}"),
+    ("freshbooks", r"[a-z0-9]{64}"),
+    ("gitter", r"[a-z0-9_-]{40}"),
+    ("gocardless", r"live_[a-z0-9\-_=]{40}"),
+    ("heroku", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    ("hubspot", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    ("intercom", r"[a-z0-9=_\-]{60}"),
+    ("jfrog|artifactory|bintray|xray", r"[a-z0-9]{73}|[a-z0-9]{64}"),
+    ("kraken", r"[a-z0-9/=_+\-]{80,90}"),
+    ("kucoin", r"[a-f0-9]{24}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    ("launchdarkly", r"[a-z0-9=_\-]{40}"),
+    ("linear", r"[a-f0-9]{32}"),
+    ("linked[_-]?in", r"[a-z0-9]{14}|[a-z0-9]{16}"),
+    ("lob", r"(?:live|test)_(?:pub_[a-f0-9]{31}|[a-f0-9]{35})"),
+    ("looker", r"[a-z0-9]{20}|[a-z0-9]{24}"),
+    ("mailchimp", r"[a-f0-9]{32}-us\d\d"),
+    (
+        "mailgun",
+        r"key-[a-f0-9]{32}|pubkey-[a-f0-9]{32}|[a-h0-9]{32}-[a-h0-9]{8}-[a-h0-9]{8}",
+    ),
+    ("mapbox", r"pk\.[a-z0-9]{60}\.[a-z0-9]{22}"),
+    ("mattermost", r"[a-z0-9]{26}"),
+    (
+        "message[_-]?bird",
+        r"[a-z0-9]{25}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    ),
+    ("netlify", r"[a-z0-9=_\-]{40,46}"),
+    (
+        "new-relic|newrelic|new_relic",
+        r"NRJS-[a-f0-9]{19}|NRII-[a-z0-9-]{32}|[a-z0-9]{64}|NRAK-[a-z0-9]{27}",
+    ),
+    ("nytimes|new-york-times|newyorktimes", r"[a-z0-9=_\-]{32}"),
+    ("okta", r"00[\w=\-]{40}"),
+    (
+        "plaid",
+        r"access-(?:sandbox|development|production)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}"
+        r"-[0-9a-f]{4}-[0-9a-f]{12}|[a-z0-9]{24}|[a-z0-9]{30}",
+    ),
+    ("private[_-]?ai", r"[a-z0-9]{32}"),
+    ("rapidapi", r"[a-z0-9_-]{50}"),
+    ("sendbird", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-f0-9]{40}"),
+    ("sentry", r"[a-f0-9]{64}"),
+    ("contribsys", r"[a-f0-9]{8}:[a-f0-9]{8}"),
+    ("snyk", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    ("sonar", r"(?:squ_|sqp_|sqa_)?[a-z0-9=_\-]{40}"),
+    ("squarespace", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    ("sumo", r"su[a-z0-9]{12}|[a-z0-9]{64}"),
+    ("telegr", r"[0-9]{5,16}:A[a-z0-9_\-]{34}"),
+    ("travis", r"[a-z0-9]{22}"),
+    ("twitch", r"[a-z0-9]{30}"),
+    (
+        "twitter",
+        r"[a-z0-9]{45}|[0-9]{15,25}-[a-z0-9]{20,40}|[a-z0-9]{25}|[a-z0-9]{50}"
+        r"|A{22}[a-z0-9%]{80,100}",
+    ),
+    ("typeform", r"tfp_[a-z0-9\-_.=]{59}"),
+    (
+        "yandex",
+        r"t1\.[a-z0-9_-]+={0,2}\.[a-z0-9_-]{86}={0,2}|AQVN[a-z0-9_\-]{35,38}|YC[a-z0-9_\-]{38}",
+    ),
+    ("zendesk", r"[a-z0-9]{40}"),
+)
+
+# The generic rule's secret words (gitleaks' generic-api-key, plus "pass" and "pwd").
+_SECRET_WORDS: Final = (
+    "access|auth|api|credential|creds|key|passw(?:or)?d|secret|token|pwd|pass(?:phrase)?"
+)
+_PASSWORD_WORDS: Final = re.compile(r"(?i)passw(?:or)?d|pwd|pass(?:phrase|code)?\b")
+# Names that hold a secret word but name no secret (gitleaks' generic allowlist, shortened).
+_NOT_SECRET_NAME: Final = re.compile(
+    r"(?i)access(?:ibility|or)|access[_.-]?(?:id|level|log|mode|time)|api[_.-]?(?:id|name|version|url|host|base)"
+    r"|rapid|capital|author|(?:bucket|foreign|hot|idx|natural|primary|pub(?:lic)?|schema|sequence"
+    r"|sort|cache|partition|idempotency|object|s3|row|group|dedup(?:e|lication)?)[_.-]?key"
+    r"|turkey|monkey|key[_.-]?(?:alias|board|code|frame|id|length|name|pair|press(?:ed)?|ring|size"
+    r"|path|file|type|word|up|down|left|right|s\b)|keying|secret[_.-]?(?:length|name|size|path|file)"
+    r"|(?:api|credentials|token)[_.-]?(?:endpoint|ur[il]|file|path|type|count)|public[_.-]?token"
+)
+_NAME_PATTERN: Final = re.compile(
+    "(?i)" + "|".join(f"(?:{names})" for names, _ in KEYED) + f"|(?:{_SECRET_WORDS})"
+)
+_SECRET_WORD: Final = re.compile(f"(?i){_SECRET_WORDS}")
+_NAME_OF: Final = tuple(re.compile(f"(?i){names}") for names, _ in KEYED)
+_VALUE_OF: Final = tuple(re.compile(f"(?i:{value})") for _, value in KEYED)
+_GENERIC_VALUE: Final = re.compile(r"(?i)[\w.=-]{10,150}|[a-z0-9][a-z0-9+/]{11,}={0,3}")
+_PASSWORD_VALUE: Final = re.compile(r"[\w.=~!@#$%^&*+/-]{8,64}")
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_.-]+")
+_TEMPLATE: Final = re.compile(r"[$%{<]|^\*+$|^x+$", re.I)
+# A separator, then quotes, spaces and escapes, then a value: the candidate assignments.
+# "\\[tnr]" and "\\" are a repr's escapes (a tab written as two characters, \').
+# Each separator starts a candidate; its value is read up to the next separator
+# character (so "a=b=c" offers three), then, if the name calls for a rule, extended over
+# "=" and ":" (base64 padding, "id:secret") for at most 200 characters: the scan stays
+# linear on a text of nested pairs.
+_CANDIDATE: Final = re.compile(r"(?:[=>:,]|\|\|)(?:\\[tnr]|[\\`'\"\s=:>?|,]){0,16}(?=[\w.+/~%\-])")
+_VALUE_RUN: Final = re.compile(r"[\w.=+/~%:\-]{1,200}")
+# The name before a separator, read backwards: quotes and separator characters, then
+# name characters and spaces (gitleaks: up to 50 name characters and 20 more).
+_NAME_BEFORE: Final = re.compile(r"[\s'\"\\?:|=>,]{0,10}([\w.\- \t]{1,72})")
+_NAME_CACHE_MAX: Final = 2048
+_names: dict[str, tuple[int, ...] | None] = {}
+
+# curl: "-u user:password", "--user=...", and "-H 'Authorization: ...'" / "--header".
+_CURL_USER: Final = re.compile(
+    r"""(?:^|\s)(?:-u|--user)(?:=|(?:[ \t]|\\t){0,5})("[^"\n]{3,}"|'[^'\n]{3,}'|(?:"[^"\n]{3,}"|'[^'\n]{3,}'|[\w$@.-]+):(?:"[^"\n]{3,}"|'[^'\n]{3,}'|[\w${}@.-]+))"""
+)
+_CURL_HEADER: Final = re.compile(
+    r"""(?i)(?:-H|--header)(?:=|(?:[ \t]|\\t){0,5})(\\?["'])(?:authorization:(?:[ \t]|\\t)*(?:(?:basic|bearer|(?:api-)?token)[ \t]+)?|(?:x-(?:[a-z]+-)?)?(?:api-?)?(?:key|token):(?:[ \t]|\\t)*)([^"'\n]{4,}?)[ \t]*\1"""
+)
+# NuGet's <add key="Password" value="..."/>.
+_XML_PASSWORD: Final = re.compile(
+    r"""(?i)<add key=\\?"(?:cleartext)?password\\?"\s*value=\\?"((?:[^"\\]|\\[^"]){4,})"""
+)
+# Freemius' PHP configuration: 'secret_key' => 'sk_...' (any 29 characters but spaces).
+_FREEMIUS: Final = re.compile(r"""(?i)["']secret_key["']\s*=>\s*["'](sk_\S{29})["']""")
+
+
+def entropy(text: str) -> float:
+    """Shannon entropy of *text*, in bits per character."""
+    size = len(text)
+    return -sum(n / size * math.log2(n / size) for n in Counter(text).values())
+
+
+def _rules_for(name: str) -> tuple[int, ...] | None:
+    # Which KEYED rules (indexes; -1 the generic, -2 the password rule) a name calls for.
+    # Cached: log lines repeat their names.
+    rules = _names.get(name)
+    if rules is not None or name in _names:
+        return rules
+    found: list[int] = []
+    last = None
+    for last in _NAME_PATTERN.finditer(name):
+        pass
+    # As in gitleaks: at most 20 characters between the name's last telling word and the
+    # separator ("twitter api key = ..."), so a sentence is not a name.
+    if last is not None and len(name) - last.end() <= 20:
+        found = [i for i, pattern in enumerate(_NAME_OF) if pattern.search(name)]
+        if _NOT_SECRET_NAME.search(name) is None and _SECRET_WORD.search(name):
+            found.append(-1)
+            if _PASSWORD_WORDS.search(name):
+                found.append(-2)
+    rules = tuple(found) or None
+    if len(_names) >= _NAME_CACHE_MAX:
+        _names.clear()
+    _names[name] = rules
+    return rules
+
+
+def keyed_value(name: str, value: str) -> bool:
+    """Return whether *value*, assigned to *name*, is a secret by the rules above."""
+    rules = _rules_for(name)
+    if rules is None:
+        return False
+    for i in rules:
+        if i >= 0:
+            if _VALUE_OF[i].fullmatch(value):
+                return True
+        elif _random(value, password=i == -2):
+            return True
+    return False
+
+
+def _random(value: str, *, password: bool) -> bool:
+    # The generic rule: random-looking, not an identifier, not a template or a mask.
+    if _IDENTIFIER.fullmatch(value) or _TEMPLATE.search(value):
+        return False
+    if password:
+        return _PASSWORD_VALUE.fullmatch(value) is not None and len(set(value)) >= 5
+    return (
+        _GENERIC_VALUE.fullmatch(value) is not None
+        and any(c.isdigit() for c in value)
+        and entropy(value) >= 3.5
+    )
+
+
+def _name_before(text: str, pos: int) -> str:
+    # The assignment's name ending at *pos*, with a repr's \t and \n read as spaces.
+    window = text[max(0, pos - 80) : pos]
+    if "\\" in window:
+        window = window.replace("\\t", " ").replace("\\n", " ").replace("\\r", " ")
+    m = _NAME_BEFORE.match(window[::-1])
+    return "" if m is None else m.group(1)[::-1].strip()
+
+
+def assignments(text: str, add: Callable[[Span], object]) -> None:
+    """Call *add* with the span of every secret value assigned in *text* (see above)."""
+    for m in _CANDIDATE.finditer(text):
+        name = _name_before(text, m.start())
+        if not name or _rules_for(name) is None:
+            continue
+        start = m.end()
+        run = _VALUE_RUN.match(text, start)
+        if run is None:
+            continue
+        value = run.group()
+        # A value may start with "=" (base64 padding of nothing), which the separator took.
+        pad = 0
+        while pad < 2 and start - pad - 1 > m.start() and text[start - pad - 1] == "=":
+            pad += 1
+        spans = ((start, start + len(value)), (start, start + value.find(":")))
+        for begin, end in (*spans, (start - pad, start + len(value))):
+            if end - begin >= 8 and keyed_value(name, text[begin:end]):
+                add((begin, end))
+                break
+    if "curl" in text:
+        for m in _CURL_USER.finditer(text):
+            add(m.span(1))
+        for m in _CURL_HEADER.finditer(text):
+            add(m.span(2))
+    if "<" in text:
+        for m in _XML_PASSWORD.finditer(text):
+            add(m.span(1))
+    if "=>" in text:
+        for m in _FREEMIUS.finditer(text):
+            add(m.span(1))
