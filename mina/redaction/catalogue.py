@@ -266,6 +266,8 @@ def assignments(text: str, add: Callable[[Span], object]) -> None:
         if run is None:
             continue
         value = run.group()
+        if len(value) == 200:  # longer than any format: not one (and keeps nesting linear)
+            continue
         # A value may start with "=" (base64 padding of nothing), which the separator took.
         pad = 0
         while pad < 2 and start - pad - 1 > m.start() and text[start - pad - 1] == "=":

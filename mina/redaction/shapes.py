@@ -14,7 +14,12 @@ from collections.abc import Callable
 from typing import Final
 
 from mina.redaction.catalogue import assignments
-from mina.redaction.vendors import URL_HINTS, URL_TOKEN, VENDOR_TOKEN
+from mina.redaction.vendors import (
+    URL_HINTS,
+    URL_TOKEN,
+    VENDOR_TOKEN,
+    VENDOR_TOKEN_AFTER_ESCAPE,
+)
 
 __all__ = ["Span", "credentials"]
 
@@ -55,6 +60,9 @@ def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
     first = VENDOR_TOKEN.search(text)  # search before finditer: most texts have none
     if first is not None:
         for m in VENDOR_TOKEN.finditer(text, first.start()):
+            add(m.span())
+    if "\\" in text:
+        for m in VENDOR_TOKEN_AFTER_ESCAPE.finditer(text):
             add(m.span())
     if _ASSIGNMENT_HINT.search(text) is not None:
         assignments(text, add)
