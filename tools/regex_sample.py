@@ -18,17 +18,15 @@ differently.
 
 from __future__ import annotations
 
+import importlib
 import random
 import re
 import string
 from typing import Any, Final
 
-try:  # Python 3.11 names the parser re._parser; older versions sre_parse
-    from re import _constants as sre_constants  # type: ignore[attr-defined]
-    from re import _parser as sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+# The parser Python's re compiles with (private modules, untyped: read through Any).
+sre_parse: Any = importlib.import_module("re._parser")
+sre_constants: Any = importlib.import_module("re._constants")
 
 __all__ = ["Sampler", "go_to_python"]
 

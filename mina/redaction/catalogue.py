@@ -174,11 +174,16 @@ _NAME_CACHE_MAX: Final = 2048
 _names: dict[str, tuple[int, ...] | None] = {}
 
 # curl: "-u user:password", "--user=...", and "-H 'Authorization: ...'" / "--header".
+_SP: Final = r"(?:[ \t]|\\t)"  # a space, a tab, or a repr's "\t"
+_QUOTED: Final = r"""(?:"[^"\n]{3,}"|'[^'\n]{3,}')"""
 _CURL_USER: Final = re.compile(
-    r"""(?:^|\s)(?:-u|--user)(?:=|(?:[ \t]|\\t){0,5})("[^"\n]{3,}"|'[^'\n]{3,}'|(?:"[^"\n]{3,}"|'[^'\n]{3,}'|[\w$@.-]+):(?:"[^"\n]{3,}"|'[^'\n]{3,}'|[\w${}@.-]+))"""
+    rf"""(?:^|\s)(?:-u|--user)(?:=|{_SP}{{0,5}})"""
+    rf"""({_QUOTED}|(?:{_QUOTED}|[\w$@.-]+):(?:{_QUOTED}|[\w${{}}@.-]+))"""
 )
 _CURL_HEADER: Final = re.compile(
-    r"""(?i)(?:-H|--header)(?:=|(?:[ \t]|\\t){0,5})(\\?["'])(?:authorization:(?:[ \t]|\\t)*(?:(?:basic|bearer|(?:api-)?token)[ \t]+)?|(?:x-(?:[a-z]+-)?)?(?:api-?)?(?:key|token):(?:[ \t]|\\t)*)([^"'\n]{4,}?)[ \t]*\1"""
+    rf"""(?i)(?:-H|--header)(?:=|{_SP}{{0,5}})(\\?["'])"""
+    rf"""(?:authorization:{_SP}*(?:(?:basic|bearer|(?:api-)?token)[ \t]+)?"""
+    rf"""|(?:x-(?:[a-z]+-)?)?(?:api-?)?(?:key|token):{_SP}*)([^"'\n]{{4,}}?)[ \t]*\1"""
 )
 # NuGet's <add key="Password" value="..."/>.
 _XML_PASSWORD: Final = re.compile(
@@ -201,12 +206,10 @@ def _rules_for(name: str) -> tuple[int, ...] | None:
     if rules is not None or name in _names:
         return rules
     found: list[int] = []
-    last = None
-    for last in _NAME_PATTERN.finditer(name):
-        pass
+    ends = [m.end() for m in _NAME_PATTERN.finditer(name)]
     # As in gitleaks: at most 20 characters between the name's last telling word and the
     # separator ("twitter api key = ..."), so a sentence is not a name.
-    if last is not None and len(name) - last.end() <= 20:
+    if ends and len(name) - ends[-1] <= 20:
         found = [i for i, pattern in enumerate(_NAME_OF) if pattern.search(name)]
         if _NOT_SECRET_NAME.search(name) is None and _SECRET_WORD.search(name):
             found.append(-1)

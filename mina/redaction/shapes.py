@@ -31,7 +31,8 @@ _TOKEN = r"[A-Za-z0-9\-._~+/]"
 # Not a vendor format: a token glued to an id ("req-mina_...") or to more text is still one.
 _MINA_TOKEN: Final = re.compile(r"(?<![A-Za-z0-9])mina_[A-Za-z0-9_\-]{43,}")
 _PEM: Final = re.compile(
-    r"(?i)(-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----)[\s\S]*?(?=-----END[ A-Z0-9_-]{0,100}PRIVATE KEY|\Z)"
+    r"(?i)(-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----)[\s\S]*?"
+    r"(?=-----END[ A-Z0-9_-]{0,100}PRIVATE KEY|\Z)"
 )
 _SCHEME: Final = re.compile(rf"(?i)\b(bearer|basic)[ \t]+({_TOKEN}+=*)")
 # A long snake_case name ("mina_transcription_worker_...") has no capital and no digit; a
