@@ -31,133 +31,163 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
-__all__ = ["KEYED", "assignments", "keyed_value"]
+__all__ = ["KEYED", "assignments", "keyed_value", "names_secret"]
 
 Span = tuple[int, int]
 
-#: (vendor name pattern, value format): gitleaks' "semi-generic" rules. The name is
-#: searched in the assignment's name, case-insensitively; the value must be the format
-#: exactly (case-insensitive too, as in gitleaks).
+#: (vendor names, value format): gitleaks' "semi-generic" rules. A name is found anywhere
+#: in the assignment's name, in any case; the value must be the format exactly (in any
+#: case too, as in gitleaks).
 KEYED: Final = (
-    ("adafruit", r"[a-z0-9_-]{32}"),
-    ("adobe", r"[a-f0-9]{32}"),
-    ("airtable", r"[a-z0-9]{17}"),
-    ("algolia", r"[a-z0-9]{32}"),
-    ("alibaba", r"[a-z0-9]{30}"),
-    ("asana", r"[0-9]{16}|[a-z0-9]{32}"),
-    ("atlassian|confluence|jira", r"[a-z0-9]{20}[a-f0-9]{4}"),
-    ("beamer", r"b_[a-z0-9=_\-]{44}"),
-    ("bitbucket", r"[a-z0-9]{32}|[a-z0-9=_\-]{64}"),
-    ("bittrex", r"[a-z0-9]{32}"),
-    ("meraki", r"[0-9a-f]{40}"),
-    ("cloudflare", r"[a-z0-9_-]{40}|[a-f0-9]{37}"),
-    ("codecov", r"[a-z0-9]{32}"),
-    ("cohere|co_api_key", r"[a-z0-9]{40}"),
-    ("coinbase", r"[a-z0-9_-]{64}"),
-    ("confluent", r"[a-z0-9]{16}|[a-z0-9]{64}"),
-    ("contentful", r"[a-z0-9=_\-]{43}"),
-    ("datadog", r"[a-z0-9]{40}"),
-    ("dnkey", r"dnkey-[a-z0-9=_\-]{26}-[a-z0-9=_\-]{52}"),
-    ("discord", r"[a-f0-9]{64}|[0-9]{18}|[a-z0-9=_\-]{32}"),
-    ("droneci", r"[a-z0-9]{32}"),
+    (("adafruit",), r"[a-z0-9_-]{32}"),
+    (("adobe",), r"[a-f0-9]{32}"),
+    (("airtable",), r"[a-z0-9]{17}"),
+    (("algolia",), r"[a-z0-9]{32}"),
+    (("alibaba",), r"[a-z0-9]{30}"),
+    (("asana",), r"[0-9]{16}|[a-z0-9]{32}"),
+    (("atlassian", "confluence", "jira"), r"[a-z0-9]{20}[a-f0-9]{4}"),
+    (("beamer",), r"b_[a-z0-9=_\-]{44}"),
+    (("bitbucket",), r"[a-z0-9]{32}|[a-z0-9=_\-]{64}"),
+    (("bittrex",), r"[a-z0-9]{32}"),
+    (("meraki",), r"[0-9a-f]{40}"),
+    (("cloudflare",), r"[a-z0-9_-]{40}|[a-f0-9]{37}"),
+    (("codecov",), r"[a-z0-9]{32}"),
+    (("cohere", "co_api_key"), r"[a-z0-9]{40}"),
+    (("coinbase",), r"[a-z0-9_-]{64}"),
+    (("confluent",), r"[a-z0-9]{16}|[a-z0-9]{64}"),
+    (("contentful",), r"[a-z0-9=_\-]{43}"),
+    (("datadog",), r"[a-z0-9]{40}"),
+    (("dnkey",), r"dnkey-[a-z0-9=_\-]{26}-[a-z0-9=_\-]{52}"),
+    (("discord",), r"[a-f0-9]{64}|[0-9]{18}|[a-z0-9=_\-]{32}"),
+    (("droneci",), r"[a-z0-9]{32}"),
     (
-        "dropbox",
+        ("dropbox",),
         r"[a-z0-9]{15}|[a-z0-9]{11}AAAAAAAAAA[a-z0-9\-_=]{43}|sl\.[a-z0-9\-=_]{135}",
     ),
-    ("etsy", r"[a-z0-9]{24}"),
-    ("facebook", r"[a-f0-9]{32}"),
-    ("fastly", r"[a-z0-9=_\-]{32}"),
-    ("finicity", r"[a-f0-9]{32}|[a-z0-9]{20}"),
-    ("finnhub", r"[a-z0-9]{20}"),
-    ("flickr", r"[a-z0-9]{32}"),
-    ("freshbooks", r"[a-z0-9]{64}"),
-    ("gitter", r"[a-z0-9_-]{40}"),
-    ("gocardless", r"live_[a-z0-9\-_=]{40}"),
-    ("heroku", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
-    ("hubspot", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
-    ("intercom", r"[a-z0-9=_\-]{60}"),
-    ("jfrog|artifactory|bintray|xray", r"[a-z0-9]{73}|[a-z0-9]{64}"),
-    ("kraken", r"[a-z0-9/=_+\-]{80,90}"),
-    ("kucoin", r"[a-f0-9]{24}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
-    ("launchdarkly", r"[a-z0-9=_\-]{40}"),
-    ("linear", r"[a-f0-9]{32}"),
-    ("linked[_-]?in", r"[a-z0-9]{14}|[a-z0-9]{16}"),
-    ("lob", r"(?:live|test)_(?:pub_[a-f0-9]{31}|[a-f0-9]{35})"),
-    ("looker", r"[a-z0-9]{20}|[a-z0-9]{24}"),
-    ("mailchimp", r"[a-f0-9]{32}-us\d\d"),
+    (("etsy",), r"[a-z0-9]{24}"),
+    (("facebook",), r"[a-f0-9]{32}"),
+    (("fastly",), r"[a-z0-9=_\-]{32}"),
+    (("finicity",), r"[a-f0-9]{32}|[a-z0-9]{20}"),
+    (("finnhub",), r"[a-z0-9]{20}"),
+    (("flickr",), r"[a-z0-9]{32}"),
+    (("freshbooks",), r"[a-z0-9]{64}"),
+    (("gitter",), r"[a-z0-9_-]{40}"),
+    (("gocardless",), r"live_[a-z0-9\-_=]{40}"),
+    (("heroku",), r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    (("hubspot",), r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    (("intercom",), r"[a-z0-9=_\-]{60}"),
+    (("jfrog", "artifactory", "bintray", "xray"), r"[a-z0-9]{73}|[a-z0-9]{64}"),
+    (("kraken",), r"[a-z0-9/=_+\-]{80,90}"),
+    (("kucoin",), r"[a-f0-9]{24}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    (("launchdarkly",), r"[a-z0-9=_\-]{40}"),
+    (("linear",), r"[a-f0-9]{32}"),
+    (("linkedin", "linked_in", "linked-in"), r"[a-z0-9]{14}|[a-z0-9]{16}"),
+    (("lob",), r"(?:live|test)_(?:pub_[a-f0-9]{31}|[a-f0-9]{35})"),
+    (("looker",), r"[a-z0-9]{20}|[a-z0-9]{24}"),
+    (("mailchimp",), r"[a-f0-9]{32}-us\d\d"),
     (
-        "mailgun",
+        ("mailgun",),
         r"key-[a-f0-9]{32}|pubkey-[a-f0-9]{32}|[a-h0-9]{32}-[a-h0-9]{8}-[a-h0-9]{8}",
     ),
-    ("mapbox", r"pk\.[a-z0-9]{60}\.[a-z0-9]{22}"),
-    ("mattermost", r"[a-z0-9]{26}"),
+    (("mapbox",), r"pk\.[a-z0-9]{60}\.[a-z0-9]{22}"),
+    (("mattermost",), r"[a-z0-9]{26}"),
     (
-        "message[_-]?bird",
+        ("messagebird", "message_bird", "message-bird"),
         r"[a-z0-9]{25}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
     ),
-    ("netlify", r"[a-z0-9=_\-]{40,46}"),
+    (("netlify",), r"[a-z0-9=_\-]{40,46}"),
     (
-        "new-relic|newrelic|new_relic",
+        ("new-relic", "newrelic", "new_relic"),
         r"NRJS-[a-f0-9]{19}|NRII-[a-z0-9-]{32}|[a-z0-9]{64}|NRAK-[a-z0-9]{27}",
     ),
-    ("nytimes|new-york-times|newyorktimes", r"[a-z0-9=_\-]{32}"),
-    ("okta", r"00[\w=\-]{40}"),
+    (("nytimes", "new-york-times", "newyorktimes"), r"[a-z0-9=_\-]{32}"),
+    (("okta",), r"00[\w=\-]{40}"),
     (
-        "plaid",
+        ("plaid",),
         r"access-(?:sandbox|development|production)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}"
         r"-[0-9a-f]{4}-[0-9a-f]{12}|[a-z0-9]{24}|[a-z0-9]{30}",
     ),
-    ("private[_-]?ai", r"[a-z0-9]{32}"),
-    ("rapidapi", r"[a-z0-9_-]{50}"),
-    ("sendbird", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-f0-9]{40}"),
-    ("sentry", r"[a-f0-9]{64}"),
-    ("contribsys", r"[a-f0-9]{8}:[a-f0-9]{8}"),
-    ("snyk", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
-    ("sonar", r"(?:squ_|sqp_|sqa_)?[a-z0-9=_\-]{40}"),
-    ("squarespace", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
-    ("sumo", r"su[a-z0-9]{12}|[a-z0-9]{64}"),
-    ("telegr", r"[0-9]{5,16}:A[a-z0-9_\-]{34}"),
-    ("travis", r"[a-z0-9]{22}"),
-    ("twitch", r"[a-z0-9]{30}"),
+    (("privateai", "private_ai", "private-ai"), r"[a-z0-9]{32}"),
+    (("rapidapi",), r"[a-z0-9_-]{50}"),
+    (("sendbird",), r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-f0-9]{40}"),
+    (("sentry",), r"[a-f0-9]{64}"),
     (
-        "twitter",
+        ("bundle_enterprise__contribsys__com", "bundle_gems__contribsys__com"),
+        r"[a-f0-9]{8}:[a-f0-9]{8}",
+    ),
+    (("snyk",), r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    (("sonar",), r"(?:squ_|sqp_|sqa_)?[a-z0-9=_\-]{40}"),
+    (("squarespace",), r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    (("sumo",), r"su[a-z0-9]{12}|[a-z0-9]{64}"),
+    (("telegr",), r"[0-9]{5,16}:A[a-z0-9_\-]{34}"),
+    (("travis",), r"[a-z0-9]{22}"),
+    (("twitch",), r"[a-z0-9]{30}"),
+    (
+        ("twitter",),
         r"[a-z0-9]{45}|[0-9]{15,25}-[a-z0-9]{20,40}|[a-z0-9]{25}|[a-z0-9]{50}"
         r"|A{22}[a-z0-9%]{80,100}",
     ),
-    ("typeform", r"tfp_[a-z0-9\-_.=]{59}"),
+    (("typeform",), r"tfp_[a-z0-9\-_.=]{59}"),
     (
-        "yandex",
+        ("yandex",),
         r"t1\.[a-z0-9_-]+={0,2}\.[a-z0-9_-]{86}={0,2}|AQVN[a-z0-9_\-]{35,38}|YC[a-z0-9_\-]{38}",
     ),
-    ("zendesk", r"[a-z0-9]{40}"),
+    (("zendesk",), r"[a-z0-9]{40}"),
 )
 
-# The generic rule's secret words (gitleaks' generic-api-key, plus "pass" and "pwd").
-_SECRET_WORDS: Final = (
-    "access|auth|api|credential|creds|key|passw(?:or)?d|secret|token|pwd|pass(?:phrase)?"
+# The generic rule's secret words (gitleaks' generic-api-key, plus "pass" and "pwd"), on
+# the lower-cased name.
+_SECRET_LITERALS: Final = (
+    *("access", "auth", "api", "credential", "creds", "key", "pass", "pwd", "secret", "token"),
 )
-_PASSWORD_WORDS: Final = re.compile(r"(?i)passw(?:or)?d|pwd|pass(?:phrase|code)?\b")
+_SECRET_WORD: Final = re.compile(
+    r"access|auth|api|credential|creds|key|passw(?:or)?d|secret|token|pwd|pass(?:phrase|code)?\b"
+)
+_PASSWORD_WORDS: Final = re.compile(r"passw(?:or)?d|pwd|pass(?:phrase|code)?\b")
 # Names that hold a secret word but name no secret (gitleaks' generic allowlist, shortened).
 _NOT_SECRET_NAME: Final = re.compile(
-    r"(?i)access(?:ibility|or)|access[_.-]?(?:id|level|log|mode|time)|api[_.-]?(?:id|name|version|url|host|base)"
-    r"|rapid|capital|author|(?:bucket|foreign|hot|idx|natural|primary|pub(?:lic)?|schema|sequence"
-    r"|sort|cache|partition|idempotency|object|s3|row|group|dedup(?:e|lication)?)[_.-]?key"
-    r"|turkey|monkey|key[_.-]?(?:alias|board|code|frame|id|length|name|pair|press(?:ed)?|ring|size"
-    r"|path|file|type|word|up|down|left|right|s\b)|keying|secret[_.-]?(?:length|name|size|path|file)"
+    r"access(?:ibility|or)|access[_.-]?(?:id|level|log|mode|time)"
+    r"|api[_.-]?(?:id|name|version|url|host|base)|rapid|capital|author"
+    r"|(?:bucket|foreign|hot|idx|natural|primary|pub(?:lic)?|schema|sequence|sort|cache"
+    r"|partition|idempotency|object|s3|row|group|dedup(?:e|lication)?)[_.-]?key"
+    r"|turkey|monkey|key[_.-]?(?:alias|board|code|frame|id|length|name|pair|press(?:ed)?|ring"
+    r"|size|path|file|type|word|up|down|left|right|s\b)|keying"
+    r"|secret[_.-]?(?:length|name|size|path|file)"
     r"|(?:api|credentials|token)[_.-]?(?:endpoint|ur[il]|file|path|type|count)|public[_.-]?token"
 )
-_NAME_PATTERN: Final = re.compile(
-    "(?i)" + "|".join(f"(?:{names})" for names, _ in KEYED) + f"|(?:{_SECRET_WORDS})"
+
+
+def _trie(words: Iterable[str]) -> str:
+    # One alternation per first letter, nested: the engine tests a position's letter once
+    # per branch instead of every word (90 words: 30 times faster than a flat alternation).
+    first: dict[str, list[str]] = {}
+    ends = False
+    for word in sorted(set(words)):
+        if word:
+            first.setdefault(word[0], []).append(word[1:])
+        else:
+            ends = True
+    parts = [re.escape(c) + _trie(rest) for c, rest in first.items()]
+    if not parts:
+        return ""
+    body = parts[0] if len(parts) == 1 else f"(?:{'|'.join(parts)})"
+    return f"(?:{body})?" if ends else body
+
+
+# Every telling word: a vendor's name or a secret word.
+_TELLING: Final = re.compile(
+    _trie([n for names, _ in KEYED for n in names] + list(_SECRET_LITERALS))
 )
-_SECRET_WORD: Final = re.compile(f"(?i){_SECRET_WORDS}")
-_NAME_OF: Final = tuple(re.compile(f"(?i){names}") for names, _ in KEYED)
 _VALUE_OF: Final = tuple(re.compile(f"(?i:{value})") for _, value in KEYED)
 _GENERIC_VALUE: Final = re.compile(r"(?i)[\w.=-]{10,150}|[a-z0-9][a-z0-9+/]{11,}={0,3}")
 _PASSWORD_VALUE: Final = re.compile(r"[\w.=~!@#$%^&*+/-]{8,64}")
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_.-]+")
+_UUID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _TEMPLATE: Final = re.compile(r"[$%{<]|^\*+$|^x+$", re.I)
 # A separator, then quotes, spaces and escapes, then a value: the candidate assignments.
 # "\\[tnr]" and "\\" are a repr's escapes (a tab written as two characters, \').
@@ -165,7 +195,9 @@ _TEMPLATE: Final = re.compile(r"[$%{<]|^\*+$|^x+$", re.I)
 # character (so "a=b=c" offers three), then, if the name calls for a rule, extended over
 # "=" and ":" (base64 padding, "id:secret") for at most 200 characters: the scan stays
 # linear on a text of nested pairs.
-_CANDIDATE: Final = re.compile(r"(?:[=>:,]|\|\|)(?:\\[tnr]|[\\`'\"\s=:>?|,]){0,16}(?=[\w.+/~%\-])")
+_CANDIDATE: Final = re.compile(
+    r"(?:[=>:,]|\|\|)(?:\\[tnr]|[\\`'\"\s=:>?|,]){0,16}(?=[\w.+/~%:=\-]{8})"
+)
 _VALUE_RUN: Final = re.compile(r"[\w.=+/~%:\-]{1,200}")
 # The name before a separator, read backwards: quotes and separator characters, then
 # name characters and spaces (gitleaks: up to 50 name characters and 20 more).
@@ -206,14 +238,15 @@ def _rules_for(name: str) -> tuple[int, ...] | None:
     if rules is not None or name in _names:
         return rules
     found: list[int] = []
-    ends = [m.end() for m in _NAME_PATTERN.finditer(name)]
+    lower = name.lower()
+    ends = [m.end() for m in _TELLING.finditer(lower)]
     # As in gitleaks: at most 20 characters between the name's last telling word and the
     # separator ("twitter api key = ..."), so a sentence is not a name.
-    if ends and len(name) - ends[-1] <= 20:
-        found = [i for i, pattern in enumerate(_NAME_OF) if pattern.search(name)]
-        if _NOT_SECRET_NAME.search(name) is None and _SECRET_WORD.search(name):
+    if ends and len(lower) - ends[-1] <= 20:
+        found = [i for i, (names, _) in enumerate(KEYED) if any(n in lower for n in names)]
+        if _NOT_SECRET_NAME.search(lower) is None and _SECRET_WORD.search(lower):
             found.append(-1)
-            if _PASSWORD_WORDS.search(name):
+            if _PASSWORD_WORDS.search(lower):
                 found.append(-2)
     rules = tuple(found) or None
     if len(_names) >= _NAME_CACHE_MAX:
@@ -222,14 +255,22 @@ def _rules_for(name: str) -> tuple[int, ...] | None:
     return rules
 
 
+def names_secret(name: str) -> bool:
+    """Return whether a value assigned to *name* is judged by the rules above."""
+    return _rules_for(name) is not None
+
+
 def keyed_value(name: str, value: str) -> bool:
     """Return whether *value*, assigned to *name*, is a secret by the rules above."""
     rules = _rules_for(name)
     if rules is None:
         return False
+    # A word (sumOfExposures under "sumo"), a mask or a placeholder (000000..., xxxx...,
+    # <YOUR_TOKEN>) is not a key: a random one has a digit and varied characters.
+    placeholder = _IDENTIFIER.fullmatch(value) is not None or len(set(value)) < 6
     for i in rules:
         if i >= 0:
-            if _VALUE_OF[i].fullmatch(value):
+            if not placeholder and _VALUE_OF[i].fullmatch(value):
                 return True
         elif _random(value, password=i == -2):
             return True
@@ -237,8 +278,9 @@ def keyed_value(name: str, value: str) -> bool:
 
 
 def _random(value: str, *, password: bool) -> bool:
-    # The generic rule: random-looking, not an identifier, not a template or a mask.
-    if _IDENTIFIER.fullmatch(value) or _TEMPLATE.search(value):
+    # The generic rule: random-looking, not an identifier, not a template or a mask, not
+    # a UUID (an id: vendors' UUID keys have their vendor's rule).
+    if _IDENTIFIER.fullmatch(value) or _TEMPLATE.search(value) or _UUID.fullmatch(value):
         return False
     if password:
         return _PASSWORD_VALUE.fullmatch(value) is not None and len(set(value)) >= 5
@@ -276,7 +318,8 @@ def assignments(text: str, add: Callable[[Span], object]) -> None:
         while pad < 2 and start - pad - 1 > m.start() and text[start - pad - 1] == "=":
             pad += 1
         spans = ((start, start + len(value)), (start, start + value.find(":")))
-        for begin, end in (*spans, (start - pad, start + len(value))):
+        padded = ((start - n, start + len(value)) for n in range(1, pad + 1))
+        for begin, end in (*spans, *padded):
             if end - begin >= 8 and keyed_value(name, text[begin:end]):
                 add((begin, end))
                 break

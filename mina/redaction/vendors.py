@@ -154,6 +154,30 @@ FORMATS: Final = (
     # letters alone are a word or an identifier).
     ("HashiCorp Vault token (legacy)", r"s\.(?=[A-Za-z]*[0-9])[A-Za-z0-9]{24}"),
     ("Facebook access token", r"[0-9]{15,16}(?:\||%7[Cc]|%)[0-9A-Za-z\-_]{27,40}"),
+    # Prefixes from trufflehog's detectors and the vendors' documentation (formats only).
+    ("Docker Hub token", r"dckr_(?:pat|oat)_[A-Za-z0-9_\-]{24,}"),
+    ("Figma token", r"figd_[A-Za-z0-9_\-]{38,}"),
+    ("Groq key", r"gsk_[A-Za-z0-9]{48,}"),
+    ("xAI key", r"xai-[A-Za-z0-9]{70,}"),
+    ("Replicate token", r"r8_[A-Za-z0-9]{37}"),
+    ("NVIDIA key", r"nvapi-[A-Za-z0-9_\-]{60,}"),
+    ("Tavily key", r"tvly-(?:dev-|prod-)?[A-Za-z0-9]{32,}"),
+    ("PostHog personal key", r"phx_[A-Za-z0-9]{40,}"),
+    ("Netlify token", r"nfp_[A-Za-z0-9]{36,}"),
+    ("Supabase key", r"sbp_[a-f0-9]{40}|sb_secret_[A-Za-z0-9_\-]{20,}"),
+    ("Tailscale key", r"tskey-(?:api|auth|client|scim|webhook)-[A-Za-z0-9]{8,}-[A-Za-z0-9]{16,}"),
+    ("Buildkite token", r"bkua_[a-f0-9]{40}"),
+    ("Render key", r"rnd_[A-Za-z0-9]{32}"),
+    ("Neon key", r"napi_[a-z0-9]{64}"),
+    ("Resend key", r"re_[A-Za-z0-9]{8}_[A-Za-z0-9]{24}"),
+    ("Razorpay live key", r"rzp_live_[A-Za-z0-9]{14,}"),
+    ("Bitbucket app password", r"ATBB[A-Za-z0-9_=.\-]{28,}"),
+    ("Notion integration secret", r"secret_[A-Za-z0-9]{43}"),
+    ("Pinecone key", r"pcsk_[A-Za-z0-9_]{40,}"),
+    ("Contentful token", r"CFPAT-[A-Za-z0-9_\-]{43}"),
+    ("Salesforce session id", r"00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]{60,}"),
+    ("Asana personal token", r"[0-9]/[0-9]{10,20}(?:/[0-9]{10,20})?:[A-Za-z0-9]{32}"),
+    ("ElevenLabs key", r"sk_[a-f0-9]{48}"),
 )
 
 #: Secrets inside a URL (webhooks, bot APIs): the host stays, the secret part goes.

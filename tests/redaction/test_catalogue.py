@@ -32,18 +32,17 @@ def _value(pattern: str) -> str:
     raise AssertionError(pattern)
 
 
-def _name(names: str) -> str:
+def _name(names: tuple[str, ...]) -> str:
     """A config name holding the vendor's name: ``ASANA_TOKEN`` for ``asana``."""
-    first = names.split("|")[0].replace("[_-]?", "_").replace("\\", "")
-    return f"{first.upper()}_TOKEN"
+    return f"{names[-1].upper()}_TOKEN"
 
 
 KEYED_ROWS = [(names, _name(names), _value(value)) for names, value in KEYED]
 
 
-@pytest.mark.parametrize(("names", "name", "value"), KEYED_ROWS, ids=[r[0] for r in KEYED_ROWS])
+@pytest.mark.parametrize(("names", "name", "value"), KEYED_ROWS, ids=[r[0][0] for r in KEYED_ROWS])
 def test_vendor_assignment_is_redacted(
-    redactor: Redactor, names: str, name: str, value: str
+    redactor: Redactor, names: tuple[str, ...], name: str, value: str
 ) -> None:
     """Assigned to a name holding the vendor's name, in any quoting, the value goes."""
     for line in (f"{name}={value}", f'{name} = "{value}"', f"{name}: '{value}'"):
@@ -54,9 +53,9 @@ def test_vendor_assignment_is_redacted(
     )
 
 
-@pytest.mark.parametrize(("names", "name", "value"), KEYED_ROWS, ids=[r[0] for r in KEYED_ROWS])
+@pytest.mark.parametrize(("names", "name", "value"), KEYED_ROWS, ids=[r[0][0] for r in KEYED_ROWS])
 def test_same_value_without_the_vendor_name_is_kept(
-    redactor: Redactor, names: str, name: str, value: str
+    redactor: Redactor, names: tuple[str, ...], name: str, value: str
 ) -> None:
     """Under a name that says nothing (``order``), a value of a plain format stays.
 
@@ -89,6 +88,30 @@ def test_plain_ids_only_beside_the_vendor_name(
 ) -> None:
     """A 16-digit Asana id or a Heroku UUID is redacted only when assigned to its vendor."""
     assert expected == redactor.redact_text(text)
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"asana_client_id": "1234567890123456"}, {"asana_client_id": R}),
+        ({"order_id": "1234567890123456"}, {"order_id": "1234567890123456"}),
+        ({"HEROKU_API_KEY": "0f8fad5b-d9cb-469f-a165-70867728950e"}, {"HEROKU_API_KEY": R}),
+        ({"datadog": "a" * 8 + "0123456789abcdef0123456789abcdef"}, {"datadog": R}),
+        ({"datadog_site": "datadoghq.eu"}, {"datadog_site": "datadoghq.eu"}),
+        (
+            {"key": "0f8fad5b-d9cb-469f-a165-70867728950e"},
+            {"key": "0f8fad5b-d9cb-469f-a165-70867728950e"},
+        ),
+        ({"signing_kid": "Zq8Lm2Pv9Xw4Rt6Yk1Ab"}, {"signing_kid": "Zq8Lm2Pv9Xw4Rt6Yk1Ab"}),
+        ({"client_key": "Zq8Lm2Pv9Xw4Rt6Yk1Ab"}, {"client_key": R}),
+    ],
+)
+def test_mapping_keys_follow_the_same_rules(
+    redactor: Redactor, event: dict[str, str], expected: dict[str, str]
+) -> None:
+    """A mapping's key is an assignment's name: the same judgement holds for event dicts."""
+    assert expected == redactor.redact(event)
+    assert expected == redactor(None, "info", dict(event))
 
 
 SECRET_WORDS = [
