@@ -28,6 +28,7 @@ The vendor formats and the generic rule follow gitleaks' rules (MIT licence, cop
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -203,6 +204,9 @@ _VALUE_RUN: Final = re.compile(r"[\w.=+/~%:\-]{1,200}")
 # name characters and spaces (gitleaks: up to 50 name characters and 20 more).
 _NAME_BEFORE: Final = re.compile(r"[\s'\"\\?:|=>,]{0,10}([\w.\- \t]{1,72})")
 _NAME_CACHE_MAX: Final = 2048
+# Characters between a telling word's end and the separator: 20 name characters, quotes,
+# and a repr's escapes of them.
+_NAME_GAP: Final = 40
 _names: dict[str, tuple[int, ...] | None] = {}
 
 # curl: "-u user:password", "--user=...", and "-H 'Authorization: ...'" / "--header".
@@ -302,7 +306,16 @@ def _name_before(text: str, pos: int) -> str:
 
 def assignments(text: str, add: Callable[[Span], object]) -> None:
     """Call *add* with the span of every secret value assigned in *text* (see above)."""
+    # Telling words first (one pass of a trie over the lower-cased text): a text with none,
+    # most clean lines and hostile runs of separators, costs nothing more; a separator with
+    # none ending shortly before it is skipped without reading its name.
+    ends = [m.end() for m in _TELLING.finditer(text.lower())]
+    if not ends:
+        return _others(text, add)
     for m in _CANDIDATE.finditer(text):
+        i = bisect.bisect_right(ends, m.start())
+        if not i or m.start() - ends[i - 1] > _NAME_GAP:
+            continue
         name = _name_before(text, m.start())
         if not name or _rules_for(name) is None:
             continue
@@ -323,6 +336,11 @@ def assignments(text: str, add: Callable[[Span], object]) -> None:
             if end - begin >= 8 and keyed_value(name, text[begin:end]):
                 add((begin, end))
                 break
+    _others(text, add)
+
+
+def _others(text: str, add: Callable[[Span], object]) -> None:
+    # curl command lines, NuGet and Freemius configuration.
     if "curl" in text:
         for m in _CURL_USER.finditer(text):
             add(m.span(1))

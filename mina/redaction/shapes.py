@@ -14,12 +14,7 @@ from collections.abc import Callable
 from typing import Final
 
 from mina.redaction.catalogue import assignments
-from mina.redaction.vendors import (
-    URL_HINTS,
-    URL_TOKEN,
-    VENDOR_TOKEN,
-    VENDOR_TOKEN_AFTER_ESCAPE,
-)
+from mina.redaction.vendors import TOKEN_RUN, URL_HINTS, URL_TOKEN, vendor_tokens
 
 __all__ = ["Span", "credentials"]
 
@@ -44,8 +39,6 @@ _USERINFO: Final = re.compile(
     r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://([^\s:/?#@]*)(?::([^\s/?#]*))?@(?=[^\s/?#@]*[A-Za-z0-9\]])"
 )
 _DSN_KEY: Final = re.compile(r"[0-9a-f]{32}")
-# The characters of every format in mina.redaction.vendors (a test holds each sample to it).
-_TOKEN_RUN: Final = re.compile(r"[A-Za-z0-9_\-.~+/=%|:!\\]{12,}")
 # Texts that may hold an assignment (mina.redaction.catalogue): a separator.
 _ASSIGNMENT_HINT: Final = re.compile(r"[=:,>|]")
 
@@ -60,16 +53,9 @@ def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
         for m in _PEM.finditer(text):
             if m.end() > m.end(1):
                 add((m.end(1), m.end()))
-    # Prefix dispatch, coarse: every format is a run of token characters of 12 or more, so
-    # the catalogue's alternation (140 formats) runs only inside such runs; a clean line of
-    # short words, numbers and ids runs it nowhere.
-    for run in _TOKEN_RUN.finditer(text):
-        start, end = run.span()
-        for m in VENDOR_TOKEN.finditer(text, start, end):
-            add(m.span())
-        if "\\" in run.group():
-            for m in VENDOR_TOKEN_AFTER_ESCAPE.finditer(text, start, end):
-                add(m.span())
+    for run in TOKEN_RUN.finditer(text):  # most texts have none: short words and numbers
+        for span in vendor_tokens(text, run.start(), run.end()):
+            add(span)
     if _ASSIGNMENT_HINT.search(text) is not None:
         assignments(text, add)
     if any(hint in text for hint in URL_HINTS):
