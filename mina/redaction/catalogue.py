@@ -208,6 +208,7 @@ _NAME_CACHE_MAX: Final = 2048
 # and a repr's escapes of them.
 _NAME_GAP: Final = 40
 _names: dict[str, tuple[int, ...] | None] = {}
+_kept: set[tuple[str, str, int]] = set()
 
 # curl: "-u user:password", "--user=...", and "-H 'Authorization: ...'" / "--header".
 _SP: Final = r"(?:[ \t]|\\t)"  # a space, a tab, or a repr's "\t"
@@ -316,26 +317,31 @@ def assignments(text: str, add: Callable[[Span], object]) -> None:
         i = bisect.bisect_right(ends, m.start())
         if not i or m.start() - ends[i - 1] > _NAME_GAP:
             continue
+        start = m.end()
+        run = _VALUE_RUN.match(text, start)
+        if run is None or run.end() - start == 200:
+            continue  # longer than any format: not one (and nested pairs stay linear)
         name = _name_before(text, m.start())
         if not name or _rules_for(name) is None:
             continue
-        start = m.end()
-        run = _VALUE_RUN.match(text, start)
-        if run is None:
-            continue
         value = run.group()
-        if len(value) == 200:  # longer than any format: not one (and keeps nesting linear)
-            continue
         # A value may start with "=" (base64 padding of nothing), which the separator took.
         pad = 0
         while pad < 2 and start - pad - 1 > m.start() and text[start - pad - 1] == "=":
             pad += 1
+        seen = (name, value, pad)
+        if seen in _kept:  # judged harmless before: log lines and nested pairs repeat
+            continue
         spans = ((start, start + len(value)), (start, start + value.find(":")))
         padded = ((start - n, start + len(value)) for n in range(1, pad + 1))
         for begin, end in (*spans, *padded):
             if end - begin >= 8 and keyed_value(name, text[begin:end]):
                 add((begin, end))
                 break
+        else:
+            if len(_kept) >= _NAME_CACHE_MAX:
+                _kept.clear()
+            _kept.add(seen)  # only harmless values: no secret is kept alive here
     _others(text, add)
 
 
