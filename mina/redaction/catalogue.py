@@ -184,7 +184,12 @@ _TELLING: Final = re.compile(
 )
 _VALUE_OF: Final = tuple(re.compile(f"(?i:{value})") for _, value in KEYED)
 _GENERIC_VALUE: Final = re.compile(r"(?i)[\w.=-]{10,150}|[a-z0-9][a-z0-9+/]{11,}={0,3}")
-_PASSWORD_VALUE: Final = re.compile(r"[\w.=~!@#$%^&*+/-]{8,64}")
+# A password after a password word: any characters but spaces, quotes, backticks and the
+# punctuation that ends a value in text (",;&" and closing brackets); "#", "!", "@"... stay
+# in it. Not code (a call or an index).
+_PASSWORD_RUN: Final = re.compile(r"[^\s'\"`\\,;&)\]}>]{8,64}(?![^\s'\"`\\,;&)\]}>])")
+_BARE: Final = re.compile(r"[^\s'\"`\\,;&)\]}>]{0,64}")
+_CODE: Final = re.compile(r"[A-Za-z_][\w.]*[(\[]|[$%{<]")
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_.-]+")
 _UUID: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -197,7 +202,7 @@ _TEMPLATE: Final = re.compile(r"[$%{<]|^\*+$|^x+$", re.I)
 # "=" and ":" (base64 padding, "id:secret") for at most 200 characters: the scan stays
 # linear on a text of nested pairs.
 _CANDIDATE: Final = re.compile(
-    r"(?:[=>:,]|\|\|)(?:\\[tnr]|[\\`'\"\s=:>?|,]){0,16}(?=[\w.+/~%:=\-]{8})"
+    r"(?:[=>:,]|\|\|)(?:\\[tnr]|[\\`'\"\s=:>?|,]){0,16}(?=[^\s'\"`\\]{8})"
 )
 _VALUE_RUN: Final = re.compile(r"[\w.=+/~%:\-]{1,200}")
 # The name before a separator, read backwards: quotes and separator characters, then
@@ -288,12 +293,34 @@ def _random(value: str, *, password: bool) -> bool:
     if _IDENTIFIER.fullmatch(value) or _TEMPLATE.search(value) or _UUID.fullmatch(value):
         return False
     if password:
-        return _PASSWORD_VALUE.fullmatch(value) is not None and len(set(value)) >= 5
+        return len(set(value)) >= 5 and _CODE.match(value) is None
     return (
         _GENERIC_VALUE.fullmatch(value) is not None
         and any(c.isdigit() for c in value)
         and entropy(value) >= 3.5
     )
+
+
+def _secret_span(text: str, name: str, start: int, run: re.Match[str], pad: int) -> Span | None:
+    # The value's span if it is a secret: the run of token characters, its part before a
+    # ":", the run with the "=" the separator took; or, for a password word, everything up
+    # to a space or a quote ("Xk9#mQ2vLp").
+    end = run.end()
+    colon = text.find(":", start, end)
+    candidates = [(start, end), (start, colon)] + [(start - n, end) for n in range(1, pad + 1)]
+    for begin, stop in candidates:
+        if stop - begin >= 8 and keyed_value(name, text[begin:stop]):
+            return begin, stop
+    password = _PASSWORD_RUN.match(text, start)
+    if password is not None and password.end() > end and _password(name, password.group()):
+        return password.span()
+    return None
+
+
+def _password(name: str, value: str) -> bool:
+    # A password word's value that runs past the token characters ("Xk9#mQ2vLp").
+    rules = _rules_for(name)
+    return rules is not None and -2 in rules and _random(value, password=True)
 
 
 def _name_before(text: str, pos: int) -> str:
@@ -324,20 +351,18 @@ def assignments(text: str, add: Callable[[Span], object]) -> None:
         name = _name_before(text, m.start())
         if not name or _rules_for(name) is None:
             continue
-        value = run.group()
         # A value may start with "=" (base64 padding of nothing), which the separator took.
         pad = 0
         while pad < 2 and start - pad - 1 > m.start() and text[start - pad - 1] == "=":
             pad += 1
-        seen = (name, value, pad)
+        # Everything the rules may read: the run, or up to a space for a password.
+        bare = _BARE.match(text, start)
+        seen = (name, text[start : max(run.end(), bare.end() if bare else 0)], pad)
         if seen in _kept:  # judged harmless before: log lines and nested pairs repeat
             continue
-        spans = ((start, start + len(value)), (start, start + value.find(":")))
-        padded = ((start - n, start + len(value)) for n in range(1, pad + 1))
-        for begin, end in (*spans, *padded):
-            if end - begin >= 8 and keyed_value(name, text[begin:end]):
-                add((begin, end))
-                break
+        span = _secret_span(text, name, start, run, pad)
+        if span is not None:
+            add(span)
         else:
             if len(_kept) >= _NAME_CACHE_MAX:
                 _kept.clear()

@@ -53,11 +53,12 @@ def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
         for m in _PEM.finditer(text):
             if m.end() > m.end(1):
                 add((m.end(1), m.end()))
-    for run in TOKEN_RUN.finditer(text):  # most texts have none: short words and numbers
-        for span in vendor_tokens(text, run.start(), run.end()):
-            add(span)
-    if _ASSIGNMENT_HINT.search(text) is not None:
-        assignments(text, add)
+    if len(text) >= 10:  # shorter than a name, a separator and 8 characters: no secret
+        for run in TOKEN_RUN.finditer(text):  # most texts have none: short words, numbers
+            for span in vendor_tokens(text, run.start(), run.end()):
+                add(span)
+        if _ASSIGNMENT_HINT.search(text) is not None:
+            assignments(text, add)
     if any(hint in text for hint in URL_HINTS):
         for m in URL_TOKEN.finditer(text):
             add(m.span())

@@ -116,6 +116,8 @@ def test_mapping_keys_follow_the_same_rules(
 
 SECRET_WORDS = [
     ("passwd = Xk9-mQ2vLp", f"passwd = {R}"),
+    ("passwd = Xk9#mQ2vLp!", f"passwd = {R}"),
+    ("login(pwd = Xk9#mQ2vLp) failed", f"login(pwd = {R}) failed"),
     ("creds: u9Fh2KqP0wZx7Lm3", f"creds: {R}"),
     ("DD_API_KEY=8f3a9c2e1b7d4f6a0c5e8b2d9f1a3c7e", f"DD_API_KEY={R}"),
     ("STRIPE_SECRET=Zq8Lm2Pv9Xw4Rt6Yk1", f"STRIPE_SECRET={R}"),
@@ -147,6 +149,9 @@ SECRET_WORD_NEAR_MISSES = [
     "the api returned: 200 OK in 12 ms",
     "password = request.json['password']",
     "token = self.refresh_token",
+    "password = get_password(user)",
+    "password = %(password)s",
+    "passwd = abc#aaaa",
 ]
 
 
