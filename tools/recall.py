@@ -268,6 +268,60 @@ def measure(
     return result
 
 
+def _raise_with_local(note: str) -> None:
+    # A frame whose local holds the sample, and an exception whose message does.
+    raise RuntimeError(f"upstream rejected {note}")
+
+
+def through_pipeline(samples: list[Sample]) -> tuple[int, list[Sample]]:
+    """Log each sample through Mina's real pipeline; return (count, samples that leaked).
+
+    For each sample: one log line with it as a harmless key's value, and one exception
+    (its message holds the sample, a frame local too) logged with ``log.exception`` and
+    captured by Sentry. Leaked: a form of the secret (plain, JSON-, form- or repr-encoded)
+    in the stdout lines or in any byte a local Sentry-protocol ingest on 127.0.0.1
+    received.
+    """
+    from dataclasses import replace
+
+    import sentry_sdk
+    import structlog
+
+    from mina.logging_config import configure_logging
+    from mina.observability.sentry import init_sentry
+    from mina.observability.sentry.options import close_sentry
+    from mina.settings import Settings
+    from mina.testing import SentryIngest
+    from mina.testing.logs import capture_pipeline
+
+    # Every event is wanted: the storm guard (20 of a kind a minute) is off.
+    overrides: dict[str, Any] = {"send_pii": False, "storm_budget": 0}
+    with SentryIngest() as ingest, capture_pipeline(sentry_dsn=ingest.dsn, **overrides) as logs:
+        settings = replace(Settings.from_env(), sentry_dsn=ingest.dsn, **overrides)
+        init_sentry(settings, configure_logging(settings))
+        log = structlog.get_logger("recall")
+        try:
+            for sample in samples:
+                log.info("upstream.reply", note=sample.text)
+                try:
+                    _raise_with_local(sample.text)
+                except RuntimeError:
+                    log.exception("upstream.failed")  # also Sentry's event, with the frame
+            sentry_sdk.flush(timeout=10)
+            ingest.wait_for_events(len(samples), timeout=10)
+            received = b"\n".join(ingest.raw_bodies).decode("utf-8", "replace")
+            written = logs.text
+        finally:
+            close_sentry()
+    leaked = []
+    for sample in samples:
+        forms = {*_forms(sample.secret), json.dumps(sample.secret)[1:-1]}
+        forms |= {json.dumps(form)[1:-1] for form in list(forms)}
+        if any(form in written or form in received for form in forms):
+            leaked.append(sample)
+    return len(samples), leaked
+
+
 def _pct(pair: tuple[int, int]) -> str:
     caught, total = pair
     return f"{100 * caught / total:5.1f}% ({caught}/{total})" if total else "    -"
@@ -327,12 +381,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=5, help="samples per rule (default 5)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--rule", action="append", default=[], help="only rules with this id")
+    parser.add_argument(
+        "--pipeline",
+        type=int,
+        default=40,
+        metavar="N",
+        help="also log N samples of fair rules through the real pipeline (stdout and a"
+        " local Sentry ingest); 0 to skip (default 40)",
+    )
     args = parser.parse_args(argv)
     rules, skipped = load_rules()
     if args.rule:
         rules = [r for r in rules if r.id in args.rule]
     result = measure(rules, samples=args.samples, seed=args.seed)
     score = report(rules, skipped, result, print)
+    if args.pipeline:
+        rng = random.Random(args.seed)
+        fair = [r for r in rules if r.id not in NOT_FAIR]
+        picked = rng.sample(fair, min(args.pipeline, len(fair)))
+        count, leaked = through_pipeline([s for r in picked for s in draw(r, rng, 1)])
+        print(f"Through the pipeline (stdout and Sentry): {_pct((count - len(leaked), count))}")
+        for sample in leaked:
+            print(f"  leaked ({sample.rule}): {sample.text!r}"[:300])
     return 0 if score >= TARGET else 1
 
 

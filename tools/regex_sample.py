@@ -8,7 +8,9 @@ compiled pattern and draw again when one does not match.
 Choices, so that samples read like text a program could log:
 
 - ``\\s`` (and whitespace in a class) is a space or a tab, not a line break or a form feed.
-- ``.`` and negated classes draw from printable ASCII.
+- ``.`` and negated classes draw from printable ASCII, but a ``.`` between two literal
+  characters is a dot (gitleaks' patterns write the dots of host names and method calls
+  unescaped: ``hooks.slack.com``, ``MailchimpSDK.initialize``).
 - An unbounded repetition repeats at most 24 more times than its minimum.
 - Under ``(?i)`` each letter is upper or lower case at random.
 
@@ -119,7 +121,14 @@ class Sampler:
 
     def _seq(self, items: Any, ignore: bool) -> list[str]:
         out: list[str] = []
-        for op, arg in items:
+        literal = sre_constants.LITERAL
+        for i, (op, arg) in enumerate(items):
+            between_literals = 0 < i < len(items) - 1 and (
+                items[i - 1][0] is literal and items[i + 1][0] is literal
+            )
+            if op is sre_constants.ANY and between_literals:
+                out.append(".")  # a dot written unescaped: "hooks.slack.com"
+                continue
             out.extend(self._node(op, arg, ignore))
         return out
 

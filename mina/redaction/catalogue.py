@@ -229,10 +229,13 @@ _CURL_HEADER: Final = re.compile(
 )
 # NuGet's <add key="Password" value="..."/>.
 _XML_PASSWORD: Final = re.compile(
-    r"""(?i)<add key=\\?"(?:cleartext)?password\\?"\s*value=\\?"((?:[^"\\]|\\[^"]){4,})"""
+    r"""(?i)<add key=\\?"(?:cleartext)?password\\?"(?:\s|\\[tnr])*"""
+    r"""value=\\?"((?:[^"\\]|\\[^"]){4,})"""
 )
 # Freemius' PHP configuration: 'secret_key' => 'sk_...' (any 29 characters but spaces).
-_FREEMIUS: Final = re.compile(r"""(?i)["']secret_key["']\s*=>\s*["'](sk_\S{29})["']""")
+_FREEMIUS: Final = re.compile(
+    r"""(?i)\\?["']secret_key\\?["'](?:\s|\\t)*=>(?:\s|\\t)*\\?["'](sk_\S{29})\\?["']"""
+)
 
 
 def entropy(text: str) -> float:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tools.recall import NOT_FAIR, SPOTS, load_rules, measure
+import random
+
+from tools.recall import NOT_FAIR, SPOTS, draw, load_rules, measure, through_pipeline
 
 # Floors on a fixed seed, one sample per rule (docs/redaction.md quotes the full run). The URL
 # spot holds form-encoded samples: decoding them is another rule's work (percent-decoding),
@@ -21,3 +23,13 @@ def test_recall_on_fair_rules_meets_the_floor() -> None:
         caught, total = result.recall((r.id, spot) for r in fair)
         floor = URL_FLOOR if spot == "url" else FLOOR
         assert caught / total >= floor, (spot, caught, total)
+
+
+def test_samples_through_the_real_pipeline_do_not_leak() -> None:
+    """Samples of 30 fair rules, logged for real: stdout lines and a local Sentry ingest."""
+    rules, _ = load_rules()
+    fair = [r for r in rules if r.id not in NOT_FAIR]
+    rng = random.Random(18)
+    samples = [s for r in rng.sample(fair, 30) for s in draw(r, rng, 1)]
+    count, leaked = through_pipeline(samples)
+    assert (30, []) == (count, [s.rule for s in leaked])
