@@ -205,6 +205,9 @@ _CANDIDATE: Final = re.compile(
     r"(?:[=>:,]|\|\|)(?:\\[tnr]|[\\`'\"\s=:>?|,]){0,16}(?=[^\s'\"`\\]{8})"
 )
 _VALUE_RUN: Final = re.compile(r"[\w.=+/~%:\-]{1,200}")
+# What may follow a value: the end, a space, a quote, a repr's escape, or punctuation that
+# ends a value in text ("key=abc; next", "f(key=abc)", "?key=abc&b=1").
+_VALUE_END: Final = re.compile(r"$|[\s'\"`;,)\]}>&|\\]")
 # The name before a separator, read backwards: quotes and separator characters, then
 # name characters and spaces (gitleaks: up to 50 name characters and 20 more).
 _NAME_BEFORE: Final = re.compile(r"[\s'\"\\?:|=>,]{0,10}([\w.\- \t]{1,72})")
@@ -305,15 +308,15 @@ def _random(value: str, *, password: bool) -> bool:
 
 
 def _secret_span(text: str, name: str, start: int, run: re.Match[str], pad: int) -> Span | None:
-    # The value's span if it is a secret: the run of token characters, its part before a
-    # ":", the run with the "=" the separator took; or, for a password word, everything up
+    # The value's span if it is a secret: the run of token characters (with the "=" the
+    # separator took), ended where a value ends (as in gitleaks: "2026-12-01T10" in
+    # "next_run=2026-12-01T10:00:00Z" is no value); or, for a password word, everything up
     # to a space or a quote ("Xk9#mQ2vLp").
     end = run.end()
-    colon = text.find(":", start, end)
-    candidates = [(start, end), (start, colon)] + [(start - n, end) for n in range(1, pad + 1)]
-    for begin, stop in candidates:
-        if stop - begin >= 8 and keyed_value(name, text[begin:stop]):
-            return begin, stop
+    if _VALUE_END.match(text, end) is not None:
+        for begin in range(start, start - pad - 1, -1):
+            if end - begin >= 8 and keyed_value(name, text[begin:end]):
+                return begin, end
     password = _PASSWORD_RUN.match(text, start)
     if password is not None and password.end() > end and _password(name, password.group()):
         return password.span()

@@ -152,6 +152,18 @@ SECRET_WORD_NEAR_MISSES = [
     "password = get_password(user)",
     "password = %(password)s",
     "passwd = abc#aaaa",
+    "token refresh scheduled, next_run=2026-12-01T10:00:00Z",
+    "auth provider: google-oauth2|1234567890",
+    "using access mode=readonly for bucket=mina-audio-2026",
+    "secret rotation: version=17 rotated_at=2026-11-01",
+    "key=meetings/2026/12/07/0f8fad5b.wav",
+    "primary_key=0f8fad5b-d9cb-469f-a165-70867728950e",
+    "webhook key: 8f3a9c2e (truncated)",
+    "API rate: 120/min, token bucket=50",
+    "keyboard layout: de-nodeadkeys",
+    "credentials loaded from /run/secrets/mina.env",
+    "sumOfExposures = sumOfExposures;",
+    "discord=000000000000000000",
 ]
 
 
