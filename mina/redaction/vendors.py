@@ -8,6 +8,10 @@ recognisable next to a vendor's name (a Heroku key is a bare UUID, a Datadog key
 characters of hex) are left to the key rules (``HEROKU_API_KEY``) and to ``name=value``
 pairs, so request ids, trace ids, UUIDs and hashes stay.
 
+Patterns adapted from gitleaks' rules are used under its MIT licence (copyright (c) 2019
+Zachary Rice; ``LICENSES/gitleaks.txt``); trufflehog's detectors (AGPL) were read for the
+formats only, no code was taken.
+
 To add a format: one ``(name, pattern)`` line in `FORMATS` (or `URL_FORMATS` for a secret
 inside a URL's path), a sample in ``tests/redaction/test_vendors.py``, and, if it could
 catch ordinary text, a near miss there too.
