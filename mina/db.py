@@ -266,6 +266,9 @@ def thread_connection(path: str | PathLike[str]) -> sqlite3.Connection:
 def initialize(path: str | PathLike[str]) -> None:
     """Create the database at *path* (and its parent directories) if needed; idempotent.
 
+    `Settings.from_env` has already refused a ``MINA_DATABASE`` whose directory is missing:
+    directories are created here only for the default, inside the instance folder.
+
     Switches the file to WAL journaling, which lets readers proceed while one process
     writes: several gunicorn workers share the file. Then takes the write lock once and
     releases it, so a file Mina could read but not write fails here, at start-up, rather
