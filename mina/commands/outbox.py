@@ -7,6 +7,7 @@ The envelopes in it went through Mina's Sentry hooks before they were written, s
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
@@ -138,7 +139,27 @@ def flush(dsn: str | None) -> None:
 
 
 @outbox.command("purge")
-def purge() -> None:
-    """Delete every pending envelope (those a process is sending right now stay)."""
+@click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask; required when stdin is not a terminal."
+)
+def purge(yes: bool) -> None:
+    """Delete every pending envelope (those a process is sending right now stay).
+
+    What is deleted never reaches Sentry, error events included: on a terminal the command
+    asks first; anywhere else (a script, a pipe) it refuses without --yes.
+    """
     box = _open(_settings())
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.ClickException(
+                "purge deletes events Sentry has not received: pass --yes"
+                " (stdin is not a terminal to ask on)"
+            )
+        pending = box.pending()
+        errors = sum(1 for entry in pending if entry.kind == "error")
+        click.confirm(
+            f"Delete {len(pending)} pending envelope(s), {errors} of them error events,"
+            f" from {box.directory}?",
+            abort=True,
+        )
     click.echo(f"purged {box.purge()} envelope(s) from {box.directory}")
