@@ -15,7 +15,7 @@ from typing import Final
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from mina import audio, auth, db
+from mina import audio, auth, bodies, db
 from mina.errors import http_error
 from mina.observability import background, context
 from mina.observability.pipeline import get_logger
@@ -67,6 +67,13 @@ def _owned_meeting(meeting_id: str) -> db.MeetingRow:
 def create_meeting() -> tuple[Response, int, dict[str, str]]:
     """Create a meeting from ``{"title": str}``; 201 with the meeting."""
     payload = request.get_json(silent=True)
+    if payload is None and bodies.too_deep(request):
+        raise ApiError(
+            400,
+            "too_deep",
+            "the JSON body is nested too deeply; send a flat object such as"
+            ' {"title": "Weekly sync"}',
+        )
     if not isinstance(payload, dict) or not isinstance(payload.get("title"), str):
         raise ApiError(
             400, "invalid_request", 'expected a JSON object such as {"title": "Weekly sync"}'
