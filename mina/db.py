@@ -95,6 +95,15 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at TEXT NOT NULL,
     last_used_at TEXT
 );
+-- When a user's token last authenticated a request: the user's, so it outlives revoked tokens.
+CREATE TABLE IF NOT EXISTS user_activity (
+    user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    last_used_at TEXT NOT NULL
+);
+-- A database from before user_activity: its tokens' last use, once (later runs add nothing).
+INSERT OR IGNORE INTO user_activity (user_id, last_used_at)
+    SELECT user_id, MAX(last_used_at) FROM api_tokens
+    WHERE last_used_at IS NOT NULL GROUP BY user_id;
 CREATE TABLE IF NOT EXISTS meetings (
     id TEXT PRIMARY KEY,
     owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -378,11 +387,19 @@ def user_for_token(conn: sqlite3.Connection, token: str) -> UserRow | None:
     if row is None:
         return None
     if row["last_used_at"] is None or row["last_used_at"] < _now(-_LAST_USED_RESOLUTION):
+        now = _now()
         _execute(
             conn,
             "UPDATE api_tokens",
             "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
-            (_now(), row["token_id"]),
+            (now, row["token_id"]),
+        )
+        _execute(
+            conn,
+            "UPSERT user_activity",
+            "INSERT INTO user_activity (user_id, last_used_at) VALUES (?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET last_used_at = excluded.last_used_at",
+            (row["id"], now),
         )
     user = _fields(row)
     del user["token_id"], user["last_used_at"]
@@ -477,7 +494,8 @@ def mark_chunk(
 
 @dataclass(frozen=True, slots=True)
 class UserSummary:
-    """A user with the number of its API tokens and when one was last used."""
+    """A user with the number of its API tokens and when one of its tokens, revoked ones
+    included, last authenticated a request (to the minute)."""
 
     id: int
     username: str
@@ -504,12 +522,14 @@ def find_user(conn: sqlite3.Connection, username: str) -> UserRow | None:
 
 
 def list_users(conn: sqlite3.Connection) -> list[UserSummary]:
-    """Every user, by id, with its token count and the last time a token was used."""
+    """Every user, by id, with its token count and the last time one of its tokens was
+    used (kept when that token is revoked: the user was active, whatever became of it)."""
     with span("db", "SELECT users", **_SPAN_DATA):
         rows = conn.execute(
             "SELECT users.*, COUNT(api_tokens.id) AS tokens,"
-            " MAX(api_tokens.last_used_at) AS last_used_at"
+            " user_activity.last_used_at AS last_used_at"
             " FROM users LEFT JOIN api_tokens ON api_tokens.user_id = users.id"
+            " LEFT JOIN user_activity ON user_activity.user_id = users.id"
             " GROUP BY users.id ORDER BY users.id"
         ).fetchall()
     return [UserSummary(**_fields(row)) for row in rows]

@@ -67,6 +67,35 @@ def test_a_lost_token_is_replaced_and_the_old_one_revoked(database: Path) -> Non
     assert ("ada", None) == (owner(database, new), owner(database, lost))
 
 
+def test_last_use_outlives_the_token_that_was_used(database: Path) -> None:
+    with freeze_time("2026-11-29 10:00:00"):
+        lost = mina("users", "create", "ada").stdout.strip()
+    with freeze_time("2026-11-30 08:15:00"):
+        assert "ada" == owner(database, lost)
+    with freeze_time("2026-12-01 09:00:00"):
+        assert 0 == mina("users", "token", "ada", "--revoke-others").exit_code
+
+    assert [
+        "ID  USERNAME  EMAIL  CREATED           TOKENS  LAST USED",
+        "1   ada       -      2026-11-29 10:00  1       2026-11-30 08:15",
+    ] == mina("users", "list").stdout.splitlines()
+    assert "never" == mina("users", "tokens", "ada").stdout.splitlines()[1].split()[-1]
+
+
+def test_a_database_from_before_keeps_its_last_use(database: Path) -> None:
+    # A database written before users' last use was kept: only the token knew it.
+    with freeze_time("2026-11-29 10:00:00"):
+        mina("users", "create", "ada")
+    with closing(db.connect(database)) as conn:
+        conn.execute("DROP TABLE user_activity")
+        conn.execute("UPDATE api_tokens SET last_used_at = '2026-11-30T08:15:00.000+00:00'")
+        conn.commit()
+
+    db.initialize(database)
+
+    assert "2026-11-30 08:15" == " ".join(mina("users", "list").stdout.splitlines()[1].split()[-2:])
+
+
 def test_token_keeps_the_others_unless_asked(database: Path) -> None:
     first = mina("users", "create", "ada").stdout.strip()
     second = mina("users", "token", "ada")
