@@ -60,6 +60,8 @@ __all__ = [
     "get_meeting",
     "init_app",
     "initialize",
+    "list_chunks",
+    "list_meetings",
     "list_tokens",
     "list_users",
     "mark_chunk",
@@ -418,19 +420,59 @@ def create_meeting(conn: sqlite3.Connection, owner_id: int, title: str) -> Meeti
     return meeting
 
 
+_MEETINGS_WITH_TOTALS: Final = (
+    "SELECT meetings.id, owner_id, title, meetings.created_at,"
+    " COUNT(chunks.id) AS chunk_count,"
+    " COALESCE(SUM(chunks.duration_ms), 0) AS duration_ms"
+    " FROM meetings LEFT JOIN chunks ON chunks.meeting_id = meetings.id"
+)
+
+
 def get_meeting(conn: sqlite3.Connection, meeting_id: str) -> MeetingRow | None:
     """The meeting *meeting_id* with its chunk count and total duration, or None."""
     row = _fetchone(
         conn,
         "SELECT meetings",
-        "SELECT meetings.id, owner_id, title, meetings.created_at,"
-        " COUNT(chunks.id) AS chunk_count,"
-        " COALESCE(SUM(chunks.duration_ms), 0) AS duration_ms"
-        " FROM meetings LEFT JOIN chunks ON chunks.meeting_id = meetings.id"
-        " WHERE meetings.id = ? GROUP BY meetings.id",
+        _MEETINGS_WITH_TOTALS + " WHERE meetings.id = ? GROUP BY meetings.id",
         (meeting_id,),
     )
     return None if row is None else MeetingRow(**_fields(row))
+
+
+def list_meetings(
+    conn: sqlite3.Connection, owner_id: int, *, limit: int, before: str | None = None
+) -> list[MeetingRow]:
+    """At most *limit* meetings of *owner_id*, newest first, with their totals.
+
+    *before* is the id of the last meeting of the previous page: the page starts after it
+    (a keyset, so a meeting created meanwhile neither shifts nor repeats a page). An id
+    that is not one of the owner's meetings gives an empty page.
+    """
+    sql = _MEETINGS_WITH_TOTALS + " WHERE owner_id = ?"
+    params: list[Any] = [owner_id]
+    if before is not None:
+        sql += (
+            " AND (meetings.created_at, meetings.id) <"
+            " (SELECT created_at, id FROM meetings WHERE id = ? AND owner_id = ?)"
+        )
+        params += [before, owner_id]
+    sql += " GROUP BY meetings.id ORDER BY meetings.created_at DESC, meetings.id DESC LIMIT ?"
+    params.append(limit)
+    with span("db", "SELECT meetings", **_SPAN_DATA):
+        rows = conn.execute(sql, params).fetchall()
+    return [MeetingRow(**_fields(row)) for row in rows]
+
+
+def list_chunks(
+    conn: sqlite3.Connection, meeting_id: str, *, limit: int, after_seq: int = -1
+) -> list[ChunkRow]:
+    """At most *limit* chunks of *meeting_id* in upload order, from sequence *after_seq* + 1."""
+    with span("db", "SELECT chunks", **_SPAN_DATA):
+        rows = conn.execute(
+            "SELECT * FROM chunks WHERE meeting_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (meeting_id, after_seq, limit),
+        ).fetchall()
+    return [ChunkRow(**_fields(row)) for row in rows]
 
 
 def add_chunk(
