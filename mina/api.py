@@ -89,7 +89,7 @@ def create_meeting() -> tuple[Response, int, dict[str, str]]:
         raise ApiError(400, "invalid_title", f"the title must be 1 to {TITLE_MAX} characters")
     meeting = db.create_meeting(db.get_db(), auth.current_user().id, title)
     context.bind_meeting(meeting.id, title=meeting.title)
-    log.info("meeting.created", meeting_id=meeting.id)
+    log.info("meeting.created", meeting_id=meeting.id, title=meeting.title)
     location = url_for(".get_meeting", meeting_id=meeting.id)
     return jsonify(meeting.to_json()), 201, {"Location": location}
 

@@ -98,7 +98,14 @@ def test_create_and_get_a_meeting(ada: Client, mina_logging: PipelineFactory) ->
         "chunk_count": 0,
         "duration_ms": 0,
     } == created
-    assert [{"event": "meeting.created", "meeting_id": created["id"], "log_level": "info"}] == logs
+    assert [
+        {
+            "event": "meeting.created",
+            "meeting_id": created["id"],
+            "title": "Weekly sync",
+            "log_level": "info",
+        }
+    ] == logs
     response = ada.request("GET", f"/api/meetings/{created['id']}")
     assert (200, created) == (response.status_code, response.get_json())
 

@@ -144,3 +144,42 @@ def test_usernames_are_validated_as_on_create(database: Path, command: str) -> N
     result = mina("users", command, "two words")
     assert 2 == result.exit_code
     assert "Invalid value for 'USERNAME'" in result.stderr
+
+
+def test_the_same_database_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINA_DATABASE")  # the default: in the instance folder
+    for name in ("checkout", "elsewhere"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path / "checkout")
+    mina("users", "create", "ada")
+
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    result = mina("users", "list")
+
+    assert (0, "") == (result.exit_code, result.stderr)
+    assert ["1", "ada"] == result.stdout.splitlines()[1].split()[:2]
+    assert [] == list((tmp_path / "elsewhere").iterdir())
+
+
+def test_data_of_an_older_mina_in_var_is_pointed_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINA_DATABASE")
+    monkeypatch.delenv("MINA_SENTRY_OUTBOX")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var").mkdir()
+    db.initialize(tmp_path / "var" / "mina.sqlite3")
+    instance = tmp_path / "instance"
+
+    result = mina("users", "list")
+
+    assert 0 == result.exit_code
+    assert [
+        f"mina: {tmp_path}/var/mina.sqlite3 hold(s) data of an older Mina, which now keeps"
+        f" its data in {instance}: move it there (mkdir -p {instance} && mv"
+        f" {tmp_path}/var/mina.sqlite3 {instance}/) or keep using it"
+        f" (MINA_INSTANCE_PATH={tmp_path}/var)",
+        "No users yet; create one with: mina users create NAME",
+    ] == result.stderr.splitlines()

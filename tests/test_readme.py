@@ -29,6 +29,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -382,3 +383,43 @@ def test_a_written_dsn_reaches_the_local_ingest(workdir: Path, sentry_ingest: Se
     )
     run_python(block, workdir, sentry_ingest)
     assert ["hello"] == [event["message"] for event in sentry_ingest.events]
+
+
+# --- example lines match real ones ---------------------------------------------------------
+
+
+def documented_line(event: str) -> dict[str, object]:
+    """The README's example JSON line for *event* (a ``json`` block, possibly wrapped)."""
+    for block in blocks(README):
+        if block.lang == "json" and f'"event":"{event}"' in block.source:
+            return dict(json.loads(" ".join(block.source.splitlines())))
+    raise AssertionError(f"no example line for {event} in the README")
+
+
+def test_the_documented_meeting_created_line_has_the_real_keys_in_order(
+    mina_logging: Callable[..., Any], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    from .support import create_app, make_user
+
+    lines = mina_logging()
+    app = create_app(
+        {
+            "SENTRY_DSN": sentry_ingest.dsn,
+            "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+            "SENTRY_PROFILES_SAMPLE_RATE": "0",
+            "MINA_DATABASE": str(tmp_path / "readme.sqlite3"),
+        }
+    )
+    _, token = make_user(str(tmp_path / "readme.sqlite3"), "ada")
+    app.test_client().post(
+        "/api/meetings", json={"title": "Standup"}, headers={"Authorization": f"Bearer {token}"}
+    )
+
+    [real] = lines.events("meeting.created")
+    documented = documented_line("meeting.created")
+    assert list(documented) == list(real)
+    assert ("meeting.created", "Standup", "/api/meetings") == (
+        real["event"],
+        real["title"],
+        real["route"],
+    )

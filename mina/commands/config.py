@@ -22,6 +22,7 @@ import dotenv
 import flask
 import yaml
 
+from mina.commands import say_old_data
 from mina.envfile import loaded_env_file
 from mina.settings import (
     SERVER_DEFAULTS,
@@ -151,6 +152,7 @@ def config(as_json: bool) -> None:
     """
     try:
         rows = effective_config()
+        say_old_data(Settings.from_env())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

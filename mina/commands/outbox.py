@@ -14,6 +14,7 @@ from typing import Any
 import click
 from sentry_sdk.envelope import Envelope
 
+from mina.commands import say_old_data
 from mina.observability.sentry.outbox import Outbox
 from mina.observability.sentry.sdk import OutboxSender
 from mina.observability.sentry.transport import sdk_options
@@ -24,9 +25,11 @@ __all__ = ["outbox"]
 
 def _settings() -> Settings:
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    say_old_data(settings)
+    return settings
 
 
 def _open(settings: Settings) -> Outbox:
