@@ -4,6 +4,9 @@ Every knob Mina's observability has is an environment variable (see the README's
 `Settings.from_env` parses all of them at once and raises `ConfigError` with one line
 naming the variable and the offending value, so a bad deployment stops before it serves
 a single request instead of half-starting.
+
+Over 400 lines because every setting's rule is here, in one place: the instance folder
+and the paths in it, and gunicorn's ``MINA_BIND``, are settings like the others.
 """
 
 from __future__ import annotations
@@ -215,6 +218,8 @@ def _absolute(raw: str) -> Path:
 def _existing_parent(name: str, raw: str, path: Path) -> Path:
     # Mina creates directories only inside its instance folder; anywhere else a missing
     # parent is a typo or a volume not mounted, said instead of silently created.
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(name, raw, f"{path.parent} is not a directory")
     if not path.parent.is_dir():
         raise ConfigError(name, raw, f"the directory {path.parent} does not exist")
     return path
