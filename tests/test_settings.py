@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from mina.settings import (
     old_data_hint,
 )
 
-from .support import GUNICORN_APP, ROOT
+from .support import GUNICORN_APP, ROOT, Server
 
 DSN = "https://0123456789abcdef0123456789abcdef@o1.ingest.example/42"
 
@@ -315,3 +317,26 @@ def test_bad_bind_addresses_name_mina_bind(value: str, reason: str) -> None:
     with pytest.raises(ConfigError) as info:
         bind_address({"MINA_BIND": value})
     assert str(info.value).startswith(f"MINA_BIND={value!r} is invalid: {reason}")
+
+
+def test_a_second_server_on_a_taken_address_says_so_in_one_line(
+    gunicorn: Callable[..., Server],
+) -> None:
+    first = gunicorn(workers=1, threads=1)
+    script = Path(sys.executable).with_name("mina")  # `make run` is `mina serve`
+
+    result = subprocess.run(
+        [str(script), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MINA_BIND": f"127.0.0.1:{first.port}"},
+        cwd=ROOT,
+    )
+
+    assert 1 == result.returncode
+    assert [
+        f"mina: cannot listen on 127.0.0.1:{first.port}: the address is already in use (another"
+        f" server?); choose another one: MINA_BIND=127.0.0.1:{first.port + 1} make run"
+    ] == result.stderr.splitlines()
+    assert "Traceback" not in result.stdout
