@@ -232,8 +232,11 @@ def test_upload_a_chunk_and_process_it_in_the_background(
 
 
 def test_list_meetings_shows_only_mine_newest_first_in_pages(ada: Client, bob: Client) -> None:
-    with freeze_time("2026-11-29 10:00:00", tick=True):
-        mine = [ada.create_meeting(f"Sync {n}") for n in range(5)]
+    mine = []
+    with freeze_time("2026-11-29 10:00:00") as clock:
+        for n in range(5):
+            mine.append(ada.create_meeting(f"Sync {n}"))
+            clock.tick(1)  # a second apart: the order is the creation time's
     bob.create_meeting("Bob's")
 
     first = ada.request("GET", "/api/meetings?limit=2")
