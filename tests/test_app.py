@@ -218,3 +218,23 @@ def test_create_app_again_keeps_the_sentry_client_and_logging(
 
     assert client is sentry_sdk.get_client()
     assert handlers == logging.getLogger().handlers
+
+
+def test_start_up_names_absolute_paths_and_old_var_data(
+    mina_logging: PipelineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINA_DATABASE")
+    monkeypatch.delenv("MINA_SENTRY_OUTBOX")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var" / "sentry-outbox").mkdir(parents=True)
+    instance = tmp_path / "instance"
+    lines = mina_logging()
+
+    app = mina.create_app()
+
+    [loaded] = lines.events("config.loaded")
+    [old] = lines.events("config.old_data")
+    assert str(instance / "mina.sqlite3") == loaded["database"]
+    assert (str(instance), "warning") == (app.instance_path, old["level"])
+    assert old["hint"].startswith(f"{tmp_path}/var/sentry-outbox hold(s) data of an older Mina")
+    assert [] == [path.name for path in (tmp_path / "var" / "sentry-outbox").iterdir()]

@@ -190,7 +190,10 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         "dsn": settings.sentry_dsn,
         "environment": settings.sentry_environment,
         "release": settings.sentry_release,
-        "traces_sample_rate": settings.traces_sample_rate,
+        "traces_sample_rate": settings.traces_sample_rate,  # what the sampler uses, for readers
+        "traces_sampler": traces_sampler(
+            settings.traces_sample_rate, frozenset(settings.traces_ignore_paths)
+        ),
         # Continuous profiling tied to sampled transactions: each process decides once
         # whether it profiles, then profiles while a sampled transaction runs.
         "profile_session_sample_rate": settings.profiles_sample_rate,
@@ -218,6 +221,27 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     if settings.sentry_spotlight:
         options["spotlight"] = settings.sentry_spotlight
     return options
+
+
+def traces_sampler(rate: float, ignored: frozenset[str]) -> Callable[[dict[str, Any]], float]:
+    """The SDK's ``traces_sampler``: *rate* for every request, 0 for the *ignored* paths.
+
+    Health checks (``SENTRY_TRACES_IGNORE_PATHS``, default ``/healthz``) would otherwise
+    spend the transaction quota on nothing: a load balancer probes far more often than
+    users call. A decision made upstream (an incoming ``sentry-trace`` with its sampled
+    flag) is kept whatever the path, so a sampled trace never loses a piece in the middle;
+    an unsampled request still carries its trace id on its lines and outgoing headers.
+    """
+
+    def sample(context: dict[str, Any]) -> float:
+        parent = context.get("parent_sampled")
+        if parent is not None:
+            return 1.0 if parent else 0.0
+        environ = context.get("wsgi_environ")
+        path = environ.get("PATH_INFO") if isinstance(environ, dict) else None
+        return 0.0 if path in ignored else rate
+
+    return sample
 
 
 def _envelope_url(dsn: str | None) -> str | None:
