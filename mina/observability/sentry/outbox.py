@@ -30,6 +30,7 @@ Nothing here imports sentry_sdk: the store only knows bytes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import re
@@ -58,7 +59,31 @@ _KINDS: Final[dict[str, Kind]] = {"c": "report", "e": "error", "t": "other"}
 
 
 class OutboxFull(Exception):
-    """The outbox directory cannot take an envelope (disk full, read-only, ...)."""
+    """The outbox directory cannot take an envelope (disk full, read-only, ...).
+
+    :param reason: what `/healthz` and the log lines say: ``outbox_read_only``,
+        ``outbox_full``, ``outbox_permission_denied`` or ``outbox_write_failed: <ERRNO>``.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+_REASONS: Final[dict[int, str]] = {
+    errno.EROFS: "outbox_read_only",
+    errno.ENOSPC: "outbox_full",
+    errno.EDQUOT: "outbox_full",
+    errno.EFBIG: "outbox_full",  # a file-size limit (RLIMIT_FSIZE, a quota on one file)
+    errno.EACCES: "outbox_permission_denied",
+    errno.EPERM: "outbox_permission_denied",
+}
+
+
+def _failed(exc: OSError) -> OutboxFull:
+    code = exc.errno or 0
+    reason = _REASONS.get(code, f"outbox_write_failed: {errno.errorcode.get(code, code)}")
+    return OutboxFull(f"{type(exc).__name__}: {exc}", reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +172,22 @@ class Outbox:
         :raises OutboxFull: when the file cannot be written.
         """
         id_ = f"{_RANKS[kind]}{time.time_ns():019d}-{os.getpid()}-{next(self._seq)}"
+        self._write(id_, data)
+        with self._stats_lock:
+            self._unsynced.append(id_)
+            self._estimate[0] += 1
+            self._estimate[1] += len(data)
+        return id_
+
+    def _write(self, id_: str, data: bytes) -> None:
+        # tmp/<id>, then renamed into pending/. A failure at any step removes the
+        # temporary file: a full or failing disk must not fill up with empty files.
+        tmp = self._tmp / (id_ + _SUFFIX)
+        created = False
         try:
             self._make_dirs()
-            tmp = self._tmp / (id_ + _SUFFIX)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            created = True
             try:
                 view = memoryview(data)
                 while view:
@@ -159,12 +196,36 @@ class Outbox:
                 os.close(fd)
             os.replace(tmp, self._pending / (id_ + _SUFFIX))
         except OSError as exc:
-            raise OutboxFull(f"{type(exc).__name__}: {exc}") from exc
-        with self._stats_lock:
-            self._unsynced.append(id_)
-            self._estimate[0] += 1
-            self._estimate[1] += len(data)
-        return id_
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            self._made = False  # the directories may be gone: made again next time
+            raise _failed(exc) from exc
+
+    def probe(self, size: int = 4096) -> None:
+        """Write *size* bytes into ``tmp/`` and remove them: whether the outbox can take an
+        envelope now (checked at start-up and while degraded).
+
+        :raises OutboxFull: when it cannot, with the reason.
+        """
+        name = self._tmp / f"probe-{os.getpid()}-{threading.get_ident()}"
+        created = False
+        try:
+            self._make_dirs()
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            created = True
+            try:
+                if os.write(fd, bytes(size)) < size:  # room for part of it only
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._made = False
+            raise _failed(exc) from exc
+        finally:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
 
     def sync(self) -> int:
         """fsync every envelope this process put since the last call (those still pending)
@@ -183,7 +244,10 @@ class Outbox:
             finally:
                 os.close(fd)
         if ids:
-            fd = os.open(self._pending, os.O_RDONLY)
+            try:
+                fd = os.open(self._pending, os.O_RDONLY)
+            except FileNotFoundError:  # removed meanwhile: nothing left to make durable
+                return synced
             try:
                 os.fsync(fd)
             finally:
@@ -216,7 +280,7 @@ class Outbox:
                     except FileNotFoundError:  # claimed or deleted meanwhile
                         continue
                     found.append(Entry(id_, Path(item.path), size, state))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # not made yet, or made impossible
             return []
         return found
 
@@ -231,7 +295,10 @@ class Outbox:
 
     def claim(self, entry: Entry) -> Claim | None:
         """Rename pending *entry* into ``sending/`` for this process; ``None`` if another
-        process was first (or it is gone)."""
+        process was first (or it is gone).
+
+        :raises OutboxFull: when the directory cannot be changed (read-only).
+        """
         target = self._sending / f"{entry.id}.{os.getpid()}.{int(time.time())}"
         # Known as ours before it exists: `recover` on another thread must never take a
         # claim of this process for a dead predecessor's and put it back while it is sent.
@@ -241,6 +308,9 @@ class Outbox:
         except FileNotFoundError:
             self._mine.discard(target.name)
             return None
+        except OSError as exc:  # read-only, gone: the outbox cannot be changed now
+            self._mine.discard(target.name)
+            raise _failed(exc) from exc
         return Claim(entry.id, target)
 
     @staticmethod

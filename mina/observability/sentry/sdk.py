@@ -683,8 +683,10 @@ class OutboxSender(HttpTransport):
         options["retries"] = False
         return options
 
-    def post(self, envelope: bytes) -> tuple[int, str | None]:
+    def post(self, envelope: bytes, read_timeout: float | None = None) -> tuple[int, str | None]:
         """POST the serialized *envelope*; return the status and the ``Retry-After`` value.
+
+        *read_timeout* (seconds) replaces the pool's read timeout for this request.
 
         Rate-limit headers are applied before returning, whatever the status.
 
@@ -709,6 +711,10 @@ class OutboxSender(HttpTransport):
             headers=headers,
             retries=False,
             preload_content=True,
+            timeout=urllib3.Timeout(
+                connect=self._timeout,
+                read=self._timeout if read_timeout is None else read_timeout,
+            ),
         )
         try:
             self._update_rate_limits(response)

@@ -7,11 +7,16 @@ rest (a process forked after Sentry started, as under gunicorn's ``preload_app``
 its own, with a connection pool of its own):
 
 - the *sender* sends pending envelopes (errors first, oldest first), deletes each on a
-  2xx, and on a refused/hung/reset connection, a 5xx, 401 or 403 puts it back and waits
+  2xx, and on a refused/hung/reset connection or a 5xx puts it back and waits
   (exponential backoff with jitter, at most ``retry_max`` seconds); on 429 or
   ``X-Sentry-Rate-Limits`` it waits per category as Sentry asked, keeping the envelopes.
-  Another 4xx (400, 413) means Sentry will never take the envelope: it is dropped and
-  counted (``send_error``).
+  A 401 or 403 means the DSN is wrong: said once (``sentry.rejected``), the envelopes
+  kept, tried again every ``rejected_retry`` seconds. Another 4xx (400, 413) means Sentry
+  will never take the envelope: it is dropped and counted (``send_error``).
+  A request that timed out waiting for the answer may have reached Sentry: that envelope
+  goes behind the others (they are not held up by it, and it is not sent again at once),
+  and the next requests wait four times as long (at most ``_TIMEOUT_GROWTH_MAX`` times
+  the timeout) so a Sentry that is slow, not down, receives each event about once.
 - the *janitor* fsyncs what was written (`Outbox.sync`), keeps the outbox within its
   bounds (dropping oldest non-errors first, each drop counted as ``cache_overflow``),
   returns envelopes claimed by dead processes, and writes the counted losses as a Sentry
@@ -20,6 +25,14 @@ its own, with a connection pool of its own):
 The link to Sentry is logged once per change of state (``sentry.unreachable``,
 ``sentry.rate_limited``, ``sentry.recovered``) with the outbox depth, instead of a warning
 per envelope; urllib3's own records from these threads are filtered out.
+
+An outbox that cannot be written (read-only, full, no permission; checked at start-up and
+on every failed write) is *degraded*: one ``sentry.outbox_degraded`` line, envelopes are
+kept in a bounded memory queue and sent from there (what does not fit is counted as
+``queue_overflow``), the janitor tries the directory again every second, and once it
+takes envelopes again what is still in memory is written to it and one
+``sentry.outbox_recovered`` line gives the counts. `OutboxTransport.health` is what
+``/healthz`` shows.
 
 Without a DSN the transport only keeps envelopes (``mina outbox flush --dsn`` sends them).
 
@@ -36,7 +49,8 @@ import random
 import threading
 import time
 import weakref
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -44,6 +58,8 @@ import sentry_sdk
 from sentry_sdk.consts import DEFAULT_OPTIONS
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.transport import Transport
+from sentry_sdk.utils import Dsn
+from urllib3.exceptions import ReadTimeoutError
 
 from mina.observability.pipeline import get_logger
 from mina.observability.sentry.outbox import Claim, Kind, Outbox, OutboxFull
@@ -52,11 +68,15 @@ from mina.observability.sentry.sdk import OutboxSender
 __all__ = [
     "EXIT_FLUSH_SECONDS",
     "LOGGER",
+    "MEMORY_MAX_BYTES",
+    "MEMORY_MAX_ENVELOPES",
+    "REJECTED_RETRY_SECONDS",
     "THREAD_PREFIX",
     "OutboxTransport",
     "build_transport",
     "envelope_kind",
     "flush_on_exit",
+    "link_health",
     "sdk_options",
 ]
 
@@ -74,10 +94,21 @@ _IDLE_POLL: Final = 2.0  # seconds between looks for envelopes other processes l
 _RECOVER_EVERY: Final = 5.0  # seconds between looks for abandoned claims
 _REPORT_EVERY: Final = 30.0  # seconds between client reports, as the SDK does
 _DROP_LOG_EVERY: Final = 1.0  # at most one outbox-dropped line a second
+_PROBE_EVERY: Final = 1.0  # seconds between tries of a degraded outbox directory
+#: A read that timed out makes the next wait four times as long, up to this many times the
+#: configured timeout; a quick answer brings it back.
+_TIMEOUT_GROWTH_MAX: Final = 8
+
+#: Seconds between tries while Sentry answers 401/403 (the DSN's key is wrong or revoked):
+#: a wrong key is fixed by configuration, not by retrying every few seconds.
+REJECTED_RETRY_SECONDS: Final = 300.0
+#: Envelopes (and bytes) kept in memory while the outbox directory cannot be written.
+MEMORY_MAX_ENVELOPES: Final = 1000
+MEMORY_MAX_BYTES: Final = 16 * 1024 * 1024
 
 _log = get_logger(LOGGER)
 
-State = Literal["ok", "unreachable", "rate_limited"]
+State = Literal["ok", "unreachable", "rate_limited", "rejected"]
 
 
 def sdk_options(**options: Any) -> dict[str, Any]:
@@ -122,21 +153,44 @@ class OutboxTransport(Transport):
     :param outbox: where envelopes wait.
     :param timeout: socket timeout of one request, in seconds.
     :param retry_max: longest wait between retries, in seconds.
+    :param rejected_retry: wait between tries while Sentry answers 401/403, in seconds.
     """
 
     def __init__(
-        self, options: dict[str, Any], outbox: Outbox, *, timeout: float, retry_max: float
+        self,
+        options: dict[str, Any],
+        outbox: Outbox,
+        *,
+        timeout: float,
+        retry_max: float,
+        rejected_retry: float = REJECTED_RETRY_SECONDS,
     ) -> None:
         super().__init__(options)
         self.outbox = outbox
         self._timeout = timeout
         self._retry_max = retry_max
+        self._rejected_retry = rejected_retry
         self._lost: Counter[tuple[str, str]] = Counter()
         self._last_report = time.monotonic()
         self._dropped: Counter[Kind] = Counter()
         self._last_drop_log = 0.0
+        # The outbox directory's state: None while it takes envelopes, else the reason.
+        self._memory_lock = threading.Lock()
+        self._disk_error: str | None = None
+        self._degraded_since = 0.0
+        self._degraded_counts: Counter[str] = Counter()
+        self._memory_dropped_total = 0
+        self._reset_memory()
+        try:
+            outbox.probe()
+        except OutboxFull as exc:  # said at start-up, not at the first event
+            self._degrade(exc)
         self._start()
         _transports.add(self)
+
+    def _reset_memory(self) -> None:
+        self._memory: deque[tuple[Kind, bytes]] = deque()
+        self._memory_bytes = 0
 
     def _start(self) -> None:
         # The sender's connection pool, the threads and what they share; made again in a
@@ -158,6 +212,10 @@ class OutboxTransport(Transport):
         self._limited: frozenset[str] = frozenset()  # categories announced as limited
         self._down_since = 0.0
         self._sent_total = 0
+        # Envelopes whose request timed out (maybe received): outbox id -> tries.
+        self._doubt: dict[str, int] = {}
+        self._read_timeout = self._timeout
+        self._last_timed_out = False  # whether the last request timed out reading
         for name in _URLLIB3_LOGGERS:
             quiet = logging.getLogger(name)
             if _QUIET not in quiet.filters:
@@ -179,21 +237,75 @@ class OutboxTransport(Transport):
         self.outbox.after_fork()
         self._lost = Counter()  # the parent reports its own
         self._dropped = Counter()
+        self._memory_lock = threading.Lock()
+        self._reset_memory()  # the parent sends what it kept in memory
         self._start()
 
     # Called by the SDK, on the capturing thread
 
     def capture_envelope(self, envelope: Envelope) -> None:
-        """Write *envelope* into the outbox (no network on this thread)."""
-        try:
-            self.outbox.put(envelope.serialize(), envelope_kind(envelope))
-        except OutboxFull as exc:
-            for item in envelope.items:
-                self.record_lost_event("cache_overflow", item=item)
-            _log.error("sentry.outbox_write_failed", error=str(exc)[:200])
-            return
+        """Write *envelope* into the outbox (no network on this thread); while the outbox
+        cannot be written, keep it in memory for the sender."""
+        self._store(envelope.serialize(), envelope_kind(envelope), envelope.items)
+
+    def _store(self, data: bytes, kind: Kind, items: Iterable[Item]) -> None:
+        if self._disk_error is None:
+            try:
+                self.outbox.put(data, kind)
+            except OutboxFull as exc:
+                self._degrade(exc)
+            else:
+                self._wake.set()
+                self._tidy.set()
+                return
+        with self._memory_lock:
+            fits = (
+                len(self._memory) < MEMORY_MAX_ENVELOPES
+                and self._memory_bytes + len(data) <= MEMORY_MAX_BYTES
+            )
+            if fits:
+                self._memory.append((kind, data))
+                self._memory_bytes += len(data)
+                self._degraded_counts["kept_in_memory"] += 1
+            else:
+                self._degraded_counts["dropped"] += 1
+                self._memory_dropped_total += 1
+        if not fits:
+            for item in items:
+                self.record_lost_event("queue_overflow", item=item)
         self._wake.set()
-        self._tidy.set()
+
+    def _degrade(self, exc: OutboxFull) -> None:
+        # One line when the directory stops taking envelopes, not one per envelope.
+        with self._memory_lock:
+            first = self._disk_error is None
+            self._disk_error = exc.reason
+            if first:
+                self._degraded_since = time.monotonic()
+                self._degraded_counts = Counter()
+        if first:
+            _log.error(
+                "sentry.outbox_degraded",
+                outbox=str(self.outbox.directory),
+                reason=exc.reason,
+                error=str(exc)[:200],
+                events="sent from memory until the outbox can be written again",
+                memory_max_events=MEMORY_MAX_ENVELOPES,
+            )
+
+    def health(self) -> dict[str, Any]:
+        """The outbox's and the link's state, as ``/healthz`` shows them."""
+        with self._memory_lock:
+            error, in_memory = self._disk_error, len(self._memory)
+            dropped = self._memory_dropped_total
+        outbox: dict[str, Any] = {"state": "ok" if error is None else "degraded"}
+        if error is not None:
+            outbox["reason"] = error
+        outbox.update(path=str(self.outbox.directory), in_memory=in_memory, dropped=dropped)
+        sentry: dict[str, Any] = {"state": self._state if self._sender is not None else "off"}
+        if self._state != "ok":
+            sentry["retry_in"] = round(max(self._retry_at - time.monotonic(), 0.0), 3)
+        return {"outbox": outbox, "sentry": sentry}
 
     def record_lost_event(
         self,
@@ -239,7 +351,9 @@ class OutboxTransport(Transport):
             self._cond.wait_for(lambda: self._passed >= target or self._stop.is_set(), timeout)
 
     def kill(self) -> None:
-        """Stop both threads; what is not sent stays in the outbox for the next process."""
+        """Stop both threads; what is not sent stays in the outbox for the next process
+        (envelopes held in memory are written there if it takes them now, else counted in
+        a ``sentry.outbox_memory_lost`` line)."""
         self._stop.set()
         self._wake.set()
         self._tidy.set()
@@ -248,10 +362,22 @@ class OutboxTransport(Transport):
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=0.5)
+        self._spill_memory()
+        with self._memory_lock:
+            lost, self._memory = len(self._memory), deque()
+            self._memory_bytes = 0
+        if lost:
+            _log.error(
+                "sentry.outbox_memory_lost",
+                envelopes=lost,
+                outbox=str(self.outbox.directory),
+                reason=self._disk_error,
+            )
 
     @property
     def state(self) -> State:
-        """The link to Sentry as last seen: ``ok``, ``unreachable`` or ``rate_limited``."""
+        """The link to Sentry as last seen: ``ok``, ``unreachable``, ``rate_limited`` or
+        ``rejected``."""
         return self._state
 
     # The sender thread
@@ -280,10 +406,25 @@ class OutboxTransport(Transport):
             return wait
         if sender.blocked_all():
             return min(sender.limited_for(), _IDLE_POLL)
-        for entry in self.outbox.pending():
+        if not self._send_memory(sender):
+            return max(self._retry_at - time.monotonic(), 0.0)
+        try:
+            entries = self.outbox.pending()
+        except OSError:  # unreadable: the capturing side finds it out and says so
+            entries = []
+        if self._doubt:  # forget envelopes sent, dropped or taken by another process
+            ids = {entry.id for entry in entries}
+            self._doubt = {id_: n for id_, n in self._doubt.items() if id_ in ids}
+            # Those whose request timed out go last: the others are not held up by them.
+            entries.sort(key=lambda entry: entry.id in self._doubt)
+        for entry in entries:
             if self._stop.is_set():
                 return 0.0
-            claim = self.outbox.claim(entry)
+            try:
+                claim = self.outbox.claim(entry)
+            except OutboxFull as exc:  # read-only now: memory carries new envelopes
+                self._degrade(exc)
+                break
             if claim is None:  # another process took it
                 continue
             try:
@@ -298,33 +439,87 @@ class OutboxTransport(Transport):
         limited = sender.limited_for()
         return min(limited, _IDLE_POLL) if limited > 0 else _IDLE_POLL
 
+    def _send_memory(self, sender: OutboxSender) -> bool:
+        """Send the envelopes kept in memory; return whether to go on with the outbox."""
+        for _ in range(len(self._memory)):  # each at most once a pass
+            if self._stop.is_set():
+                return False
+            with self._memory_lock:
+                if not self._memory:
+                    return True
+                kind, data = self._memory.popleft()
+                self._memory_bytes -= len(data)
+            keep, go_on, doubtful = True, False, False  # what an exception leaves
+            try:
+                if sender.limited_for() > 0 and sender.blocked(_categories(data)):
+                    keep, go_on, doubtful = True, True, True
+                else:
+                    keep, go_on = self._attempt(sender, data, None)
+                    doubtful = self._last_timed_out
+            finally:
+                with self._memory_lock:
+                    if not keep:
+                        self._degraded_counts["sent_from_memory"] += 1
+                    elif doubtful:  # behind the others, as for the outbox
+                        self._memory.append((kind, data))
+                        self._memory_bytes += len(data)
+                    else:
+                        self._memory.appendleft((kind, data))
+                        self._memory_bytes += len(data)
+            if not go_on:
+                return False
+        return True
+
     def _send(self, sender: OutboxSender, claim: Claim, data: bytes) -> bool:
         """Send one claimed envelope; return whether to go on with the next one."""
-        try:
-            status, retry_after = sender.post(data)
-        except Exception as exc:  # refused, reset, timed out, DNS: Sentry is unreachable
+        keep, go_on = self._attempt(sender, data, claim.id)
+        if keep:
             self.outbox.release(claim)
+        else:
+            self.outbox.done(claim)
+        return go_on
+
+    def _attempt(self, sender: OutboxSender, data: bytes, id_: str | None) -> tuple[bool, bool]:
+        """POST *data* (outbox id *id_*, None for memory); return whether to keep the
+        envelope and whether to go on with the next one."""
+        started = time.monotonic()
+        self._last_timed_out = False
+        try:
+            status, retry_after = sender.post(data, read_timeout=self._read_timeout)
+        except Exception as exc:  # refused, reset, timed out, DNS: Sentry is unreachable
+            if isinstance(exc, ReadTimeoutError):
+                # Sent, but no answer in time: Sentry may have it. Not sent again at once,
+                # and the next requests wait longer for an answer.
+                self._last_timed_out = True
+                if id_ is not None:
+                    self._doubt[id_] = self._doubt.get(id_, 0) + 1
+                self._read_timeout = min(
+                    self._read_timeout * 4, self._timeout * _TIMEOUT_GROWTH_MAX
+                )
             self._unreachable(type(exc).__name__, None)
-            return False
+            return True, False
         self._note_limits(sender)
         if 200 <= status < 300:
-            self.outbox.done(claim)
+            if id_ is not None:
+                self._doubt.pop(id_, None)
+            if time.monotonic() - started < self._timeout / 2:
+                self._read_timeout = self._timeout  # quick again
             self._delivered()
-            return True
+            return False, True
         if status == 429:
-            self.outbox.release(claim)
             self._rate_limited()
-            return True  # other categories may still go
-        if status >= 500 or status in (401, 403, 408):
-            # Sentry (or a proxy) is down, or the key is wrong: keep the envelope.
-            self.outbox.release(claim)
+            return True, True  # other categories may still go
+        if status in (401, 403):
+            self._rejected(status)
+            return True, False
+        if status >= 500 or status == 408:
+            # Sentry (or a proxy) is down: keep the envelope.
             self._unreachable(f"HTTP {status}", retry_after)
-            return False
+            return True, False
         # Any other answer means Sentry will never take this envelope.
         self._count_lost("send_error", data)
-        self.outbox.done(claim)
-        _log.error("sentry.envelope_rejected", status=status, outbox_id=claim.id)
-        return True
+        _log.error("sentry.envelope_rejected", status=status, outbox_id=id_)
+        return False, True
 
     def _count_lost(self, reason: str, data: bytes) -> None:
         try:
@@ -336,7 +531,10 @@ class OutboxTransport(Transport):
             self.record_lost_event(reason, item=item)
 
     def _depth(self) -> dict[str, int]:
-        count, size = self.outbox.depth()
+        try:
+            count, size = self.outbox.depth()
+        except OSError:  # an unreadable directory (degraded): nothing countable there
+            count = size = 0
         return {"outbox_depth": count, "outbox_bytes": size}
 
     def _unreachable(self, error: str, retry_after: str | None) -> None:
@@ -353,6 +551,27 @@ class OutboxTransport(Transport):
             _log.warning(
                 "sentry.unreachable", error=error, retry_in=round(delay, 3), **self._depth()
             )
+
+    def _rejected(self, status: int) -> None:
+        # 401/403: the DSN's key is wrong or revoked. Said once, naming the project and
+        # host (never the key); tried again only every `rejected_retry` seconds.
+        self._failures += 1
+        self._retry_at = time.monotonic() + self._rejected_retry
+        if self._state == "rejected":
+            return
+        if self._state == "ok":
+            self._down_since = time.monotonic()
+        self._state = "rejected"
+        dsn = Dsn(str((self.options or {}).get("dsn")))
+        _log.error(
+            "sentry.rejected",
+            status=status,
+            project=dsn.project_id,
+            host=dsn.netloc,
+            reason="Sentry refused the DSN's key: check SENTRY_DSN",
+            retry_in=self._rejected_retry,
+            **self._depth(),
+        )
 
     def _note_limits(self, sender: OutboxSender) -> None:
         # One line when Sentry limits a category it did not limit before (429 or a
@@ -390,24 +609,79 @@ class OutboxTransport(Transport):
     # The janitor thread
 
     def _run_janitor(self) -> None:
-        last_recover = 0.0
+        last_recover = last_probe = 0.0
         while not self._stop.is_set():
             self._tidy.clear()
             try:
                 now = time.monotonic()
-                self.outbox.sync()
-                if now - last_recover >= _RECOVER_EVERY:
-                    last_recover = now
-                    if self.outbox.recover():
-                        self._wake.set()
-                self._enforce_bounds()
+                if self._disk_error is not None:
+                    # Nothing to tidy on a directory that cannot be changed: try it again.
+                    if now - last_probe >= _PROBE_EVERY:
+                        last_probe = now
+                        self._try_outbox_again()
+                else:
+                    self.outbox.sync()
+                    if now - last_recover >= _RECOVER_EVERY:
+                        last_recover = now
+                        if self.outbox.recover():
+                            self._wake.set()
+                    self._enforce_bounds()
                 self._write_client_report(force=False)
             except Exception as exc:  # never let the thread die
                 _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
             self._tidy.wait(1.0)
             self._stop.wait(0.05)  # a burst of writes wakes this once, not per write
-        self.outbox.sync()
+        if self._disk_error is None:
+            self.outbox.sync()
         self._log_drops(force=True)
+
+    def _try_outbox_again(self) -> None:
+        """While degraded: if the directory takes envelopes again, write what memory holds
+        into it and say so once, with the counts of the degraded time."""
+        try:
+            self.outbox.probe()
+        except OutboxFull as exc:
+            with self._memory_lock:
+                self._disk_error = exc.reason  # full may have become read-only
+            return
+        if not self._spill_memory():
+            return
+        with self._memory_lock:
+            was, self._disk_error = self._disk_error, None
+            counts = self._degraded_counts
+            seconds = time.monotonic() - self._degraded_since
+        self._spill_memory()  # what was kept while the first spill ran
+        _log.info(
+            "sentry.outbox_recovered",
+            outbox=str(self.outbox.directory),
+            was=was,
+            degraded_seconds=round(seconds, 3),
+            kept_in_memory=counts["kept_in_memory"],
+            sent_from_memory=counts["sent_from_memory"],
+            written_to_outbox=counts["written_to_outbox"],
+            dropped=counts["dropped"],
+        )
+        self._wake.set()
+
+    def _spill_memory(self) -> bool:
+        """Write the envelopes kept in memory into the outbox, oldest first; return whether
+        all of them went (the rest stay in memory)."""
+        while True:
+            with self._memory_lock:
+                if not self._memory:
+                    return True
+                kind, data = self._memory.popleft()
+                self._memory_bytes -= len(data)
+            try:
+                self.outbox.put(data, kind)
+            except OutboxFull as exc:
+                with self._memory_lock:
+                    self._memory.appendleft((kind, data))
+                    self._memory_bytes += len(data)
+                    self._disk_error = self._disk_error or exc.reason
+                return False
+            with self._memory_lock:
+                self._degraded_counts["written_to_outbox"] += 1
 
     def _enforce_bounds(self) -> None:
         for claim in self.outbox.over_bounds():
@@ -452,12 +726,7 @@ class OutboxTransport(Transport):
             ],
         }
         envelope = Envelope(items=[Item(PayloadRef(json=report), type="client_report")])
-        try:
-            self.outbox.put(envelope.serialize(), "report")
-        except OutboxFull as exc:
-            _log.error("sentry.outbox_write_failed", error=str(exc)[:200], lost=report)
-            return
-        self._wake.set()
+        self._store(envelope.serialize(), "report", envelope.items)
 
 
 def build_transport(
@@ -468,6 +737,7 @@ def build_transport(
     max_bytes: int,
     timeout: float,
     retry_max: float,
+    rejected_retry: float = REJECTED_RETRY_SECONDS,
 ) -> OutboxTransport:
     """An `OutboxTransport` for the ``sentry_sdk.init`` keyword arguments *options*."""
     return OutboxTransport(
@@ -475,7 +745,23 @@ def build_transport(
         Outbox(directory, max_envelopes, max_bytes),
         timeout=timeout,
         retry_max=retry_max,
+        rejected_retry=rejected_retry,
     )
+
+
+def link_health() -> dict[str, Any]:
+    """What ``/healthz`` says about Sentry: ``{"outbox": {...}, "sentry": {...}}``.
+
+    ``outbox.state`` is ``ok``, ``degraded`` (with ``reason``) or ``off`` (no outbox);
+    ``sentry.state`` is ``ok``, ``unreachable``, ``rate_limited``, ``rejected``, ``off``
+    (no DSN, or Sentry not started) or ``unmonitored`` (the SDK's own transport).
+    """
+    client = sentry_sdk.get_client()
+    transport = client.transport if client.is_active() else None
+    if isinstance(transport, OutboxTransport):
+        return transport.health()
+    sentry = "off" if transport is None else "unmonitored"
+    return {"outbox": {"state": "off"}, "sentry": {"state": sentry}}
 
 
 #: Every live transport, for `_after_fork`.
