@@ -331,8 +331,8 @@ class Outbox:
             os.unlink(claim.path)
 
     def recover(self) -> int:
-        """Return abandoned claims to ``pending/`` and delete abandoned temporary files;
-        return how many envelopes went back.
+        """Return abandoned claims to ``pending/`` and delete abandoned temporary files (at
+        once for a process that is gone); return how many envelopes went back.
 
         A claim is abandoned when its process no longer exists or it is older than
         `STALE_CLAIM_SECONDS`. Also how a new process resumes a killed one's outbox.
@@ -362,8 +362,13 @@ class Outbox:
         try:
             with os.scandir(self._tmp) as it:
                 for item in it:
+                    # A write of a process that is gone (killed mid-write) will never be
+                    # finished: removed at once. Others only once clearly abandoned.
+                    match = _ID.match(item.name)
+                    pid = int(match.group().split("-")[1]) if match else None
+                    dead = pid is not None and pid != os.getpid() and not _alive(pid)
                     try:
-                        if now - item.stat().st_mtime > _STALE_TMP_SECONDS:
+                        if dead or now - item.stat().st_mtime > _STALE_TMP_SECONDS:
                             os.unlink(item.path)
                     except FileNotFoundError:
                         pass
