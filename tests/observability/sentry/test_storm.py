@@ -135,10 +135,10 @@ def test_every_window_end_writes_its_count_and_shutdown_adds_none() -> None:
     guard = StormGuard(budget=1, window=0.2)
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "same", None, None)
     with capture_pipeline() as lines:
-        for burst in (5, 3):
+        for windows, burst in enumerate((5, 3), start=1):
             for _ in range(burst):
                 guard.admit({}, {"log_record": record})
-            wait_for(lambda: len(lines.events("sentry.storm_suppressed")) == (burst == 3) + 1)
+            wait_for(lambda n=windows: len(lines.events("sentry.storm_suppressed")) == n)
         guard.report_pending()
 
     assert [4, 2] == [line["suppressed"] for line in lines.events("sentry.storm_suppressed")]
