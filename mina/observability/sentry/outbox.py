@@ -364,9 +364,9 @@ class Outbox:
                 for item in it:
                     # A write of a process that is gone (killed mid-write) will never be
                     # finished: removed at once. Others only once clearly abandoned.
-                    match = _ID.match(item.name)
-                    pid = int(match.group().split("-")[1]) if match else None
-                    dead = pid is not None and pid != os.getpid() and not _alive(pid)
+                    written = _ID.match(item.name)
+                    writer = int(written.group().split("-")[1]) if written else None
+                    dead = writer is not None and writer != os.getpid() and not _alive(writer)
                     try:
                         if dead or now - item.stat().st_mtime > _STALE_TMP_SECONDS:
                             os.unlink(item.path)
