@@ -25,6 +25,9 @@ is what survives a power cut. A request thus never waits for the disk to confirm
 and a power cut can lose at most what was put since the last `sync` (milliseconds).
 
 Nothing here imports sentry_sdk: the store only knows bytes.
+
+Over 400 lines because every operation on the directory (write, probe, claim, release,
+recover, bounds, purge) shares its layout, its id format and the process's claims.
 """
 
 from __future__ import annotations

@@ -663,6 +663,10 @@ class RecordingTransport(HttpTransport):
         super().record_lost_event(reason, data_category, item, quantity=quantity)
 
 
+#: Connections `OutboxSender` keeps open: as many as the outbox sends at once.
+POOL_SIZE: Final = 4
+
+
 class OutboxSender(HttpTransport):
     """Sentry's HTTP transport used only to send bytes the outbox kept.
 
@@ -681,6 +685,7 @@ class OutboxSender(HttpTransport):
         options: dict[str, Any] = super()._get_pool_options()
         options["timeout"] = urllib3.Timeout(connect=self._timeout, read=self._timeout)
         options["retries"] = False
+        options["maxsize"] = POOL_SIZE  # the outbox's requests in flight, each kept alive
         return options
 
     def post(self, envelope: bytes, read_timeout: float | None = None) -> tuple[int, str | None]:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import random
 import threading
 import time
@@ -63,7 +64,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from mina.observability.pipeline import get_logger
 from mina.observability.sentry.outbox import Claim, Kind, Outbox, OutboxFull
-from mina.observability.sentry.sdk import OutboxSender
+from mina.observability.sentry.sdk import POOL_SIZE, OutboxSender
 
 __all__ = [
     "EXIT_FLUSH_SECONDS",
@@ -71,6 +72,7 @@ __all__ = [
     "MEMORY_MAX_BYTES",
     "MEMORY_MAX_ENVELOPES",
     "REJECTED_RETRY_SECONDS",
+    "SENDERS",
     "THREAD_PREFIX",
     "OutboxTransport",
     "build_transport",
@@ -98,6 +100,11 @@ _PROBE_EVERY: Final = 1.0  # seconds between tries of a degraded outbox director
 #: A read that timed out makes the next wait four times as long, up to this many times the
 #: configured timeout; a quick answer brings it back.
 _TIMEOUT_GROWTH_MAX: Final = 8
+
+#: Requests to Sentry in flight at most per process, once Sentry has answered in time: a
+#: slow answer holds one of them, not every envelope behind it. One at a time after a
+#: failure, until an envelope is delivered (fewer copies while in doubt).
+SENDERS: Final = POOL_SIZE
 
 #: Seconds between tries while Sentry answers 401/403 (the DSN's key is wrong or revoked):
 #: a wrong key is fixed by configuration, not by retrying every few seconds.
@@ -215,7 +222,13 @@ class OutboxTransport(Transport):
         # Envelopes whose request timed out (maybe received): outbox id -> tries.
         self._doubt: dict[str, int] = {}
         self._read_timeout = self._timeout
-        self._last_timed_out = False  # whether the last request timed out reading
+        self._link_lock = threading.RLock()  # the link's state, shared by the posters
+        self._streak = 0  # envelopes delivered since the last failure
+        # Claimed envelopes handed to the poster threads, and how many are in flight.
+        self._posts: queue.SimpleQueue[tuple[Claim, bytes] | None] = queue.SimpleQueue()
+        self._flight = threading.Condition()
+        self._in_flight = 0
+        self._halt = False  # a poster met a failure: dispatch no more this pass
         for name in _URLLIB3_LOGGERS:
             quiet = logging.getLogger(name)
             if _QUIET not in quiet.filters:
@@ -229,6 +242,12 @@ class OutboxTransport(Transport):
                     target=self._run_sender, name=f"{THREAD_PREFIX}-sender", daemon=True
                 )
             )
+            self._threads += [
+                threading.Thread(
+                    target=self._run_poster, name=f"{THREAD_PREFIX}-post-{n}", daemon=True
+                )
+                for n in range(SENDERS)
+            ]
         for thread in self._threads:
             thread.start()
 
@@ -359,6 +378,10 @@ class OutboxTransport(Transport):
         self._tidy.set()
         with self._cond:
             self._cond.notify_all()
+        with self._flight:
+            self._flight.notify_all()
+        for _ in range(SENDERS):
+            self._posts.put(None)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=0.5)
@@ -412,32 +435,72 @@ class OutboxTransport(Transport):
             entries = self.outbox.pending()
         except OSError:  # unreadable: the capturing side finds it out and says so
             entries = []
-        if self._doubt:  # forget envelopes sent, dropped or taken by another process
-            ids = {entry.id for entry in entries}
-            self._doubt = {id_: n for id_, n in self._doubt.items() if id_ in ids}
-            # Those whose request timed out go last: the others are not held up by them.
-            entries.sort(key=lambda entry: entry.id in self._doubt)
-        for entry in entries:
-            if self._stop.is_set():
-                return 0.0
-            try:
-                claim = self.outbox.claim(entry)
-            except OutboxFull as exc:  # read-only now: memory carries new envelopes
-                self._degrade(exc)
-                break
-            if claim is None:  # another process took it
-                continue
-            try:
-                data = self.outbox.read(claim)
-            except FileNotFoundError:
-                continue
-            if sender.limited_for() > 0 and sender.blocked(_categories(data)):
-                self.outbox.release(claim)
-                continue
-            if not self._send(sender, claim, data):
-                return max(self._retry_at - time.monotonic(), 0.0)
+        with self._link_lock:
+            if self._doubt:  # forget envelopes sent, dropped or taken by another process
+                ids = {entry.id for entry in entries}
+                self._doubt = {id_: n for id_, n in self._doubt.items() if id_ in ids}
+                # Those whose request timed out go last: the others are not held up by them.
+                entries.sort(key=lambda entry: entry.id in self._doubt)
+        with self._flight:
+            self._halt = False
+        try:
+            for entry in entries:
+                if not self._slot():
+                    break
+                try:
+                    claim = self.outbox.claim(entry)
+                except OutboxFull as exc:  # read-only now: memory carries new envelopes
+                    self._degrade(exc)
+                    break
+                if claim is None:  # another process took it
+                    continue
+                try:
+                    data = self.outbox.read(claim)
+                except FileNotFoundError:
+                    continue
+                if sender.limited_for() > 0 and sender.blocked(_categories(data)):
+                    self.outbox.release(claim)
+                    continue
+                with self._flight:
+                    self._in_flight += 1
+                self._posts.put((claim, data))
+        finally:
+            with self._flight:  # a pass ends when its requests have (flush waits for it)
+                self._flight.wait_for(lambda: not self._in_flight or self._stop.is_set())
+                halted = self._halt
+        if self._stop.is_set():
+            return 0.0
+        if halted:
+            return max(self._retry_at - time.monotonic(), 0.0)
         limited = sender.limited_for()
         return min(limited, _IDLE_POLL) if limited > 0 else _IDLE_POLL
+
+    def _slot(self) -> bool:
+        """Wait for room for one more request; False when the pass should end."""
+        with self._flight:
+            while not (self._halt or self._stop.is_set()):
+                with self._link_lock:
+                    room = SENDERS if self._state == "ok" and self._streak else 1
+                if self._in_flight < room:
+                    return True
+                self._flight.wait()
+            return False
+
+    def _run_poster(self) -> None:
+        sender = self._sender
+        assert sender is not None
+        while (job := self._posts.get()) is not None:
+            claim, data = job
+            go_on = False
+            try:
+                go_on = self._send(sender, claim, data)
+            except Exception as exc:  # never let the thread die; the claim is recovered
+                _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
+            finally:
+                with self._flight:
+                    self._in_flight -= 1
+                    self._halt = self._halt or not go_on
+                    self._flight.notify_all()
 
     def _send_memory(self, sender: OutboxSender) -> bool:
         """Send the envelopes kept in memory; return whether to go on with the outbox."""
@@ -454,8 +517,7 @@ class OutboxTransport(Transport):
                 if sender.limited_for() > 0 and sender.blocked(_categories(data)):
                     keep, go_on, doubtful = True, True, True
                 else:
-                    keep, go_on = self._attempt(sender, data, None)
-                    doubtful = self._last_timed_out
+                    keep, go_on, doubtful = self._attempt(sender, data, None)
             finally:
                 with self._memory_lock:
                     if not keep:
@@ -472,54 +534,61 @@ class OutboxTransport(Transport):
 
     def _send(self, sender: OutboxSender, claim: Claim, data: bytes) -> bool:
         """Send one claimed envelope; return whether to go on with the next one."""
-        keep, go_on = self._attempt(sender, data, claim.id)
+        keep, go_on, _ = self._attempt(sender, data, claim.id)
         if keep:
             self.outbox.release(claim)
         else:
             self.outbox.done(claim)
         return go_on
 
-    def _attempt(self, sender: OutboxSender, data: bytes, id_: str | None) -> tuple[bool, bool]:
+    def _attempt(
+        self, sender: OutboxSender, data: bytes, id_: str | None
+    ) -> tuple[bool, bool, bool]:
         """POST *data* (outbox id *id_*, None for memory); return whether to keep the
-        envelope and whether to go on with the next one."""
+        envelope, whether to go on with the next one, and whether the request timed out
+        waiting for the answer (Sentry may have it)."""
         started = time.monotonic()
-        self._last_timed_out = False
+        with self._link_lock:
+            read_timeout = self._read_timeout
         try:
-            status, retry_after = sender.post(data, read_timeout=self._read_timeout)
+            status, retry_after = sender.post(data, read_timeout=read_timeout)
         except Exception as exc:  # refused, reset, timed out, DNS: Sentry is unreachable
-            if isinstance(exc, ReadTimeoutError):
-                # Sent, but no answer in time: Sentry may have it. Not sent again at once,
-                # and the next requests wait longer for an answer.
-                self._last_timed_out = True
+            timed_out = isinstance(exc, ReadTimeoutError)
+            with self._link_lock:
+                if timed_out:
+                    # Sent, but no answer in time: Sentry may have it. Not sent again at
+                    # once, and the next requests wait longer for an answer.
+                    if id_ is not None:
+                        self._doubt[id_] = self._doubt.get(id_, 0) + 1
+                    self._read_timeout = min(
+                        max(self._read_timeout, read_timeout * 4),
+                        self._timeout * _TIMEOUT_GROWTH_MAX,
+                    )
+                self._unreachable(type(exc).__name__, None)
+            return True, False, timed_out
+        with self._link_lock:
+            self._note_limits(sender)
+            if 200 <= status < 300:
                 if id_ is not None:
-                    self._doubt[id_] = self._doubt.get(id_, 0) + 1
-                self._read_timeout = min(
-                    self._read_timeout * 4, self._timeout * _TIMEOUT_GROWTH_MAX
-                )
-            self._unreachable(type(exc).__name__, None)
-            return True, False
-        self._note_limits(sender)
-        if 200 <= status < 300:
-            if id_ is not None:
-                self._doubt.pop(id_, None)
-            if time.monotonic() - started < self._timeout / 2:
-                self._read_timeout = self._timeout  # quick again
-            self._delivered()
-            return False, True
-        if status == 429:
-            self._rate_limited()
-            return True, True  # other categories may still go
-        if status in (401, 403):
-            self._rejected(status)
-            return True, False
-        if status >= 500 or status == 408:
-            # Sentry (or a proxy) is down: keep the envelope.
-            self._unreachable(f"HTTP {status}", retry_after)
-            return True, False
+                    self._doubt.pop(id_, None)
+                if time.monotonic() - started < self._timeout / 2:
+                    self._read_timeout = self._timeout  # quick again
+                self._delivered()
+                return False, True, False
+            if status == 429:
+                self._rate_limited()
+                return True, True, False  # other categories may still go
+            if status in (401, 403):
+                self._rejected(status)
+                return True, False, False
+            if status >= 500 or status == 408:
+                # Sentry (or a proxy) is down: keep the envelope.
+                self._unreachable(f"HTTP {status}", retry_after)
+                return True, False, False
         # Any other answer means Sentry will never take this envelope.
         self._count_lost("send_error", data)
         _log.error("sentry.envelope_rejected", status=status, outbox_id=id_)
-        return False, True
+        return False, True, False
 
     def _count_lost(self, reason: str, data: bytes) -> None:
         try:
@@ -539,6 +608,7 @@ class OutboxTransport(Transport):
 
     def _unreachable(self, error: str, retry_after: str | None) -> None:
         self._failures += 1
+        self._streak = 0
         delay = min(self._retry_max, _RETRY_BASE * 2 ** min(self._failures - 1, 30))
         delay *= random.uniform(0.5, 1.0)  # jitter: workers sharing a host spread out
         if retry_after is not None and retry_after.strip().isdigit():
@@ -556,6 +626,7 @@ class OutboxTransport(Transport):
         # 401/403: the DSN's key is wrong or revoked. Said once, naming the project and
         # host (never the key); tried again only every `rejected_retry` seconds.
         self._failures += 1
+        self._streak = 0
         self._retry_at = time.monotonic() + self._rejected_retry
         if self._state == "rejected":
             return
@@ -594,6 +665,7 @@ class OutboxTransport(Transport):
 
     def _delivered(self) -> None:
         self._sent_total += 1
+        self._streak += 1
         failures, self._failures = self._failures, 0
         self._retry_at = 0.0
         if self._state != "ok":

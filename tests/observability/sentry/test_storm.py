@@ -148,7 +148,7 @@ def test_every_window_end_writes_its_count_and_shutdown_adds_none() -> None:
 def test_a_forked_child_reports_its_windows_at_their_end() -> None:
     """A guard made before a fork whose timer was running (gunicorn's preload_app): the
     child, without the parent's timer thread, still writes its line at the window end."""
-    guard = StormGuard(budget=1, window=0.2)
+    guard = StormGuard(budget=1, window=1.0)  # long enough for a slow fork to stay in it
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "same", None, None)
     for _ in range(3):
         guard.admit({}, {"log_record": record})  # the parent's timer is now running
@@ -158,7 +158,7 @@ def test_a_forked_child_reports_its_windows_at_their_end() -> None:
         try:
             with capture_pipeline() as lines:
                 guard.admit({}, {"log_record": record})  # the window has not ended yet
-                deadline = time.monotonic() + 3
+                deadline = time.monotonic() + 5
                 while not lines.events("sentry.storm_suppressed") and time.monotonic() < deadline:
                     time.sleep(0.02)
                 os.write(write, json.dumps(lines.events("sentry.storm_suppressed")).encode())
