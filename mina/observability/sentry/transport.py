@@ -46,25 +46,30 @@ import contextlib
 import logging
 import os
 import queue
-import random
 import threading
 import time
 import weakref
 from collections import Counter, deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import sentry_sdk
 from sentry_sdk.consts import DEFAULT_OPTIONS
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.transport import Transport
-from sentry_sdk.utils import Dsn
-from urllib3.exceptions import ReadTimeoutError
 
 from mina.observability.pipeline import get_logger
+from mina.observability.sentry.link import (
+    LOGGER,
+    REJECTED_RETRY_SECONDS,
+    SENDERS,
+    Attempt,
+    Link,
+    State,
+)
 from mina.observability.sentry.outbox import Claim, Kind, Outbox, OutboxFull
-from mina.observability.sentry.sdk import POOL_SIZE, OutboxSender
+from mina.observability.sentry.sdk import OutboxSender
 
 __all__ = [
     "EXIT_FLUSH_SECONDS",
@@ -82,40 +87,22 @@ __all__ = [
     "sdk_options",
 ]
 
-#: The logger of every line Mina's Sentry code writes (hooks, transport, storms); Sentry
-#: ignores it, so no event is ever about sending events.
-LOGGER: Final = "mina.sentry"
 #: Name prefix of the transport's threads (urllib3's records from them are dropped).
 THREAD_PREFIX: Final = "mina-sentry-outbox"
 
 #: How long a stopping process spends sending before it leaves the rest on disk.
 EXIT_FLUSH_SECONDS: Final = 2.0
 
-_RETRY_BASE: Final = 0.5  # seconds before the first retry; doubles per failure
 _IDLE_POLL: Final = 2.0  # seconds between looks for envelopes other processes left
 _RECOVER_EVERY: Final = 5.0  # seconds between looks for abandoned claims
 _REPORT_EVERY: Final = 30.0  # seconds between client reports, as the SDK does
 _DROP_LOG_EVERY: Final = 1.0  # at most one outbox-dropped line a second
 _PROBE_EVERY: Final = 1.0  # seconds between tries of a degraded outbox directory
-#: A read that timed out makes the next wait four times as long, up to this many times the
-#: configured timeout; a quick answer brings it back.
-_TIMEOUT_GROWTH_MAX: Final = 8
-
-#: Requests to Sentry in flight at most per process, once Sentry has answered in time: a
-#: slow answer holds one of them, not every envelope behind it. One at a time after a
-#: failure, until an envelope is delivered (fewer copies while in doubt).
-SENDERS: Final = POOL_SIZE
-
-#: Seconds between tries while Sentry answers 401/403 (the DSN's key is wrong or revoked):
-#: a wrong key is fixed by configuration, not by retrying every few seconds.
-REJECTED_RETRY_SECONDS: Final = 300.0
 #: Envelopes (and bytes) kept in memory while the outbox directory cannot be written.
 MEMORY_MAX_ENVELOPES: Final = 1000
 MEMORY_MAX_BYTES: Final = 16 * 1024 * 1024
 
 _log = get_logger(LOGGER)
-
-State = Literal["ok", "unreachable", "rate_limited", "rejected"]
 
 
 def sdk_options(**options: Any) -> dict[str, Any]:
@@ -206,6 +193,18 @@ class OutboxTransport(Transport):
         options = self.options
         assert options is not None  # set by Transport.__init__ from the argument
         self._sender = OutboxSender(options, self._timeout) if options.get("dsn") else None
+        #: The link's state (None without a DSN: nothing is sent).
+        self.link = (
+            Link(
+                options["dsn"],
+                timeout=self._timeout,
+                retry_max=self._retry_max,
+                rejected_retry=self._rejected_retry,
+                depth=self._depth,
+            )
+            if self._sender is not None
+            else None
+        )
         self._lost_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -213,17 +212,6 @@ class OutboxTransport(Transport):
         self._cond = threading.Condition()
         self._pass = 0  # sender passes started
         self._passed = 0  # sender passes finished
-        self._retry_at = 0.0
-        self._failures = 0
-        self._state: State = "ok"
-        self._limited: frozenset[str] = frozenset()  # categories announced as limited
-        self._down_since = 0.0
-        self._sent_total = 0
-        # Envelopes whose request timed out (maybe received): outbox id -> tries.
-        self._doubt: dict[str, int] = {}
-        self._read_timeout = self._timeout
-        self._link_lock = threading.RLock()  # the link's state, shared by the posters
-        self._streak = 0  # envelopes delivered since the last failure
         # Claimed envelopes handed to the poster threads, and how many are in flight.
         self._posts: queue.SimpleQueue[tuple[Claim, bytes] | None] = queue.SimpleQueue()
         self._flight = threading.Condition()
@@ -321,9 +309,10 @@ class OutboxTransport(Transport):
         if error is not None:
             outbox["reason"] = error
         outbox.update(path=str(self.outbox.directory), in_memory=in_memory, dropped=dropped)
-        sentry: dict[str, Any] = {"state": self._state if self._sender is not None else "off"}
-        if self._state != "ok":
-            sentry["retry_in"] = round(max(self._retry_at - time.monotonic(), 0.0), 3)
+        link = self.link
+        sentry: dict[str, Any] = {"state": link.state if link is not None else "off"}
+        if link is not None and link.state != "ok":
+            sentry["retry_in"] = round(link.wait(), 3)
         return {"outbox": outbox, "sentry": sentry}
 
     def record_lost_event(
@@ -360,11 +349,11 @@ class OutboxTransport(Transport):
         off); the rest stays in the outbox."""
         self._log_drops(force=True)
         self._write_client_report(force=True)
-        if self._sender is None or timeout <= 0:
+        if self.link is None or timeout <= 0:
             return
         with self._cond:
             target = self._pass + 1
-            self._retry_at = 0.0
+            self.link.try_now()
         self._wake.set()
         with self._cond:
             self._cond.wait_for(lambda: self._passed >= target or self._stop.is_set(), timeout)
@@ -401,7 +390,7 @@ class OutboxTransport(Transport):
     def state(self) -> State:
         """The link to Sentry as last seen: ``ok``, ``unreachable``, ``rate_limited`` or
         ``rejected``."""
-        return self._state
+        return self.link.state if self.link is not None else "ok"
 
     # The sender thread
 
@@ -422,25 +411,21 @@ class OutboxTransport(Transport):
 
     def _send_pass(self) -> float:
         """Send what may be sent now; return how long to wait before the next pass."""
-        sender = self._sender
-        assert sender is not None
-        wait = self._retry_at - time.monotonic()
+        sender, link = self._sender, self.link
+        assert sender is not None and link is not None
+        wait = link.wait()
         if wait > 0:
             return wait
         if sender.blocked_all():
             return min(sender.limited_for(), _IDLE_POLL)
         if not self._send_memory(sender):
-            return max(self._retry_at - time.monotonic(), 0.0)
+            return link.wait()
         try:
             entries = self.outbox.pending()
         except OSError:  # unreadable: the capturing side finds it out and says so
             entries = []
-        with self._link_lock:
-            if self._doubt:  # forget envelopes sent, dropped or taken by another process
-                ids = {entry.id for entry in entries}
-                self._doubt = {id_: n for id_, n in self._doubt.items() if id_ in ids}
-                # Those whose request timed out go last: the others are not held up by them.
-                entries.sort(key=lambda entry: entry.id in self._doubt)
+        # Those whose request timed out go last: the others are not held up by them.
+        entries = link.order(entries, lambda entry: entry.id)
         with self._flight:
             self._halt = False
         try:
@@ -471,29 +456,26 @@ class OutboxTransport(Transport):
         if self._stop.is_set():
             return 0.0
         if halted:
-            return max(self._retry_at - time.monotonic(), 0.0)
+            return link.wait()
         limited = sender.limited_for()
         return min(limited, _IDLE_POLL) if limited > 0 else _IDLE_POLL
 
     def _slot(self) -> bool:
         """Wait for room for one more request; False when the pass should end."""
+        assert self.link is not None
         with self._flight:
             while not (self._halt or self._stop.is_set()):
-                with self._link_lock:
-                    room = SENDERS if self._state == "ok" and self._streak else 1
-                if self._in_flight < room:
+                if self._in_flight < self.link.room():
                     return True
                 self._flight.wait()
             return False
 
     def _run_poster(self) -> None:
-        sender = self._sender
-        assert sender is not None
         while (job := self._posts.get()) is not None:
             claim, data = job
             go_on = False
             try:
-                go_on = self._send(sender, claim, data)
+                go_on = self._send(claim, data)
             except Exception as exc:  # never let the thread die; the claim is recovered
                 _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
             finally:
@@ -517,7 +499,7 @@ class OutboxTransport(Transport):
                 if sender.limited_for() > 0 and sender.blocked(_categories(data)):
                     keep, go_on, doubtful = True, True, True
                 else:
-                    keep, go_on, doubtful = self._attempt(sender, data, None)
+                    keep, go_on, doubtful, _ = self._attempt(data, None)
             finally:
                 with self._memory_lock:
                     if not keep:
@@ -532,63 +514,23 @@ class OutboxTransport(Transport):
                 return False
         return True
 
-    def _send(self, sender: OutboxSender, claim: Claim, data: bytes) -> bool:
+    def _send(self, claim: Claim, data: bytes) -> bool:
         """Send one claimed envelope; return whether to go on with the next one."""
-        keep, go_on, _ = self._attempt(sender, data, claim.id)
-        if keep:
+        attempt = self._attempt(data, claim.id)
+        if attempt.keep:
             self.outbox.release(claim)
         else:
             self.outbox.done(claim)
-        return go_on
+        return attempt.go_on
 
-    def _attempt(
-        self, sender: OutboxSender, data: bytes, id_: str | None
-    ) -> tuple[bool, bool, bool]:
-        """POST *data* (outbox id *id_*, None for memory); return whether to keep the
-        envelope, whether to go on with the next one, and whether the request timed out
-        waiting for the answer (Sentry may have it)."""
-        started = time.monotonic()
-        with self._link_lock:
-            read_timeout = self._read_timeout
-        try:
-            status, retry_after = sender.post(data, read_timeout=read_timeout)
-        except Exception as exc:  # refused, reset, timed out, DNS: Sentry is unreachable
-            timed_out = isinstance(exc, ReadTimeoutError)
-            with self._link_lock:
-                if timed_out:
-                    # Sent, but no answer in time: Sentry may have it. Not sent again at
-                    # once, and the next requests wait longer for an answer.
-                    if id_ is not None:
-                        self._doubt[id_] = self._doubt.get(id_, 0) + 1
-                    self._read_timeout = min(
-                        max(self._read_timeout, read_timeout * 4),
-                        self._timeout * _TIMEOUT_GROWTH_MAX,
-                    )
-                self._unreachable(type(exc).__name__, None)
-            return True, False, timed_out
-        with self._link_lock:
-            self._note_limits(sender)
-            if 200 <= status < 300:
-                if id_ is not None:
-                    self._doubt.pop(id_, None)
-                if time.monotonic() - started < self._timeout / 2:
-                    self._read_timeout = self._timeout  # quick again
-                self._delivered()
-                return False, True, False
-            if status == 429:
-                self._rate_limited()
-                return True, True, False  # other categories may still go
-            if status in (401, 403):
-                self._rejected(status)
-                return True, False, False
-            if status >= 500 or status == 408:
-                # Sentry (or a proxy) is down: keep the envelope.
-                self._unreachable(f"HTTP {status}", retry_after)
-                return True, False, False
-        # Any other answer means Sentry will never take this envelope.
-        self._count_lost("send_error", data)
-        _log.error("sentry.envelope_rejected", status=status, outbox_id=id_)
-        return False, True, False
+    def _attempt(self, data: bytes, id_: str | None) -> Attempt:
+        """One request through the link; an envelope Sentry will never take is counted."""
+        assert self._sender is not None and self.link is not None
+        attempt = self.link.attempt(self._sender, data, id_)
+        if attempt.refused is not None:
+            self._count_lost("send_error", data)
+            _log.error("sentry.envelope_rejected", status=attempt.refused, outbox_id=id_)
+        return attempt
 
     def _count_lost(self, reason: str, data: bytes) -> None:
         try:
@@ -605,78 +547,6 @@ class OutboxTransport(Transport):
         except OSError:  # an unreadable directory (degraded): nothing countable there
             count = size = 0
         return {"outbox_depth": count, "outbox_bytes": size}
-
-    def _unreachable(self, error: str, retry_after: str | None) -> None:
-        self._failures += 1
-        self._streak = 0
-        delay = min(self._retry_max, _RETRY_BASE * 2 ** min(self._failures - 1, 30))
-        delay *= random.uniform(0.5, 1.0)  # jitter: workers sharing a host spread out
-        if retry_after is not None and retry_after.strip().isdigit():
-            delay = max(delay, min(float(retry_after), self._retry_max))
-        self._retry_at = time.monotonic() + delay
-        if self._state != "unreachable":
-            if self._state == "ok":
-                self._down_since = time.monotonic()
-            self._state = "unreachable"
-            _log.warning(
-                "sentry.unreachable", error=error, retry_in=round(delay, 3), **self._depth()
-            )
-
-    def _rejected(self, status: int) -> None:
-        # 401/403: the DSN's key is wrong or revoked. Said once, naming the project and
-        # host (never the key); tried again only every `rejected_retry` seconds.
-        self._failures += 1
-        self._streak = 0
-        self._retry_at = time.monotonic() + self._rejected_retry
-        if self._state == "rejected":
-            return
-        if self._state == "ok":
-            self._down_since = time.monotonic()
-        self._state = "rejected"
-        dsn = Dsn(str((self.options or {}).get("dsn")))
-        _log.error(
-            "sentry.rejected",
-            status=status,
-            project=dsn.project_id,
-            host=dsn.netloc,
-            reason="Sentry refused the DSN's key: check SENTRY_DSN",
-            retry_in=self._rejected_retry,
-            **self._depth(),
-        )
-
-    def _note_limits(self, sender: OutboxSender) -> None:
-        # One line when Sentry limits a category it did not limit before (429 or a
-        # X-Sentry-Rate-Limits header on any answer); envelopes of it wait meanwhile.
-        limited = frozenset(sender.limited_categories())
-        new, self._limited = limited - self._limited, limited
-        if new:
-            _log.warning(
-                "sentry.rate_limited",
-                categories=sorted(limited),
-                retry_in=round(sender.limited_for(), 3),
-                **self._depth(),
-            )
-
-    def _rate_limited(self) -> None:
-        # A 429: the link is down until the limit ends (the line came from _note_limits).
-        if self._state == "ok":
-            self._down_since = time.monotonic()
-        self._state = "rate_limited"
-
-    def _delivered(self) -> None:
-        self._sent_total += 1
-        self._streak += 1
-        failures, self._failures = self._failures, 0
-        self._retry_at = 0.0
-        if self._state != "ok":
-            was, self._state = self._state, "ok"
-            _log.info(
-                "sentry.recovered",
-                was=was,
-                failed_attempts=failures,
-                down_seconds=round(time.monotonic() - self._down_since, 3),
-                **self._depth(),
-            )
 
     # The janitor thread
 

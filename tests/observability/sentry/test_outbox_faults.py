@@ -173,7 +173,7 @@ def test_a_rejected_key_is_said_once_kept_and_retried_on_the_long_interval(
     lines = start(mina_logging, sentry_ingest, tmp_path, sentry_retry_max=0.2)
     transport = sentry_sdk.get_client().transport
     # REJECTED_RETRY_SECONDS is 5 minutes: too long for a test, so this one waits 1.5 s.
-    transport._rejected_retry = 1.5  # type: ignore[union-attr]
+    transport.link.rejected_retry = 1.5  # type: ignore[union-attr]
     sentry_ingest.respond_with(401)
 
     ids = _capture(3, "rejected")
