@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mina.observability.sentry.link import SENDERS
+
 KINDS = ("kill", "torn", "full", "readonly")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,10 +73,10 @@ class Trial:
         out = []
         acked = set(self.acked)
         twice = sorted(id_ for id_, n in self.arrived.items() if n > 1)
-        # Remounted read-only while one envelope was being sent: Sentry had it, but its
-        # file could not be deleted, so the restart sends it again (the sender sends one
-        # at a time: at most one). Sentry drops a repeated event id.
-        if len(twice) > (1 if self.kind == "readonly" else 0):
+        # Remounted read-only while envelopes were being sent: Sentry had them, but their
+        # files could not be deleted, so the restart sends them again (at most the
+        # requests in flight). Sentry drops a repeated event id.
+        if len(twice) > (SENDERS if self.kind == "readonly" else 0):
             out.append(f"{len(twice)} events arrived more than once: {twice[:3]}")
         # Captured but not yet acknowledged (killed between the write and the print) may
         # arrive: that is not a problem. An acknowledged one missing must be counted, and

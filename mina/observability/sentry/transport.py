@@ -2,42 +2,29 @@
 
 `OutboxTransport.capture_envelope`, on the thread that captured the event, only
 serializes the envelope and writes it into the `Outbox` (a local file: tmp, rename); it
-never touches the network nor waits for the disk. Two daemon threads per process do the
-rest (a process forked after Sentry started, as under gunicorn's ``preload_app``, starts
-its own, with a connection pool of its own):
+never touches the network nor waits for the disk. Daemon threads per process do the rest
+(a process forked after Sentry started, as under gunicorn's ``preload_app``, starts its
+own, with a connection pool of its own):
 
-- the *sender* sends pending envelopes (errors first, oldest first), deletes each on a
-  2xx, and on a refused/hung/reset connection or a 5xx puts it back and waits
-  (exponential backoff with jitter, at most ``retry_max`` seconds); on 429 or
-  ``X-Sentry-Rate-Limits`` it waits per category as Sentry asked, keeping the envelopes.
-  A 401 or 403 means the DSN is wrong: said once (``sentry.rejected``), the envelopes
-  kept, tried again every ``rejected_retry`` seconds. Another 4xx (400, 413) means Sentry
-  will never take the envelope: it is dropped and counted (``send_error``).
-  A request that timed out waiting for the answer may have reached Sentry: that envelope
-  goes behind the others (they are not held up by it, and it is not sent again at once),
-  and the next requests wait four times as long (at most ``_TIMEOUT_GROWTH_MAX`` times
-  the timeout) so a Sentry that is slow, not down, receives each event about once.
+- the *sender* claims pending envelopes (errors first, oldest first) and hands them to
+  `SENDERS` *poster* threads, one at a time after a failure; each request's answer is
+  decided by the `mina.observability.sentry.link.Link` (delete, keep and back off, wait
+  for a rate limit, a rejected key, a timed-out envelope sent last). A pass ends when its
+  requests have, which is what `flush` waits for.
 - the *janitor* fsyncs what was written (`Outbox.sync`), keeps the outbox within its
   bounds (dropping oldest non-errors first, each drop counted as ``cache_overflow``),
   returns envelopes claimed by dead processes, and writes the counted losses as a Sentry
   client report into the outbox.
 
-The link to Sentry is logged once per change of state (``sentry.unreachable``,
-``sentry.rate_limited``, ``sentry.recovered``) with the outbox depth, instead of a warning
-per envelope; urllib3's own records from these threads are filtered out.
-
-An outbox that cannot be written (read-only, full, no permission; checked at start-up and
-on every failed write) is *degraded*: one ``sentry.outbox_degraded`` line, envelopes are
-kept in a bounded memory queue and sent from there (what does not fit is counted as
-``queue_overflow``), the janitor tries the directory again every second, and once it
-takes envelopes again what is still in memory is written to it and one
-``sentry.outbox_recovered`` line gives the counts. `OutboxTransport.health` is what
-``/healthz`` shows.
+An outbox that cannot be written is *degraded* (`mina.observability.sentry.fallback`):
+envelopes go through memory meanwhile. `OutboxTransport.health` is what ``/healthz``
+shows. urllib3's own records from these threads are filtered out: the link's state is
+logged once per change instead.
 
 Without a DSN the transport only keeps envelopes (``mina outbox flush --dsn`` sends them).
 
-Over 400 lines because the capture side and the two threads (sender, janitor) share the
-outbox and the link's state (reachable, rate-limited, recovered).
+Over 400 lines because the capture side, the sender with its posters and the janitor
+share the outbox, the memory fallback and the stop and flush signals.
 """
 
 from __future__ import annotations
@@ -49,7 +36,7 @@ import queue
 import threading
 import time
 import weakref
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -60,6 +47,7 @@ from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.transport import Transport
 
 from mina.observability.pipeline import get_logger
+from mina.observability.sentry.fallback import MEMORY_MAX_BYTES, MEMORY_MAX_ENVELOPES, Fallback
 from mina.observability.sentry.link import (
     LOGGER,
     REJECTED_RETRY_SECONDS,
@@ -98,10 +86,6 @@ _RECOVER_EVERY: Final = 5.0  # seconds between looks for abandoned claims
 _REPORT_EVERY: Final = 30.0  # seconds between client reports, as the SDK does
 _DROP_LOG_EVERY: Final = 1.0  # at most one outbox-dropped line a second
 _PROBE_EVERY: Final = 1.0  # seconds between tries of a degraded outbox directory
-#: Envelopes (and bytes) kept in memory while the outbox directory cannot be written.
-MEMORY_MAX_ENVELOPES: Final = 1000
-MEMORY_MAX_BYTES: Final = 16 * 1024 * 1024
-
 _log = get_logger(LOGGER)
 
 
@@ -168,23 +152,14 @@ class OutboxTransport(Transport):
         self._last_report = time.monotonic()
         self._dropped: Counter[Kind] = Counter()
         self._last_drop_log = 0.0
-        # The outbox directory's state: None while it takes envelopes, else the reason.
-        self._memory_lock = threading.Lock()
-        self._disk_error: str | None = None
-        self._degraded_since = 0.0
-        self._degraded_counts: Counter[str] = Counter()
-        self._memory_dropped_total = 0
-        self._reset_memory()
+        #: The directory's state, and the memory queue while it cannot be written.
+        self.fallback = Fallback(outbox)
         try:
             outbox.probe()
         except OutboxFull as exc:  # said at start-up, not at the first event
-            self._degrade(exc)
+            self.fallback.degrade(exc)
         self._start()
         _transports.add(self)
-
-    def _reset_memory(self) -> None:
-        self._memory: deque[tuple[Kind, bytes]] = deque()
-        self._memory_bytes = 0
 
     def _start(self) -> None:
         # The sender's connection pool, the threads and what they share; made again in a
@@ -244,8 +219,7 @@ class OutboxTransport(Transport):
         self.outbox.after_fork()
         self._lost = Counter()  # the parent reports its own
         self._dropped = Counter()
-        self._memory_lock = threading.Lock()
-        self._reset_memory()  # the parent sends what it kept in memory
+        self.fallback.after_fork()  # the parent sends what it kept in memory
         self._start()
 
     # Called by the SDK, on the capturing thread
@@ -256,64 +230,27 @@ class OutboxTransport(Transport):
         self._store(envelope.serialize(), envelope_kind(envelope), envelope.items)
 
     def _store(self, data: bytes, kind: Kind, items: Iterable[Item]) -> None:
-        if self._disk_error is None:
+        if self.fallback.error is None:
             try:
                 self.outbox.put(data, kind)
             except OutboxFull as exc:
-                self._degrade(exc)
+                self.fallback.degrade(exc)
             else:
                 self._wake.set()
                 self._tidy.set()
                 return
-        with self._memory_lock:
-            fits = (
-                len(self._memory) < MEMORY_MAX_ENVELOPES
-                and self._memory_bytes + len(data) <= MEMORY_MAX_BYTES
-            )
-            if fits:
-                self._memory.append((kind, data))
-                self._memory_bytes += len(data)
-                self._degraded_counts["kept_in_memory"] += 1
-            else:
-                self._degraded_counts["dropped"] += 1
-                self._memory_dropped_total += 1
-        if not fits:
+        if not self.fallback.keep(kind, data):
             for item in items:
                 self.record_lost_event("queue_overflow", item=item)
         self._wake.set()
 
-    def _degrade(self, exc: OutboxFull) -> None:
-        # One line when the directory stops taking envelopes, not one per envelope.
-        with self._memory_lock:
-            first = self._disk_error is None
-            self._disk_error = exc.reason
-            if first:
-                self._degraded_since = time.monotonic()
-                self._degraded_counts = Counter()
-        if first:
-            _log.error(
-                "sentry.outbox_degraded",
-                outbox=str(self.outbox.directory),
-                reason=exc.reason,
-                error=str(exc)[:200],
-                events="sent from memory until the outbox can be written again",
-                memory_max_events=MEMORY_MAX_ENVELOPES,
-            )
-
     def health(self) -> dict[str, Any]:
         """The outbox's and the link's state, as ``/healthz`` shows them."""
-        with self._memory_lock:
-            error, in_memory = self._disk_error, len(self._memory)
-            dropped = self._memory_dropped_total
-        outbox: dict[str, Any] = {"state": "ok" if error is None else "degraded"}
-        if error is not None:
-            outbox["reason"] = error
-        outbox.update(path=str(self.outbox.directory), in_memory=in_memory, dropped=dropped)
         link = self.link
         sentry: dict[str, Any] = {"state": link.state if link is not None else "off"}
         if link is not None and link.state != "ok":
             sentry["retry_in"] = round(link.wait(), 3)
-        return {"outbox": outbox, "sentry": sentry}
+        return {"outbox": self.fallback.health(), "sentry": sentry}
 
     def record_lost_event(
         self,
@@ -374,17 +311,7 @@ class OutboxTransport(Transport):
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=0.5)
-        self._spill_memory()
-        with self._memory_lock:
-            lost, self._memory = len(self._memory), deque()
-            self._memory_bytes = 0
-        if lost:
-            _log.error(
-                "sentry.outbox_memory_lost",
-                envelopes=lost,
-                outbox=str(self.outbox.directory),
-                reason=self._disk_error,
-            )
+        self.fallback.lose_rest()
 
     @property
     def state(self) -> State:
@@ -435,7 +362,7 @@ class OutboxTransport(Transport):
                 try:
                     claim = self.outbox.claim(entry)
                 except OutboxFull as exc:  # read-only now: memory carries new envelopes
-                    self._degrade(exc)
+                    self.fallback.degrade(exc)
                     break
                 if claim is None:  # another process took it
                     continue
@@ -486,31 +413,18 @@ class OutboxTransport(Transport):
 
     def _send_memory(self, sender: OutboxSender) -> bool:
         """Send the envelopes kept in memory; return whether to go on with the outbox."""
-        for _ in range(len(self._memory)):  # each at most once a pass
-            if self._stop.is_set():
-                return False
-            with self._memory_lock:
-                if not self._memory:
-                    return True
-                kind, data = self._memory.popleft()
-                self._memory_bytes -= len(data)
-            keep, go_on, doubtful = True, False, False  # what an exception leaves
+        for _ in range(len(self.fallback)):  # each at most once a pass
+            if self._stop.is_set() or (held := self.fallback.pop()) is None:
+                return not self._stop.is_set()
+            attempt = Attempt(keep=True, go_on=False)  # what an exception leaves
             try:
-                if sender.limited_for() > 0 and sender.blocked(_categories(data)):
-                    keep, go_on, doubtful = True, True, True
+                if sender.limited_for() > 0 and sender.blocked(_categories(held[1])):
+                    attempt = Attempt(keep=True, go_on=True, timed_out=True)  # goes last
                 else:
-                    keep, go_on, doubtful, _ = self._attempt(data, None)
+                    attempt = self._attempt(held[1], None)
             finally:
-                with self._memory_lock:
-                    if not keep:
-                        self._degraded_counts["sent_from_memory"] += 1
-                    elif doubtful:  # behind the others, as for the outbox
-                        self._memory.append((kind, data))
-                        self._memory_bytes += len(data)
-                    else:
-                        self._memory.appendleft((kind, data))
-                        self._memory_bytes += len(data)
-            if not go_on:
+                self.fallback.settle(held, sent=not attempt.keep, last=attempt.timed_out)
+            if not attempt.go_on:
                 return False
         return True
 
@@ -556,11 +470,12 @@ class OutboxTransport(Transport):
             self._tidy.clear()
             try:
                 now = time.monotonic()
-                if self._disk_error is not None:
+                if self.fallback.error is not None:
                     # Nothing to tidy on a directory that cannot be changed: try it again.
                     if now - last_probe >= _PROBE_EVERY:
                         last_probe = now
-                        self._try_outbox_again()
+                        if self.fallback.try_again():
+                            self._wake.set()
                 else:
                     self.outbox.sync()
                     if now - last_recover >= _RECOVER_EVERY:
@@ -573,57 +488,9 @@ class OutboxTransport(Transport):
                 _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
             self._tidy.wait(1.0)
             self._stop.wait(0.05)  # a burst of writes wakes this once, not per write
-        if self._disk_error is None:
+        if self.fallback.error is None:
             self.outbox.sync()
         self._log_drops(force=True)
-
-    def _try_outbox_again(self) -> None:
-        """While degraded: if the directory takes envelopes again, write what memory holds
-        into it and say so once, with the counts of the degraded time."""
-        try:
-            self.outbox.probe()
-        except OutboxFull as exc:
-            with self._memory_lock:
-                self._disk_error = exc.reason  # full may have become read-only
-            return
-        if not self._spill_memory():
-            return
-        with self._memory_lock:
-            was, self._disk_error = self._disk_error, None
-            counts = self._degraded_counts
-            seconds = time.monotonic() - self._degraded_since
-        self._spill_memory()  # what was kept while the first spill ran
-        _log.info(
-            "sentry.outbox_recovered",
-            outbox=str(self.outbox.directory),
-            was=was,
-            degraded_seconds=round(seconds, 3),
-            kept_in_memory=counts["kept_in_memory"],
-            sent_from_memory=counts["sent_from_memory"],
-            written_to_outbox=counts["written_to_outbox"],
-            dropped=counts["dropped"],
-        )
-        self._wake.set()
-
-    def _spill_memory(self) -> bool:
-        """Write the envelopes kept in memory into the outbox, oldest first; return whether
-        all of them went (the rest stay in memory)."""
-        while True:
-            with self._memory_lock:
-                if not self._memory:
-                    return True
-                kind, data = self._memory.popleft()
-                self._memory_bytes -= len(data)
-            try:
-                self.outbox.put(data, kind)
-            except OutboxFull as exc:
-                with self._memory_lock:
-                    self._memory.appendleft((kind, data))
-                    self._memory_bytes += len(data)
-                    self._disk_error = self._disk_error or exc.reason
-                return False
-            with self._memory_lock:
-                self._degraded_counts["written_to_outbox"] += 1
 
     def _enforce_bounds(self) -> None:
         for claim in self.outbox.over_bounds():
