@@ -33,7 +33,7 @@ from sentry_sdk.utils import Dsn
 from urllib3.exceptions import ReadTimeoutError
 
 from mina.observability.pipeline import get_logger
-from mina.observability.sentry.sdk import POOL_SIZE, OutboxSender
+from mina.observability.sentry.sdk_http import POOL_SIZE, OutboxSender
 
 __all__ = ["LOGGER", "REJECTED_RETRY_SECONDS", "SENDERS", "Attempt", "Link", "State"]
 

@@ -57,7 +57,7 @@ from mina.observability.sentry.link import (
     State,
 )
 from mina.observability.sentry.outbox import Claim, Kind, Outbox, OutboxFull
-from mina.observability.sentry.sdk import OutboxSender
+from mina.observability.sentry.sdk_http import OutboxSender
 
 __all__ = [
     "EXIT_FLUSH_SECONDS",
