@@ -43,9 +43,10 @@ LOGGER: Final = "mina.sentry"
 #: Seconds between tries while Sentry answers 401/403 (the DSN's key is wrong or revoked):
 #: a wrong key is fixed by configuration, not by retrying every few seconds.
 REJECTED_RETRY_SECONDS: Final = 300.0
-#: Requests to Sentry in flight at most per process, once Sentry has answered in time: a
-#: slow answer holds one of them, not every envelope behind it. One at a time after a
-#: failure, until an envelope is delivered (fewer copies while in doubt).
+#: Requests to Sentry in flight at most per process while Sentry answers slowly but in
+#: time: a slow answer holds one of them, not every envelope behind it. One at a time
+#: while answers are quick, and after a failure until an envelope is delivered (fewer
+#: copies while in doubt).
 SENDERS: Final = POOL_SIZE
 
 _RETRY_BASE: Final = 0.5  # seconds before the first retry; doubles per failure
@@ -103,6 +104,7 @@ class Link:
         self._down_since = 0.0
         self._limited: frozenset[str] = frozenset()  # categories announced as limited
         self._read_timeout = timeout
+        self._slow = False  # the last answer took half the timeout or more
         self._doubt: dict[str, int] = {}  # outbox id -> requests that timed out reading
 
     def wait(self) -> float:
@@ -114,10 +116,11 @@ class Link:
         self._retry_at = 0.0
 
     def room(self) -> int:
-        """How many requests may be in flight: `SENDERS` while Sentry answers in time, one
-        after a failure until an envelope is delivered."""
+        """How many requests may be in flight: one while answers are quick (envelopes
+        arrive in the order sent), `SENDERS` while Sentry answers slowly but in time, one
+        again after a failure until an envelope is delivered."""
         with self._lock:
-            return SENDERS if self.state == "ok" and self._streak else 1
+            return SENDERS if self.state == "ok" and self._streak and self._slow else 1
 
     def order(self, entries: list[T], id_of: Callable[[T], str]) -> list[T]:
         """*entries* with those in doubt last (the rest keep their order); forgets the
@@ -153,7 +156,8 @@ class Link:
             if 200 <= status < 300:
                 if id_ is not None:
                     self._doubt.pop(id_, None)
-                if time.monotonic() - started < self.timeout / 2:
+                self._slow = time.monotonic() - started >= self.timeout / 2
+                if not self._slow:
                     self._read_timeout = self.timeout  # quick again
                 self._delivered()
                 return Attempt(keep=False, go_on=True)

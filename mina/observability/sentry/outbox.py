@@ -148,6 +148,10 @@ class Outbox:
         # This process's live claims: a claim under our pid that is not here was left by
         # an earlier process that had the same pid (containers reuse small pids).
         self._mine: set[str] = set()
+        # Held while a claim changes hands (claim, release, done, recover of our own):
+        # several threads of this process send, and the janitor must never see a claim
+        # between its file and its entry in `_mine` and take it for a predecessor's.
+        self._claims_lock = threading.Lock()
         self._unsynced: list[str] = []  # ids put since the last sync()
         # Count and bytes at the last scan plus what this process put since: while well
         # under the bounds, `over_bounds` scans at most once a `_SCAN_EVERY`.
@@ -159,6 +163,7 @@ class Outbox:
         held) are not there, and its claims and unsynced files stay the parent's."""
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        self._claims_lock = threading.Lock()
         self._mine = set()
         self._unsynced = []
 
@@ -305,15 +310,16 @@ class Outbox:
         target = self._sending / f"{entry.id}.{os.getpid()}.{int(time.time())}"
         # Known as ours before it exists: `recover` on another thread must never take a
         # claim of this process for a dead predecessor's and put it back while it is sent.
-        self._mine.add(target.name)
-        try:
-            os.rename(self._pending / (entry.id + _SUFFIX), target)
-        except FileNotFoundError:
-            self._mine.discard(target.name)
-            return None
-        except OSError as exc:  # read-only, gone: the outbox cannot be changed now
-            self._mine.discard(target.name)
-            raise _failed(exc) from exc
+        with self._claims_lock:
+            self._mine.add(target.name)
+            try:
+                os.rename(self._pending / (entry.id + _SUFFIX), target)
+            except FileNotFoundError:
+                self._mine.discard(target.name)
+                return None
+            except OSError as exc:  # read-only, gone: the outbox cannot be changed now
+                self._mine.discard(target.name)
+                raise _failed(exc) from exc
         return Claim(entry.id, target)
 
     @staticmethod
@@ -323,15 +329,17 @@ class Outbox:
 
     def release(self, claim: Claim) -> None:
         """Put a claimed envelope back into ``pending/``, its place in the order kept."""
-        self._mine.discard(claim.path.name)
-        with contextlib.suppress(FileNotFoundError):  # purged meanwhile
-            os.rename(claim.path, self._pending / (claim.id + _SUFFIX))
+        with self._claims_lock:
+            with contextlib.suppress(FileNotFoundError):  # purged meanwhile
+                os.rename(claim.path, self._pending / (claim.id + _SUFFIX))
+            self._mine.discard(claim.path.name)
 
     def done(self, claim: Claim) -> None:
         """Delete a claimed envelope: it was delivered (or dropped and counted)."""
-        self._mine.discard(claim.path.name)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(claim.path)
+        with self._claims_lock:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(claim.path)
+            self._mine.discard(claim.path.name)
 
     def recover(self) -> int:
         """Return abandoned claims to ``pending/`` and delete abandoned temporary files (at
@@ -352,16 +360,17 @@ class Outbox:
             if match is None:
                 continue
             pid, at = int(match["pid"]), int(match["at"])
-            if pid == os.getpid():
-                if name in self._mine and now - at < STALE_CLAIM_SECONDS:
-                    continue
-            elif _alive(pid) and now - at < STALE_CLAIM_SECONDS:
+            fresh = now - at < STALE_CLAIM_SECONDS
+            if pid != os.getpid() and _alive(pid) and fresh:
                 continue
-            try:
-                os.rename(self._sending / name, self._pending / (match["id"] + _SUFFIX))
-                recovered += 1
-            except FileNotFoundError:
-                pass
+            with self._claims_lock:  # our own: checked and moved with no claim changing
+                if pid == os.getpid() and name in self._mine and fresh:
+                    continue
+                try:
+                    os.rename(self._sending / name, self._pending / (match["id"] + _SUFFIX))
+                    recovered += 1
+                except FileNotFoundError:
+                    pass
         try:
             with os.scandir(self._tmp) as it:
                 for item in it:

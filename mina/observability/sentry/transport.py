@@ -7,7 +7,8 @@ never touches the network nor waits for the disk. Daemon threads per process do 
 own, with a connection pool of its own):
 
 - the *sender* claims pending envelopes (errors first, oldest first) and hands them to
-  `SENDERS` *poster* threads, one at a time after a failure; each request's answer is
+  `SENDERS` *poster* threads, one request in flight unless Sentry answers slowly
+  (`Link.room`); each request's answer is
   decided by the `mina.observability.sentry.link.Link` (delete, keep and back off, wait
   for a rate limit, a rejected key, a timed-out envelope sent last). A pass ends when its
   requests have, which is what `flush` waits for.
