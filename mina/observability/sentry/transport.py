@@ -297,7 +297,7 @@ class OutboxTransport(Transport):
             self._cond.wait_for(lambda: self._passed >= target or self._stop.is_set(), timeout)
 
     def kill(self) -> None:
-        """Stop both threads; what is not sent stays in the outbox for the next process
+        """Stop the threads; what is not sent stays in the outbox for the next process
         (envelopes held in memory are written there if it takes them now, else counted in
         a ``sentry.outbox_memory_lost`` line)."""
         self._stop.set()
