@@ -30,14 +30,25 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         return error.code, dict(error.headers), json.loads(error.read())
 
 
-def test_healthz_and_request_id(mina_logging: PipelineFactory) -> None:
+def test_healthz_and_request_id(mina_logging: PipelineFactory, tmp_path: Path) -> None:
     lines = mina_logging()
     client = mina.create_app().test_client()
 
     response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
 
     assert 200 == response.status_code
-    assert {"status": "ok", "logging": "ok", "dropped": 0} == response.json
+    assert {
+        "status": "ok",
+        "logging": "ok",
+        "dropped": 0,
+        "outbox": {
+            "state": "ok",
+            "path": str(tmp_path / "sentry-outbox"),  # MINA_SENTRY_OUTBOX (tests/conftest.py)
+            "in_memory": 0,
+            "dropped": 0,
+        },
+        "sentry": {"state": "off"},  # no SENTRY_DSN: events kept in the outbox
+    } == response.json
     assert "abc-123" == response.headers["X-Request-ID"]
     [finished] = lines.events("request.finished")
     assert ("abc-123", "GET", "/healthz", 200) == (

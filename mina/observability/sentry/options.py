@@ -135,7 +135,9 @@ def _data_collection(send_pii: bool) -> dict[str, Any]:
     }
 
 
-def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
+def sentry_options(
+    settings: Settings, redactor: Redactor, storm: StormGuard | None = None
+) -> dict[str, Any]:
     """Return the `sentry_sdk.init` keyword arguments for *settings*.
 
     Logging: INFO and up become breadcrumbs, ERROR and up events; Sentry Logs at
@@ -144,10 +146,12 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     No PII unless ``MINA_SEND_PII=1``, and without it no request body either. Events for
     HTTP errors whose status is in ``SENTRY_IGNORE_STATUS_CODES`` (401, 403, 404) are
     dropped; identical log-originated events beyond ``MINA_SENTRY_STORM_BUDGET`` a window
-    are counted instead of sent (`mina.observability.sentry.storm`).
+    are counted instead of sent (`mina.observability.sentry.storm`; *storm*, or a guard
+    of the settings' budget and window).
     """
     ignored = settings.sentry_ignore_status_codes
-    storm = StormGuard(settings.storm_budget, settings.storm_window)
+    if storm is None:
+        storm = StormGuard(settings.storm_budget, settings.storm_window)
     envelopes = _envelope_url(settings.sentry_dsn)
 
     def before_send_transaction(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
@@ -269,6 +273,19 @@ def _ingest(dsn: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc}{parsed.path}{parsed.project_id}"
 
 
+def _report_storms_on_close(client: Any, storm: StormGuard) -> None:
+    # Every way a process stops flushes through Client.close (gunicorn's worker_exit,
+    # the SDK's atexit, close_sentry): storm counts of windows still open reach stdout
+    # there, not only in the client report.
+    close = client.close
+
+    def closing(timeout: float | None = None, callback: Any = None) -> None:
+        close(timeout=timeout, callback=callback)  # the event worker's queue first
+        storm.report_pending()
+
+    client.close = closing
+
+
 def _close_client() -> None:
     # Flush and unbind the current client. Never a bare sentry_sdk.init(): it would read
     # SENTRY_DSN from the environment again and start a client without Mina's hooks.
@@ -296,7 +313,8 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
         outbox = settings.sentry_outbox
         if settings.sentry_dsn or outbox is not None:
             ignore_logger(HOOK_LOGGER)
-            options = sentry_options(settings, redactor)
+            storm = StormGuard(settings.storm_budget, settings.storm_window)
+            options = sentry_options(settings, redactor, storm)
             if outbox is not None:
                 # Without a DSN the outbox only keeps envelopes: what Sentry would receive.
                 options["transport"] = build_transport(
@@ -314,6 +332,7 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
             install_serializer()
             sentry_sdk.init(**options)
             DeferredEvents(sentry_sdk.get_client()).install()
+            _report_storms_on_close(sentry_sdk.get_client(), storm)
             if settings.sentry_spotlight:
                 bound_spotlight()
             sentry_sdk.get_global_scope().set_context("os", os_context())
