@@ -51,12 +51,19 @@ CASES = (
     ("huey", "embedded"),
     ("celery", "embedded"),
     ("dramatiq", "embedded"),
+    ("mina", "embedded"),
     ("huey", "redis"),
     ("celery", "redis"),
     ("dramatiq", "redis"),
     ("rq", "redis"),
 )
-_MODULES = {"huey": "huey", "celery": "celery", "dramatiq": "dramatiq", "rq": "rq"}
+_MODULES = {
+    "huey": "huey",
+    "celery": "celery",
+    "dramatiq": "dramatiq",
+    "mina": "dramatiq",
+    "rq": "rq",
+}
 _BIN = Path(sys.executable).parent
 
 
@@ -266,6 +273,17 @@ def _worker_argv(candidate: str, url: str | None) -> list[str]:
         "dramatiq": [
             str(_BIN / "dramatiq"),
             "bench.queue.dramatiq_app",
+            "-p",
+            "1",
+            "-t",
+            "1",
+            "--worker-timeout",
+            "100",
+        ],
+        # Dramatiq's worker again, on Mina's SQLite broker.
+        "mina": [
+            str(_BIN / "dramatiq"),
+            "bench.queue.mina_app",
             "-p",
             "1",
             "-t",
