@@ -16,7 +16,8 @@ from packaging.requirements import Requirement
 CANDIDATES = {
     "huey (SQLite + Redis)": ["huey", "redis"],
     "celery[redis,sqlalchemy]": ["celery[redis,sqlalchemy]"],
-    "dramatiq[redis] + dramatiq-sqlite": ["dramatiq[redis]", "dramatiq-sqlite"],
+    "dramatiq[redis]": ["dramatiq[redis]"],
+    "dramatiq-sqlite": ["dramatiq-sqlite"],
     "rq": ["rq"],
 }
 

@@ -350,47 +350,64 @@ class _Proxy(MessageProxy):
 
 
 class _Consumer(Consumer):
+    # Dramatiq's worker threads ack and nack; its consumer thread takes and requeues.
     def __init__(self, broker: SQLiteBroker, queue_name: str, prefetch: int, timeout: int):
         self.broker, self.queue_name = broker, queue_name
         self.prefetch, self.timeout = prefetch, timeout
         self.held: set[int] = set()
+        self.freed = threading.Condition()
+
+    def _drop(self, row_ids: Iterable[int]) -> None:
+        with self.freed:
+            self.held.difference_update(row_ids)
+            self.freed.notify_all()
 
     def ack(self, message: MessageProxy) -> None:
         row_id = _row(message)
         self.broker._finish(row_id, None)
-        self.held.discard(row_id)
+        self._drop([row_id])
 
     def nack(self, message: MessageProxy) -> None:
         row_id = _row(message)
         self.broker._finish(row_id, message._message)
-        self.held.discard(row_id)
+        self._drop([row_id])
 
     def requeue(self, messages: Iterable[MessageProxy]) -> None:
         # Prefetched and never started (the worker is stopping): queued again at once,
         # without counting as a delivery.
         row_ids = [_row(message) for message in messages]
         self.broker._release(row_ids)
-        self.held.difference_update(row_ids)
+        self._drop(row_ids)
 
     def __next__(self) -> MessageProxy | None:
         deadline = time.monotonic() + self.timeout / 1000
-        while len(self.held) < self.prefetch:
-            taken = self.broker._take(self.queue_name)
-            if taken is not None:
-                row_id, message = taken
-                self.held.add(row_id)
-                return _Proxy(message, row_id)
+        while True:
+            with self.freed:
+                # All slots taken: wait for an ack rather than poll (the worker threads
+                # ack as soon as a job ends).
+                self.freed.wait_for(
+                    lambda: len(self.held) < self.prefetch,
+                    timeout=max(0.0, deadline - time.monotonic()),
+                )
+                full = len(self.held) >= self.prefetch
+            if not full:
+                taken = self.broker._take(self.queue_name)
+                if taken is not None:
+                    row_id, message = taken
+                    with self.freed:
+                        self.held.add(row_id)
+                    return _Proxy(message, row_id)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            time.sleep(min(self.broker.poll_s, remaining))
-        time.sleep(min(self.broker.poll_s, self.timeout / 1000))
-        return None
+            if not full:
+                time.sleep(min(self.broker.poll_s, remaining))
 
     def close(self) -> None:
         # Held messages may still be running in the worker's threads: they are acked,
         # requeued by the worker, or taken again when their lease runs out.
-        self.held.clear()
+        with self.freed:
+            self.held.clear()
 
 
 def _row(message: MessageProxy) -> int:
