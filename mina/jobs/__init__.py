@@ -1,7 +1,7 @@
-"""Jobs: work that leaves the request, to a task queue, with its context carried.
+"""Jobs: work that leaves the request for a task queue, with its context carried.
 
-So far this package holds the queue-independent part: `mina.jobs.carry`, which turns the
-enqueueing request's context and Sentry trace into a job's message headers (only the
-registered context keys, redacted) and back. The queue itself is chosen in
-``docs/decisions/task-queue.md``.
+The queue is Dramatiq (``docs/decisions/task-queue.md``). Here so far: `mina.jobs.carry`,
+what a job's headers carry of the enqueueing request (registered context keys, redacted,
+and the Sentry trace); `mina.jobs.sqlite_broker`, the embedded broker in one SQLite file;
+`mina.jobs.dead_letters`, its dead letters for operators.
 """

@@ -32,7 +32,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,6 +40,8 @@ from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import QueueJoinTimeout, QueueNotFound
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
+
+from mina.jobs.dead_letters import DeadLetter, dead_letters, replay
 
 __all__ = ["DeadLetter", "SQLiteBroker"]
 
@@ -59,23 +60,6 @@ CREATE TABLE IF NOT EXISTS dramatiq_messages (
 );
 CREATE INDEX IF NOT EXISTS dramatiq_messages_ready ON dramatiq_messages (queue, state, id);
 """
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message that failed for good, as an operator lists it.
-
-    :param id: the row to pass to `SQLiteBroker.replay`.
-    :param message: the message as it failed (its ``options`` hold Dramatiq's
-        ``retries`` and, from the ``Retries`` middleware, the ``traceback``).
-    """
-
-    id: int
-    queue: str
-    message: Message[Any]
-    deliveries: int
-    enqueued_at: float
-    dead_at: float
 
 
 class SQLiteBroker(Broker):
@@ -224,41 +208,13 @@ class SQLiteBroker(Broker):
 
     def dead_letters(self, queue_name: str | None = None) -> list[DeadLetter]:
         """The dead letters of *queue_name* (of every queue when None), oldest first."""
-        query = (
-            "SELECT id, queue, body, deliveries, enqueued_at, dead_at FROM dramatiq_messages"
-            " WHERE state = 'dead' AND (? IS NULL OR queue = ?) ORDER BY id"
-        )
         with self._db() as db:
-            rows = db.execute(query, (queue_name, queue_name)).fetchall()
-        return [
-            DeadLetter(row[0], row[1], Message.decode(row[2].encode()), row[3], row[4], row[5])
-            for row in rows
-        ]
+            return dead_letters(db, queue_name)
 
     def replay(self, dead_letter_id: int) -> bool:
-        """Queue a dead letter again, as new (no deliveries, no retries counted).
-
-        :returns: False when *dead_letter_id* is not a dead letter (replayed already).
-        """
+        """Queue a dead letter again, as new; False when it is not one (any more)."""
         with self._db() as db:
-            row = db.execute(
-                "SELECT body FROM dramatiq_messages WHERE id = ? AND state = 'dead'",
-                (dead_letter_id,),
-            ).fetchone()
-            if row is None:
-                return False
-            message = Message.decode(row[0].encode())
-            options = {
-                k: v for k, v in message.options.items() if k not in ("retries", "traceback")
-            }
-            body = message._replace(options=options).encode().decode()  # copy() merges
-            cursor = db.execute(
-                "UPDATE dramatiq_messages SET state = 'queued', body = ?, deliveries = 0,"
-                " dead_at = NULL, lease_owner = NULL, lease_until = NULL"
-                " WHERE id = ? AND state = 'dead'",
-                (body, dead_letter_id),
-            )
-        return cursor.rowcount == 1
+            return replay(db, dead_letter_id)
 
     # Leases ----------------------------------------------------------------------------
 
