@@ -14,9 +14,11 @@ from pathlib import Path
 
 import dramatiq
 import pytest
+import redis
 import sentry_sdk
 from dramatiq import Worker
 
+from mina.jobs.broker import broker_from_url
 from mina.jobs.middleware import install
 from mina.jobs.sqlite_broker import SQLiteBroker
 from mina.observability import context
@@ -145,3 +147,34 @@ def test_the_broker_stores_no_secret_of_the_request_s_context(
     assert {"request_id": "token=[REDACTED]", "user_id": 7, "username": "Bearer [REDACTED]"} == (
         carried
     )
+
+
+def test_redis_stores_no_secret_of_the_request_s_context(
+    redis_url: str, tmp_path: Path, mina_logging: PipelineFactory
+) -> None:
+    mina_logging()
+    broker = broker_from_url(redis_url, tmp_path / "unused.sqlite3")
+    install(broker)
+
+    @dramatiq.actor(broker=broker, queue_name="chunks")
+    def process(chunk: str) -> None:
+        pass
+
+    with sentry_sdk.isolation_scope():
+        context.bind_request(request_id=f"token={CANARY}", user_agent=CANARY)
+        context.bind_user(7, f"Bearer {CANARY}")
+        context.bind(api_key=CANARY)
+        process.send("c-1")
+    broker.close()
+
+    client = redis.Redis.from_url(redis_url)
+    stored = b""
+    for key in client.scan_iter():
+        kind = client.type(key)
+        if kind == b"hash":
+            stored += b"".join(client.hvals(key))
+        elif kind == b"list":
+            stored += b"".join(client.lrange(key, 0, -1))
+    client.close()
+    assert b"c-1" in stored  # the message is there
+    assert CANARY.encode() not in stored
