@@ -48,6 +48,9 @@ def install(broker: Broker) -> JobContext:
     a job that fails for good is one event (``job.failed``), not one per attempt.
     """
     ignore_logger(_DRAMATIQ_FAILURES)
+    for existing in broker.middleware:
+        if isinstance(existing, JobContext):  # twice would log every line twice
+            return existing
     middleware = JobContext()
     has_retries = any(isinstance(m, Retries) for m in broker.middleware)
     broker.add_middleware(middleware, before=Retries if has_retries else None)
@@ -106,7 +109,7 @@ class JobContext(Middleware):
         state = getattr(message, "_mina_job", None)
         if state is None:
             return
-        scope, span, started = state
+        _, span, started = state
         keys = {
             "job_id": message.message_id,
             "task": message.actor_name,
@@ -131,17 +134,25 @@ class JobContext(Middleware):
                 )
         finally:
             del message._mina_job
-            span.__exit__(None, None, None)
-            scope.__exit__(None, None, None)
-            context.clear()
+            _end(state)
 
     def after_skip_message(self, broker: Broker, message: Any) -> None:
-        """A skipped message ends its scope like a finished one."""
-        self.after_process_message(broker, message)
+        """End a skipped message's scope (Dramatiq logs the skip; it neither failed nor ran)."""
+        state = getattr(message, "_mina_job", None)
+        if state is not None:
+            del message._mina_job
+            _end(state)
 
     def after_worker_shutdown(self, broker: Broker, worker: Any) -> None:
         """Send what Sentry still holds before Dramatiq's ``os._exit``."""
         sentry_sdk.flush(timeout=_FLUSH_S)
+
+
+def _end(state: tuple[Any, Any, float]) -> None:
+    scope, span, _ = state
+    span.__exit__(None, None, None)
+    scope.__exit__(None, None, None)
+    context.clear()
 
 
 def _redact_traceback(message: Any) -> None:

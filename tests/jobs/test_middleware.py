@@ -19,7 +19,7 @@ import sentry_sdk
 from dramatiq import Worker
 
 from mina.jobs.broker import broker_from_url
-from mina.jobs.middleware import install
+from mina.jobs.middleware import JobContext, install
 from mina.jobs.sqlite_broker import SQLiteBroker
 from mina.observability import context
 from mina.observability.pipeline import get_logger
@@ -94,6 +94,12 @@ def test_a_job_s_lines_and_transaction_continue_the_request(
         job["contexts"]["trace"]["trace_id"],
         job["tags"]["request_id"],
     )
+
+
+def test_installing_twice_keeps_one_middleware(broker: SQLiteBroker) -> None:
+    again = install(broker)
+
+    assert [again] == [m for m in broker.middleware if isinstance(m, JobContext)]
 
 
 def test_a_job_that_fails_for_good_is_one_event_with_the_request_s_tags(
