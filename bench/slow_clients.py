@@ -3,12 +3,14 @@
 A slow client (slowloris) opens a connection, sends half of its request head and waits.
 Mina is served as documented (gunicorn, Mina's settings: 2 workers x 4 threads), either
 directly (``direct``) or behind the shipped nginx configuration (``nginx``,
-`examples/nginx/mina.conf`). For each count of stalled connections, those connections are
-opened first and kept open (one closed by the server is opened again, as an attacker
-would), then ``--probes`` sequential ``GET /healthz`` probes are sent, each given
-``--timeout`` seconds. One row per front and count::
+`examples/nginx/mina.conf`), with Mina's worker (``mina``, `mina.gunicorn_worker`) or
+gunicorn's stock ``gthread`` worker (``gthread``, the setting before it). For each count
+of stalled connections, those connections are opened first and kept open (one closed by
+the server is opened again, as an attacker would), then ``--probes`` sequential
+``GET /healthz`` probes are sent, each given ``--timeout`` seconds. One row per front,
+worker and count::
 
-    front, stalled, probes answered within the timeout (share), p50 / max latency
+    front, worker, stalled, probes answered within the timeout (share), p50 / max latency
 
 Prints the table and, with ``--json PATH``, writes it.
 """
@@ -97,8 +99,8 @@ def probe(url: str, timeout: float) -> float | None:
     return elapsed if elapsed <= timeout else None
 
 
-def measure(front: str, stalled: int, probes: int, timeout: float) -> dict[str, Any]:
-    """Serve Mina with *front*, stall *stalled* connections, probe /healthz *probes* times."""
+def measure(front: str, worker: str, stalled: int, probes: int, timeout: float) -> dict[str, Any]:
+    """Serve Mina with *front* and *worker*, stall *stalled* connections, probe /healthz."""
     with tempfile.TemporaryDirectory(prefix="mina-slow-") as scratch:
         directory = Path(scratch)
         env = {
@@ -109,7 +111,8 @@ def measure(front: str, stalled: int, probes: int, timeout: float) -> dict[str, 
         }
         if front == "nginx":
             env["MINA_TRUSTED_PROXIES"] = "1"
-        server = Server(env)
+        options = ("--worker-class", "gthread") if worker == "gthread" else ()
+        server = Server(env, options=options)
         nginx = Nginx(directory, server.port) if front == "nginx" else None
         port = nginx.port if nginx else server.port
         url = f"http://127.0.0.1:{port}/healthz"
@@ -129,6 +132,7 @@ def measure(front: str, stalled: int, probes: int, timeout: float) -> dict[str, 
             server.stop()
     return {
         "front": front,
+        "worker": worker,
         "stalled": stalled,
         "probes": probes,
         "timeout_s": timeout,
@@ -144,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the measurement; print one table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--front", action="append", choices=["direct", "nginx"])
+    parser.add_argument("--worker", action="append", choices=["mina", "gthread"])
     parser.add_argument("--stalled", default="8,32", help="comma-separated counts")
     parser.add_argument("--probes", type=int, default=60)
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds per probe")
@@ -151,14 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fronts = args.front or (["direct", "nginx"] if NGINX else ["direct"])
     rows = [
-        measure(front, int(count), args.probes, args.timeout)
+        measure(front, worker, int(count), args.probes, args.timeout)
         for front in fronts
+        for worker in args.worker or ["gthread", "mina"]
         for count in args.stalled.split(",")
     ]
-    print(f"{'front':<8} {'stalled':>7} {'answered':>12} {'share':>6} {'p50 ms':>7} {'max ms':>7}")
+    head = ("front", "worker", "stalled", "answered", "share", "p50 ms", "max ms")
+    print("{:<8} {:<8} {:>7} {:>12} {:>6} {:>7} {:>7}".format(*head))
     for row in rows:
         print(
-            f"{row['front']:<8} {row['stalled']:>7} {row['answered']:>5}/{row['probes']:<6}"
+            f"{row['front']:<8} {row['worker']:<8} {row['stalled']:>7}"
+            f" {row['answered']:>5}/{row['probes']:<6}"
             f" {row['share']:>6.0%} {row['p50_ms'] or '-':>7} {row['max_ms'] or '-':>7}"
         )
     if args.json:

@@ -54,7 +54,7 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 bind = os.environ.get("MINA_BIND", SERVER_DEFAULTS["MINA_BIND"])
-worker_class = "gthread"
+worker_class = "mina.gunicorn_worker.ThreadWorker"  # gthread, fixed: see that module
 logger_class = GunicornLogger
 accesslog = None
 errorlog = "-"

@@ -114,6 +114,7 @@ class Server:
         workers: int = 2,
         threads: int = 4,
         app: str = "mina:create_app()",
+        options: tuple[str, ...] = (),
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -126,7 +127,7 @@ class Server:
             "PYTHONUNBUFFERED": "1",
         }
         self.process = subprocess.Popen(
-            [*GUNICORN, app],
+            [*GUNICORN, *options, app],
             env=full_env,
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -2,8 +2,10 @@
 
 `examples/nginx/mina.conf` runs in a real nginx (its own process, a generated nginx.conf
 in tmp_path, unprivileged, on free loopback ports) in front of real gunicorn with Mina's
-settings (2 workers x 4 threads, as `mina serve`). Stalled clients send half a request
-head and wait: nginx must keep them away from gunicorn's threads.
+settings (2 workers x 4 threads, as `mina serve`), but with gunicorn's stock ``gthread``
+worker, which stalled clients starve (Mina's own worker resists them, see
+tests/test_gunicorn_worker.py): what holds here is nginx's doing. Stalled clients send half
+a request head and wait: nginx must keep them away from gunicorn's threads.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def behind_nginx(tmp_path: Path) -> Iterator[tuple[Server, Nginx]]:
             "SENTRY_ENVIRONMENT": "production",
             "MINA_TRUSTED_PROXIES": "1",
             "LOG_FORMAT": "json",
-        }
+        },
+        options=("--worker-class", "gthread"),
     )
     nginx_dir = tmp_path / "nginx"
     nginx_dir.mkdir()
