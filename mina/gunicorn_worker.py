@@ -19,8 +19,10 @@ differs in three ways, each measured against gunicorn 27's ``gthread``:
 - **A stopping worker keeps time for its exit flush.** The master SIGKILLs a worker
   ``graceful_timeout`` seconds after asking it to stop, and the worker waited for its
   connections for that same time before starting to flush Sentry and stdout, so a request
-  that outlasted the stop ended in a SIGKILL. The worker stops waiting `EXIT_RESERVE_SECONDS`
-  earlier, and connections without a complete head are not waited for at all.
+  that outlasted the stop ended in a SIGKILL; a thread still blocked on its client then
+  kept the interpreter from exiting at all. The worker stops waiting
+  `EXIT_RESERVE_SECONDS` earlier, closes the connections of requests still running, and
+  does not wait for connections without a complete head.
 
 Only plain HTTP/1.x is read ahead; with TLS or HTTP/2 cleartext configured, connections
 go to threads as in ``gthread``. It reaches into ``gthread``'s internals (``enqueue_req``,
@@ -32,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
+import socket
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -43,7 +46,7 @@ from gunicorn.workers import gthread
 from mina.observability.sentry.transport import EXIT_FLUSH_SECONDS
 from mina.observability.stream import EXIT_TIMEOUT as STDOUT_EXIT_SECONDS
 
-__all__ = ["EXIT_RESERVE_SECONDS", "HEAD_TIMEOUT_SECONDS", "ThreadWorker"]
+__all__ = ["EXIT_RESERVE_SECONDS", "HEAD_TIMEOUT_SECONDS", "STOP_SECONDS", "ThreadWorker"]
 
 #: Seconds a client has to finish sending a request head, once it started one (as
 #: nginx's ``client_header_timeout`` in `examples/nginx/mina.conf`).
@@ -51,6 +54,9 @@ HEAD_TIMEOUT_SECONDS: Final = 10.0
 #: Seconds of the graceful timeout kept for the exit: Sentry's flush, stdout's, and one
 #: for the interpreter and gunicorn's own bookkeeping.
 EXIT_RESERVE_SECONDS: Final = EXIT_FLUSH_SECONDS + STDOUT_EXIT_SECONDS + 1.0
+#: Seconds a stop takes at most when no request is running: the exit's flushes, and a
+#: second each for gunicorn's master and worker loops to notice (README, "Stopping").
+STOP_SECONDS: Final = EXIT_RESERVE_SECONDS + 2.0
 #: A head larger than this goes to a thread unfinished, where gunicorn's parser refuses it
 #: by its own limits (``limit_request_line``, ``limit_request_fields``, ...).
 _MAX_HEAD_BYTES: Final = 1 << 20
@@ -75,6 +81,7 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._heads: dict[Any, _Head] = {}
+        self._busy: set[Any] = set()  # connections a thread is serving
         self._quitting = False
         self._read_ahead = not self.cfg.is_ssl and self.cfg.http2_cleartext == "off"
 
@@ -129,6 +136,7 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
             self._submit(conn, bytes(head.data))
 
     def _submit(self, conn: Any, head: bytes) -> None:
+        self._busy.add(conn)
         future = self.tpool.submit(self._handle_with_head, conn, head)
         future.add_done_callback(partial(self._done, conn))
 
@@ -145,6 +153,21 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         conn.parser.unreader.unread(head)
         conn.data_ready = True  # data is here: `handle` must not wait on the socket
         return self.handle(conn)
+
+    def finish_request(self, conn: Any, fs: Future[Any]) -> None:
+        """A thread is done with *conn* (gthread's bookkeeping follows)."""
+        self._busy.discard(conn)
+        super().finish_request(conn, fs)
+
+    def run(self) -> None:
+        """Serve until stopped; then cut the connections of requests still running."""
+        super().run()
+        # The graceful wait is over. A thread blocked on its client (a body that stopped
+        # coming, an answer nobody reads) would block the interpreter's exit, which joins
+        # the pool's threads, until the master's SIGKILL; closing its socket ends it.
+        for conn in list(self._busy):
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
 
     def _drop(self, conn: Any) -> None:
         self._heads.pop(conn, None)
