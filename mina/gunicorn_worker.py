@@ -11,11 +11,13 @@ differs in three ways, each measured against gunicorn 27's ``gthread``:
   not complete within `HEAD_TIMEOUT_SECONDS` is closed. Bodies are still read by the
   request's thread: a client that stalls mid-body holds one thread (nginx in front, as the
   README's deployment section says, buffers bodies too).
-- **A second quit signal does not deadlock.** Ctrl-C sends SIGINT to the master and the
-  workers at once; the master then sends the workers SIGQUIT. ``gthread``'s quit handler
-  shuts its thread pool down under a non-reentrant lock, so the second signal, arriving
-  while the first handler held that lock, hung the worker until the master's SIGKILL 30 s
-  later (10 of 25 stops after errors, ``python -m bench.stops``). The handler now runs once.
+- **A quit signal does not deadlock.** ``gthread``'s quit handler (SIGINT, SIGQUIT) shuts
+  its thread pool down, taking the pool's non-reentrant lock, on the main thread, which may
+  already hold it: while handing a request to the pool (``submit``), or in a first quit
+  handler (Ctrl-C sends SIGINT to the master and the workers at once, and the master then
+  sends the workers SIGQUIT). The worker then waited for itself until the master's SIGKILL
+  30 s later (4 of 14 Ctrl-C stops under load, ``python -m bench.stops``). The handler
+  here runs once and leaves the pool to the interpreter's exit.
 - **A stopping worker keeps time for its exit flush.** The master SIGKILLs a worker
   ``graceful_timeout`` seconds after asking it to stop, and the worker waited for its
   connections for that same time before starting to flush Sentry and stdout, so a request
@@ -25,8 +27,12 @@ differs in three ways, each measured against gunicorn 27's ``gthread``:
   does not wait for connections without a complete head.
 
 Only plain HTTP/1.x is read ahead; with TLS or HTTP/2 cleartext configured, connections
-go to threads as in ``gthread``. It reaches into ``gthread``'s internals (``enqueue_req``,
-``murder_pending``, ``TConn``), which `tests/test_gunicorn_worker.py` pins.
+go to threads as in ``gthread``. Waiting heads count against gunicorn's
+``worker_connections`` (1,000 per worker), past which a worker stops accepting: thousands of
+stalled clients are nginx's job. This reaches into gunicorn 27's ``gthread`` internals
+(``enqueue_req``, ``finish_request``, ``murder_pending``, ``TConn``, the parser's unreader),
+hence the pin ``gunicorn>=27,<28``; `tests/test_gunicorn_worker.py` runs each path through
+real gunicorn.
 """
 
 from __future__ import annotations
@@ -36,12 +42,13 @@ import errno
 import math
 import socket
 import time
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
 
-from gunicorn.workers import gthread
+from gunicorn.workers import base, gthread
 
 from mina.observability.sentry.transport import EXIT_FLUSH_SECONDS
 from mina.observability.stream import EXIT_TIMEOUT as STDOUT_EXIT_SECONDS
@@ -81,8 +88,9 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._heads: dict[Any, _Head] = {}
-        self._busy: set[Any] = set()  # connections a thread is serving
+        self._running: dict[Any, Future[Any]] = {}  # connections threads are serving
         self._quitting = False
+        self._stopped_at: float | None = None
         self._read_ahead = not self.cfg.is_ssl and self.cfg.http2_cleartext == "off"
 
     def init_process(self) -> None:
@@ -92,14 +100,31 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         # master's SIGKILL, which keeps the full timeout.
         waited = max(self.cfg.graceful_timeout - math.ceil(EXIT_RESERVE_SECONDS), 0)
         self.cfg.set("graceful_timeout", str(waited))  # gunicorn parses it as int(text, 0)
-        super().init_process()
+        try:
+            super().init_process()  # serves until stopped; SystemExit on a quit
+        finally:
+            self._end_running()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """Stop gracefully (SIGTERM), noting when."""
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
+        super().handle_exit(sig, frame)
 
     def handle_quit(self, sig: int, frame: Any) -> None:
-        """Quit (SIGINT, SIGQUIT) once: a second signal during the first is ignored."""
+        """Quit (SIGINT, SIGQUIT): once, and without touching the thread pool.
+
+        gthread's handler shuts the pool down, which takes the pool's lock; the handler
+        runs on the main thread, which may be holding that very lock (in ``submit``, or
+        in the first of two quit handlers), and then waits for itself. The interpreter's
+        exit shuts the pool down instead, after `_end_running`.
+        """
         if self._quitting:
             return
         self._quitting = True
-        super().handle_quit(sig, frame)
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
+        base.Worker.handle_quit(self, sig, frame)  # worker_int, then SystemExit
 
     def enqueue_req(self, conn: Any) -> None:
         """Give *conn* to a thread once its request head is buffered; read it until then."""
@@ -136,8 +161,8 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
             self._submit(conn, bytes(head.data))
 
     def _submit(self, conn: Any, head: bytes) -> None:
-        self._busy.add(conn)
         future = self.tpool.submit(self._handle_with_head, conn, head)
+        self._running[conn] = future
         future.add_done_callback(partial(self._done, conn))
 
     def _done(self, conn: Any, future: Future[Any]) -> None:
@@ -156,18 +181,24 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
 
     def finish_request(self, conn: Any, fs: Future[Any]) -> None:
         """A thread is done with *conn* (gthread's bookkeeping follows)."""
-        self._busy.discard(conn)
+        self._running.pop(conn, None)
         super().finish_request(conn, fs)
 
-    def run(self) -> None:
-        """Serve until stopped; then cut the connections of requests still running."""
-        super().run()
-        # The graceful wait is over. A thread blocked on its client (a body that stopped
-        # coming, an answer nobody reads) would block the interpreter's exit, which joins
-        # the pool's threads, until the master's SIGKILL; closing its socket ends it.
-        for conn in list(self._busy):
-            with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
+    def _end_running(self) -> None:
+        """Give running requests what is left of the graceful wait, then cut them off.
+
+        A thread blocked on its client (a body that stopped coming, an answer nobody
+        reads) would keep the interpreter's exit, which joins the pool's threads, from
+        finishing until the master's SIGKILL; closing its socket ends the wait.
+        """
+        stopped_at = self._stopped_at if self._stopped_at is not None else time.monotonic()
+        remaining = stopped_at + self.cfg.graceful_timeout - time.monotonic()
+        running = dict(self._running)
+        futures.wait(running.values(), timeout=max(remaining, 0.0))
+        for conn, future in running.items():
+            if not future.done():
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
 
     def _drop(self, conn: Any) -> None:
         self._heads.pop(conn, None)
