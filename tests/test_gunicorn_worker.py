@@ -7,6 +7,7 @@ Sentry hung or absent and profiling on, and `mina serve`'s whole output is check
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -231,3 +232,60 @@ def test_a_request_stalled_mid_body_is_cut_before_the_masters_sigkill(tmp_path: 
     assert "SIGKILL" not in output, output
     assert 0 == served.process.returncode, output
     assert took < 8, output
+
+
+#: A gunicorn configuration: Mina's, plus a hook that makes the first worker receive a
+#: quit signal while its main thread holds the thread pool's lock, as it does inside
+#: ``ThreadPoolExecutor.submit`` (where py-spy found stuck workers after Ctrl-C under load).
+QUIT_IN_SUBMIT_CONF = """
+import os
+import signal
+import time
+from pathlib import Path
+
+from mina.gunicorn_conf import *  # noqa: F403
+
+MARKER = Path({marker!r})
+
+
+def post_worker_init(worker):
+    if MARKER.exists():  # only the first worker: the master replaces it
+        return
+    MARKER.write_text(str(os.getpid()))
+    with worker.tpool._shutdown_lock:  # what submit holds; private, hence only in a test
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1.0)  # the handler runs here, with the lock held
+"""
+
+
+def test_a_quit_while_the_main_thread_holds_the_pools_lock_ends_the_worker(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "first-worker.pid"
+    conf = tmp_path / "quit_conf.py"
+    conf.write_text(QUIT_IN_SUBMIT_CONF.format(marker=str(marker)))
+    server = Server(env_for(tmp_path), workers=1, options=("--config", str(conf)))
+    pid = None
+    try:
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pid = int(marker.read_text())
+        wait_http(f"{server.url}/healthz", timeout=30)  # served by the replacement
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"worker {pid} still alive: it deadlocked in its quit handler")
+    finally:
+        if pid is not None:  # a deadlocked worker outlives its master, holding stdout open
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        lines, _ = server.stop()
+    events = [line["event"] for line in lines]
+    assert f"Worker exiting (pid: {pid})" in events, events
+    assert not [event for event in events if "SIGKILL" in event or "TIMEOUT" in event], events
