@@ -62,7 +62,7 @@ HEAD_TIMEOUT_SECONDS: Final = 10.0
 #: for the interpreter and gunicorn's own bookkeeping.
 EXIT_RESERVE_SECONDS: Final = EXIT_FLUSH_SECONDS + STDOUT_EXIT_SECONDS + 1.0
 #: Seconds a stop takes at most when no request is running: the exit's flushes, and a
-#: second each for gunicorn's master and worker loops to notice (README, "Stopping").
+#: second each for gunicorn's master and worker loops to notice (README, "The command line").
 STOP_SECONDS: Final = EXIT_RESERVE_SECONDS + 2.0
 #: A head larger than this goes to a thread unfinished, where gunicorn's parser refuses it
 #: by its own limits (``limit_request_line``, ``limit_request_fields``, ...).
