@@ -199,6 +199,12 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
             if not future.done():
                 with contextlib.suppress(OSError):
                     conn.sock.shutdown(socket.SHUT_RDWR)
+        # Wakes every idle pool thread. The interpreter's exit wakes only the threads the
+        # pool had registered, and a quit landing inside ``submit`` between a new thread's
+        # start and its registration left that one waiting forever, and the exit joining
+        # it until the master's SIGKILL (py-spy: MainThread in threading._shutdown).
+        if self.tpool is not None:
+            self.tpool.shutdown(wait=False)
 
     def _drop(self, conn: Any) -> None:
         self._heads.pop(conn, None)
