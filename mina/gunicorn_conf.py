@@ -88,7 +88,7 @@ def worker_exit(server: Any, worker: Any) -> None:
     flush_on_exit()
 
 
-worker_class = "gthread"
+worker_class = "mina.gunicorn_worker.ThreadWorker"  # gthread, fixed: see that module
 logger_class = GunicornLogger
 accesslog = None
 errorlog = "-"

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -170,6 +171,7 @@ class Server:
         workers: int = 2,
         threads: int = 4,
         app: str = "mina:create_app()",
+        options: tuple[str, ...] = (),
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -182,7 +184,7 @@ class Server:
             "PYTHONUNBUFFERED": "1",
         }
         self.process = subprocess.Popen(
-            [*GUNICORN, app],
+            [*GUNICORN, *options, app],
             env=full_env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -225,3 +227,85 @@ class Server:
 def flush() -> None:
     """Send everything the Sentry client holds to the ingest now."""
     sentry_sdk.flush(timeout=5)
+
+
+#: The shipped nginx configuration (`examples/nginx/mina.conf`).
+NGINX_EXAMPLE: Final = ROOT / "examples" / "nginx" / "mina.conf"
+#: Where nginx is, if installed (Debian puts it in /usr/sbin, often off a user's PATH).
+NGINX: Final = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+
+def nginx_config(directory: Path, listen_port: int, upstream_port: int) -> Path:
+    """A whole nginx.conf under *directory* around the shipped example.
+
+    The example is copied with only its two addresses replaced; everything nginx would
+    write outside (pid, logs, request body and proxy temp files) goes to *directory*, so
+    nginx runs unprivileged and leaves nothing behind.
+    """
+    text = NGINX_EXAMPLE.read_text()
+    for old, new in (
+        ("server 127.0.0.1:5000;", f"server 127.0.0.1:{upstream_port};"),
+        ("listen 80;", f"listen 127.0.0.1:{listen_port};"),
+    ):
+        if text.count(old) != 1:
+            raise ValueError(f"{NGINX_EXAMPLE} no longer has exactly one {old!r}")
+        text = text.replace(old, new)
+    (directory / "conf.d").mkdir(exist_ok=True)
+    (directory / "conf.d" / "mina.conf").write_text(text)
+    temp = {
+        name: directory / "temp" / name
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    }
+    for path in temp.values():
+        path.mkdir(parents=True, exist_ok=True)
+    config = directory / "nginx.conf"
+    config.write_text(
+        f"""daemon off;
+worker_processes 1;
+pid {directory / "nginx.pid"};
+error_log {directory / "error.log"} warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp["client_body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
+    include {directory / "conf.d" / "mina.conf"};
+}}
+"""
+    )
+    return config
+
+
+class Nginx:
+    """A real nginx in the foreground, configured by `nginx_config`, on 127.0.0.1."""
+
+    def __init__(self, directory: Path, upstream_port: int) -> None:
+        if NGINX is None:
+            raise RuntimeError("nginx is not installed (Debian: apt-get install nginx)")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.directory = directory
+        config = nginx_config(directory, self.port, upstream_port)
+        # -e: the error log before the configuration is read (the default is root's).
+        self.process = subprocess.Popen(
+            [NGINX, "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> str:
+        """Stop nginx (SIGQUIT: graceful); return its error log."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        log = self.directory / "error.log"
+        return log.read_text() if log.exists() else ""

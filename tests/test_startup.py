@@ -108,7 +108,8 @@ def test_the_quick_start_command_serves_json_lines_and_its_bind_wins(
     lines = _json_lines(stdout)
     events = [line["event"] for line in lines]
     assert f"Listening at: http://127.0.0.1:{port} ({server.process.pid})" in events
-    assert "Using worker: gthread" in events  # Mina's gunicorn settings, not gunicorn's
+    # Mina's gunicorn settings (its worker), not gunicorn's defaults (sync).
+    assert "Using worker: mina.gunicorn_worker.ThreadWorker" in events
     assert ["/healthz"] == [line["path"] for line in lines if line["event"] == "request.finished"]
     assert "" == stderr
 
