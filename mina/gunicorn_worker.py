@@ -51,7 +51,7 @@ from typing import Any, Final
 from gunicorn.workers import base, gthread
 
 from mina.observability.sentry.transport import EXIT_FLUSH_SECONDS
-from mina.observability.stream import EXIT_TIMEOUT as STDOUT_EXIT_SECONDS
+from mina.observability.stream_writer import EXIT_TIMEOUT as STDOUT_EXIT_SECONDS
 
 __all__ = ["EXIT_RESERVE_SECONDS", "HEAD_TIMEOUT_SECONDS", "STOP_SECONDS", "ThreadWorker"]
 
