@@ -1,6 +1,8 @@
-"""The app the request benchmark serves: Mina's app plus one route that writes three lines.
+"""The app the request benchmarks serve: Mina's app plus two routes of their own.
 
-The route lives here, not among Mina's production routes. gunicorn loads it with
+``GET /bench/work`` writes three lines; ``GET /bench/fail`` logs one line and raises
+(an unhandled exception: a 500 and a Sentry event). They live here, not among Mina's
+production routes. gunicorn loads it with
 ``bench.app:create_bench_app()`` from the repository root.
 """
 
@@ -25,8 +27,15 @@ def work() -> flask.Response:
     return flask.jsonify(ok=True, total=total)
 
 
+def fail() -> flask.Response:
+    """Log one line, then raise: Flask answers 500 and Sentry gets the exception."""
+    _log.info("fail.started", kind="bench")
+    raise RuntimeError("bench.fail: an unhandled exception, on purpose")
+
+
 def create_bench_app() -> flask.Flask:
-    """Return Mina's app (`mina.create_app`) with ``GET /bench/work`` added."""
+    """Return Mina's app (`mina.create_app`) with ``GET /bench/work`` and ``/bench/fail``."""
     app = create_app()
     app.add_url_rule("/bench/work", "bench_work", work)
+    app.add_url_rule("/bench/fail", "bench_fail", fail)
     return app
