@@ -41,6 +41,7 @@ import contextlib
 import http.client
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -457,8 +458,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _stop(signum: int, frame: Any) -> None:
+    # SIGTERM (and SIGINT, which a background job ignores) unwind through the scenario's
+    # `finally`, so the gunicorn it started is stopped too.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    sys.exit(main())
