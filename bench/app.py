@@ -8,6 +8,10 @@ production routes. gunicorn loads it with
 
 from __future__ import annotations
 
+import collections
+import gc
+import tracemalloc
+
 import flask
 import structlog
 
@@ -33,9 +37,23 @@ def fail() -> flask.Response:
     raise RuntimeError("bench.fail: an unhandled exception, on purpose")
 
 
+def objects() -> flask.Response:
+    """The objects the garbage collector tracks in this worker, counted by type (the 40
+    most numerous), and under ``PYTHONTRACEMALLOC`` the bytes Python has allocated
+    (``_traced_bytes``): what tells a growing heap from a growing RSS."""
+    gc.collect()
+    counts: dict[str, int] = dict(
+        collections.Counter(type(o).__qualname__ for o in gc.get_objects()).most_common(40)
+    )
+    if tracemalloc.is_tracing():
+        counts["_traced_bytes"] = tracemalloc.get_traced_memory()[0]
+    return flask.jsonify(counts)
+
+
 def create_bench_app() -> flask.Flask:
     """Return Mina's app (`mina.create_app`) with ``GET /bench/work`` and ``/bench/fail``."""
     app = create_app()
     app.add_url_rule("/bench/work", "bench_work", work)
     app.add_url_rule("/bench/fail", "bench_fail", fail)
+    app.add_url_rule("/bench/objects", "bench_objects", objects)
     return app

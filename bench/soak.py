@@ -13,7 +13,9 @@ outbox in a temporary directory) with Sentry pointed at a loopback `mina.testing
 that is healthy, refuses connections (stopped) or hangs (reads, never answers). Four
 keep-alive client threads send the scenario's mix in blocks of ``--every`` requests; after
 each block the harness reads ``VmRSS`` from ``/proc/<pid>/status`` of every worker (the
-children of the gunicorn master). It prints, per scenario, one row per block and the
+children of the gunicorn master) and counts the envelopes waiting in the outbox (a
+Sentry slower than the traffic fills it up to ``MINA_SENTRY_OUTBOX_MAX_EVENTS``, and the
+sender's list of them is part of the heap). It prints, per scenario, one row per block and the
 least-squares slope of RSS against requests, in KB per 1,000 requests, over the samples
 after ``--warmup`` requests (imports, first-request caches, the SDK's buffers and the
 allocator's arenas settle there). A flat service shows a slope near 0 that does not grow
@@ -42,6 +44,7 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -156,6 +159,16 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def backlog(outbox: Path) -> int:
+    """Envelopes waiting in the outbox (``pending`` and ``sending``): a Sentry that does
+    not keep up shows here, and the sender's list of them is part of the worker's heap."""
+    count = 0
+    for state in ("pending", "sending"):
+        with contextlib.suppress(OSError), os.scandir(outbox / state) as entries:
+            count += sum(1 for _ in entries)
+    return count
+
+
 def slope(points: list[tuple[int, int]]) -> float | None:
     """Least-squares slope of (requests, KiB) *points*, in KiB per 1,000 requests."""
     if len(points) < 2:
@@ -225,17 +238,52 @@ class Load:
         return state["done"]
 
 
+#: A healthy ingest in a process of its own (the load threads would otherwise slow it down
+#: until it no longer keeps up): prints its DSN, forgets what it received every second,
+#: serves until its stdin closes.
+_INGEST = """
+import select, sys
+from mina.testing import SentryIngest
+with SentryIngest() as ingest:
+    print(ingest.dsn, flush=True)
+    while not select.select([sys.stdin], [], [], 1.0)[0]:
+        ingest.clear()
+"""
+
+
 @contextlib.contextmanager
-def sentry(mode: str) -> Iterator[tuple[SentryIngest, str]]:
-    """A loopback ingest in *mode* (``healthy``, ``refused``, ``hung``) and its DSN."""
+def sentry(mode: str) -> Iterator[str]:
+    """A loopback ingest in *mode* (``healthy``, ``refused``, ``hung``); yield its DSN."""
+    if mode == "healthy":
+        child = subprocess.Popen(
+            [sys.executable, "-c", _INGEST],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            dsn = child.stdout.readline().strip()
+            if not dsn:
+                raise RuntimeError("the ingest process did not start")
+            yield dsn
+        finally:
+            assert child.stdin is not None
+            child.stdin.close()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=5)
+        return
     ingest = SentryIngest().start()
     dsn = ingest.dsn
     try:
         if mode == "hung":
-            ingest.respond_with(hang=True)
-        elif mode == "refused":
+            ingest.respond_with(hang=True)  # reads each request, never answers
+        else:
             ingest.stop()  # nothing listens on the DSN's port: connections are refused
-        yield ingest, dsn
+        yield dsn
     finally:
         ingest.stop()
 
@@ -256,12 +304,10 @@ def run_scenario(
     before then, and a shared machine keeps its memory."""
     with (
         tempfile.TemporaryDirectory(prefix="mina-soak-") as tmp,
-        sentry(scenario.sentry) as (
-            ingest,
-            dsn,
-        ),
+        sentry(scenario.sentry) as dsn,
     ):
         database = str(Path(tmp) / "soak.sqlite3")
+        outbox = Path(tmp) / "outbox"
         db.initialize(database)
         with contextlib.closing(db.connect(database)) as conn:
             user = db.create_user(conn, "soak", None)
@@ -272,7 +318,7 @@ def run_scenario(
             "SENTRY_ENVIRONMENT": "soak",
             "MINA_ENABLE_TEST_ROUTES": "1",
             "MINA_DATABASE": database,
-            "MINA_SENTRY_OUTBOX": str(Path(tmp) / "outbox"),
+            "MINA_SENTRY_OUTBOX": str(outbox),
             "PYTHONUNBUFFERED": "1",
             **scenario.env,
         }
@@ -296,9 +342,10 @@ def run_scenario(
                 if not pids:
                     raise RuntimeError(f"{scenario.name}: no gunicorn worker found")
                 rss = {pid: rss_kb(pid) for pid in pids}
-                samples.append({"requests": load.sent, "rss_kb": rss})
+                waiting = backlog(outbox)
+                samples.append({"requests": load.sent, "rss_kb": rss, "outbox": waiting})
                 cells = "  ".join(f"{pid}: {kb / 1024:7.1f} MB" for pid, kb in rss.items() if kb)
-                report(f"  {load.sent:>9,}  {cells}")
+                report(f"  {load.sent:>9,}  {waiting:>6,}  {cells}")
                 return max((kb for kb in rss.values() if kb), default=0) < max_rss_kb
 
             report(
@@ -306,12 +353,11 @@ def run_scenario(
                 f" Sentry {scenario.sentry}, mix {scenario.mix}"
                 f" {json.dumps(scenario.env) if scenario.env else '(defaults)'}"
             )
-            report("   requests  worker RSS")
+            report("   requests  outbox  worker RSS")
             below = sample()
             while below and load.sent < max_requests and time.monotonic() < deadline:
                 size = min(every, max_requests - load.sent)
                 load.block(size, concurrency, deadline)
-                ingest.clear()  # the harness's own memory stays bounded too
                 below = sample()
             if not below:
                 report(f"  stopped early: a worker passed {max_rss_kb // 1024} MB")
