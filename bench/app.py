@@ -1,9 +1,10 @@
-"""The app the request benchmarks serve: Mina's app plus two routes of their own.
+"""The app the benchmarks serve: Mina's app plus routes of their own.
 
-``GET /bench/work`` writes three lines; ``GET /bench/fail`` logs one line and raises
-(an unhandled exception: a 500 and a Sentry event). They live here, not among Mina's
-production routes. gunicorn loads it with
-``bench.app:create_bench_app()`` from the repository root.
+``GET /bench/work`` writes three lines; ``GET /bench/fail`` logs the same handled error on
+every call (a storm's copy); ``GET /bench/raise`` logs one line and raises (an unhandled
+exception: a 500 and a Sentry event); ``GET /bench/objects`` counts the worker's objects
+(`bench.soak`). They live here, not among Mina's production routes. gunicorn loads the app
+with ``bench.app:create_bench_app()`` from the repository root.
 """
 
 from __future__ import annotations
@@ -32,9 +33,18 @@ def work() -> flask.Response:
 
 
 def fail() -> flask.Response:
+    """Log one handled error, the same one (type, place) on every call: a storm's copy."""
+    try:
+        raise ValueError("the same failure")
+    except ValueError:
+        _log.error("bench.failed", exc_info=True)
+    return flask.jsonify(ok=False)
+
+
+def unhandled() -> flask.Response:
     """Log one line, then raise: Flask answers 500 and Sentry gets the exception."""
-    _log.info("fail.started", kind="bench")
-    raise RuntimeError("bench.fail: an unhandled exception, on purpose")
+    _log.info("raise.started", kind="bench")
+    raise RuntimeError("bench.raise: an unhandled exception, on purpose")
 
 
 def objects() -> flask.Response:
@@ -51,9 +61,10 @@ def objects() -> flask.Response:
 
 
 def create_bench_app() -> flask.Flask:
-    """Return Mina's app (`mina.create_app`) with ``GET /bench/work`` and ``/bench/fail``."""
+    """Return Mina's app (`mina.create_app`) with the four ``/bench/`` routes added."""
     app = create_app()
     app.add_url_rule("/bench/work", "bench_work", work)
     app.add_url_rule("/bench/fail", "bench_fail", fail)
+    app.add_url_rule("/bench/raise", "bench_raise", unhandled)
     app.add_url_rule("/bench/objects", "bench_objects", objects)
     return app

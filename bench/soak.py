@@ -8,7 +8,7 @@
     python -m bench.soak --list               # every scenario and what it sends
 
 Each scenario starts its own gunicorn (``bench.app:create_bench_app()``, Mina's app with
-``/bench/work`` and ``/bench/fail``; stdout to ``/dev/null``, the database and the Sentry
+``/bench/work`` and ``/bench/raise``; stdout to ``/dev/null``, the database and the Sentry
 outbox in a temporary directory) with Sentry pointed at a loopback `mina.testing.SentryIngest`
 that is healthy, refuses connections (stopped) or hangs (reads, never answers). Four
 keep-alive client threads send the scenario's mix in blocks of ``--every`` requests; after
@@ -24,9 +24,9 @@ with the run's length; a leak shows a slope as large as what each request leaves
 The mix of the soak scenarios (``mixed``), per 20 requests: 8 ``/bench/work`` (three INFO
 lines), 4 ``/healthz``, 2 ``POST /api/meetings``, 2 ``GET /api/meetings/<id>``, 1 unknown
 meeting (404), 2 ``/api/test-sentry-error`` (a message and a handled exception), 1
-``/bench/fail`` (an unhandled exception, 500); every request traced
+``/bench/raise`` (an unhandled exception, 500); every request traced
 (``SENTRY_TRACES_SAMPLE_RATE=1.0``, profiling off). Two more mixes re-measure single kinds:
-``healthz`` and ``errors`` (``/api/test-sentry-error`` and ``/bench/fail`` in turn).
+``healthz`` and ``errors`` (``/api/test-sentry-error`` and ``/bench/raise`` in turn).
 
 Only 127.0.0.1 is used. Every wait is bounded (a request times out after 10 s, a scenario
 ends at its time or request budget, whichever comes first, or once a worker's RSS passes
@@ -72,7 +72,7 @@ MIXES: Final[dict[str, tuple[Call, ...]]] = {
         ("GET", "/api/meetings/{meeting}", None),
         ("GET", "/healthz", None),
         ("GET", "/bench/work", None),
-        ("GET", "/bench/fail", None),
+        ("GET", "/bench/raise", None),
         ("GET", "/bench/work", None),
         ("GET", "/healthz", None),
         ("POST", "/api/meetings", b'{"title": "Soak"}'),
@@ -85,11 +85,11 @@ MIXES: Final[dict[str, tuple[Call, ...]]] = {
         ("GET", "/bench/work", None),
     ),
     "healthz": (("GET", "/healthz", None),),
-    "errors": (("GET", "/api/test-sentry-error", None), ("GET", "/bench/fail", None)),
+    "errors": (("GET", "/api/test-sentry-error", None), ("GET", "/bench/raise", None)),
 }
 
 #: The statuses a healthy run answers, per path (anything else is counted as unexpected).
-EXPECTED: Final = {"/bench/fail": 500, "/api/meetings": 201, "/api/meetings/no-such-meeting": 404}
+EXPECTED: Final = {"/bench/raise": 500, "/api/meetings": 201, "/api/meetings/no-such-meeting": 404}
 
 
 @dataclass(frozen=True)
