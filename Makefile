@@ -7,7 +7,7 @@ PORT ?= 5000
 # `MINA_BIND=0.0.0.0:8000 make run` wins over HOST and PORT.
 MINA_BIND ?= $(HOST):$(PORT)
 
-.PHONY: run test lint typecheck bench bench-outbox mutate recall clean
+.PHONY: run test lint typecheck bench bench-outbox soak mutate recall clean
 
 # Recipes that `make run` may run are silent (@): its stdout is the server's lines only.
 $(BIN)/python:
@@ -47,6 +47,12 @@ bench: $(VENV)/.bench-installed
 # Requests with Sentry off, healthy and hung (SDK transport vs outbox): one table.
 bench-outbox: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.outbox --rounds 2 --json bench/results/outbox.json
+
+# Memory under load: worker RSS per 1,000 requests and its slope, per scenario (real
+# gunicorn; traced, erroring and plain requests; Sentry healthy, refusing, hanging).
+# `make soak SOAK_ARGS="--minutes 10"` for the long run.
+soak: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 # Mutation testing (tools/mutate.py): sampled mutants of the redaction package and the
 # observability core; prints the killed share per target and every survivor.

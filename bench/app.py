@@ -1,11 +1,17 @@
-"""The app the benchmarks serve: Mina's app plus a route that writes three lines and one
-that logs the same error every time.
+"""The app the benchmarks serve: Mina's app plus routes of their own.
 
-The route lives here, not among Mina's production routes. gunicorn loads it with
-``bench.app:create_bench_app()`` from the repository root.
+``GET /bench/work`` writes three lines; ``GET /bench/fail`` logs the same handled error on
+every call (a storm's copy); ``GET /bench/raise`` logs one line and raises (an unhandled
+exception: a 500 and a Sentry event); ``GET /bench/objects`` counts the worker's objects
+(`bench.soak`). They live here, not among Mina's production routes. gunicorn loads the app
+with ``bench.app:create_bench_app()`` from the repository root.
 """
 
 from __future__ import annotations
+
+import collections
+import gc
+import tracemalloc
 
 import flask
 import structlog
@@ -35,10 +41,30 @@ def fail() -> flask.Response:
     return flask.jsonify(ok=False)
 
 
+def unhandled() -> flask.Response:
+    """Log one line, then raise: Flask answers 500 and Sentry gets the exception."""
+    _log.info("raise.started", kind="bench")
+    raise RuntimeError("bench.raise: an unhandled exception, on purpose")
+
+
+def objects() -> flask.Response:
+    """The objects the garbage collector tracks in this worker, counted by type (the 40
+    most numerous), and under ``PYTHONTRACEMALLOC`` the bytes Python has allocated
+    (``_traced_bytes``): what tells a growing heap from a growing RSS."""
+    gc.collect()
+    counts: dict[str, int] = dict(
+        collections.Counter(type(o).__qualname__ for o in gc.get_objects()).most_common(40)
+    )
+    if tracemalloc.is_tracing():
+        counts["_traced_bytes"] = tracemalloc.get_traced_memory()[0]
+    return flask.jsonify(counts)
+
+
 def create_bench_app() -> flask.Flask:
-    """Return Mina's app (`mina.create_app`) with ``GET /bench/work`` and
-    ``GET /bench/fail`` added."""
+    """Return Mina's app (`mina.create_app`) with the four ``/bench/`` routes added."""
     app = create_app()
     app.add_url_rule("/bench/work", "bench_work", work)
     app.add_url_rule("/bench/fail", "bench_fail", fail)
+    app.add_url_rule("/bench/raise", "bench_raise", unhandled)
+    app.add_url_rule("/bench/objects", "bench_objects", objects)
     return app

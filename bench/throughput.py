@@ -52,7 +52,8 @@ def _free_port() -> int:
 
 class Server:
     """One gunicorn serving the bench app; stderr kept for errors, stdout to /dev/null or,
-    given *stdout*, to that file (a file never makes the server wait, as a pipe can)."""
+    given *stdout*, to that file (a file never makes the server wait, as a pipe can).
+    ``MINA_DATABASE`` in *env* wins over the default, a file in the temporary directory."""
 
     def __init__(
         self,
@@ -76,7 +77,10 @@ class Server:
             "MINA_BIND": f"127.0.0.1:{self.port}",
             "MINA_WORKERS": str(workers),
             "MINA_THREADS": str(threads),
-            "MINA_DATABASE": str(Path(tempfile.gettempdir()) / f"mina-bench-{self.port}.sqlite3"),
+            "MINA_DATABASE": env.get(
+                "MINA_DATABASE",
+                str(Path(tempfile.gettempdir()) / f"mina-bench-{self.port}.sqlite3"),
+            ),
         }
         self.process = subprocess.Popen(
             [

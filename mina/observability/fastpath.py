@@ -24,7 +24,7 @@ in doubt) the call goes through the full chain, the reference. The full chain is
 
 What it saves: the processor loop; merging and redacting the context, done once per
 context (the values of structlog's context variables and Mina's bound keys) instead of once
-per call; what calls of one bound logger, level and list of keys share, worked out once
+per call; what calls of one logger, level and list of keys share, worked out once
 (`_Plan`: the line's keys in order as a template, whether the keys are harmless names, so
 that a call with clean values needs no redaction pass); the LogRecord (but for Sentry's
 event handler) and the handlers; the timestamp formatting, cut to a per-second prefix.
@@ -37,7 +37,8 @@ the stdout bytes and the Sentry envelopes.
 Its parts: this module is the per-call path (`emit`, `write_line`, `level_method`,
 `configure`); `mina.observability.fastpath_config` checks the configuration once (`Fast`)
 and caches each context's merged keys; `mina.observability.fastpath_plan` works out what
-calls of one bound logger, level and list of keys share (`_Plan`).
+calls of one logger, level and list of keys share (`_Plan`, whatever bound logger
+makes them: one made per request shares its plan with the others).
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def emit(self: Any, method: str, event: Any, kw: dict[str, Any]) -> bool:
 
     # The chain's event dict: the logger's context, the call's keys, the event, then the
     # contextvars the call did not set.
-    own = plan.own
+    own: dict[str, Any] = self._context
     event_dict = {**own, **kw} if own else dict(kw)
     event_dict["event"] = event
     redactor = fast.redactor

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from structlog import contextvars as structlog_contextvars
 
-from mina.observability.fastpath_plan import _CACHE_MAX, _FALLBACK_KEYS, _Plan
+from mina.observability.fastpath_plan import _CACHE_MAX, _CONTEXTS_MAX, _FALLBACK_KEYS, _Plan
 from mina.observability.formatters import JsonFormatter
 from mina.observability.schema import BOUND_KEYS
 from mina.redaction import Redactor
@@ -78,7 +78,7 @@ class Fast:
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
         # redacted logger names, for Sentry's breadcrumb category
         self._names: dict[str, str] = {}
-        self._plans: dict[tuple[int, str, tuple[str, ...]], _Plan] = {}
+        self._plans: dict[tuple[int, str, tuple[str, ...], tuple[str, ...]], _Plan] = {}
         # structlog's variables set in a context -> the order the context lists them in
         self._orders: dict[frozenset[Any], tuple[contextvars.ContextVar[Any], ...]] = {}
 
@@ -130,8 +130,9 @@ class Fast:
             if len(self._shapes) >= _CACHE_MAX:
                 self._shapes.clear()  # layouts keep the shapes they were made for
             found = _Context(merged, self._shapes.setdefault(shape, shape))
-        if len(self._contexts) >= _CACHE_MAX:
-            self._contexts.clear()
+        if len(self._contexts) >= _CONTEXTS_MAX:
+            # Oldest first: a finished request's context is never looked up again.
+            del self._contexts[next(iter(self._contexts))]
         # The values (and the bound keys) stay referenced, so their ids stay theirs.
         self._contexts[key] = ((*values, bound), found)
         return found
@@ -169,10 +170,18 @@ class Fast:
         return dict(redacted)
 
     def plan(self, bound: Any, method: str, kw: dict[str, Any]) -> _Plan:
-        """Return the `_Plan` of a call of *bound*'s *method* with keys *kw* (cached)."""
-        key = (id(bound), method, tuple(kw))
+        """Return the `_Plan` of a call of *bound*'s *method* with keys *kw* (cached).
+
+        One plan serves every bound logger of the same stdlib logger whose own context
+        has the same keys: ``structlog.get_logger(name)`` or ``bind(request_id=...)`` in
+        a request makes a new bound logger each time, and a plan per instance would be a
+        plan (and its layouts) per request.
+        """
+        stdlib = bound._logger
+        own = bound._context
+        key = (id(stdlib), method, tuple(own) if own else (), tuple(kw))
         plan = self._plans.get(key)
-        if plan is None or plan.bound is not bound:
+        if plan is None or plan.stdlib is not stdlib:
             if len(self._plans) >= _CACHE_MAX:
                 self._plans.clear()
             plan = self._plans[key] = _Plan(bound, method, kw, self.redactor)

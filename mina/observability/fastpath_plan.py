@@ -1,4 +1,4 @@
-"""The fast path's plans: what calls of one bound logger, level and list of keys share.
+"""The fast path's plans: what calls of one logger, level and list of keys share.
 
 A `_Plan` holds, worked out once, the chain's key order, whether a key sends the call to
 the full chain, the line layouts (`_Layout`, one per context shape) and the Sentry
@@ -64,6 +64,9 @@ _FALLBACK_KEYS: Final = (RESERVED_RECORD_KEYS - {"exc_info", "stack_info"}) | {
 #: Keys that stay out of Sentry's breadcrumb data (see `RenderToLogKwargs`).
 _HIDDEN: Final = frozenset(HEAD_KEYS) | {"trace_id", "span_id"} | SCOPED_KEYS
 _CACHE_MAX: Final = 1024
+#: Contexts remembered: each request has its own, looked up by its lines while it runs,
+#: so only the few running at once are worth keeping (a worker's threads, background jobs).
+_CONTEXTS_MAX: Final = 64
 _ORIGINAL_CALL_HANDLERS: Final = logging.Logger.callHandlers
 
 
@@ -95,10 +98,11 @@ def _crumb_route(client: Any) -> CrumbRoute:
 
 
 class _Plan:
-    """What calls of one bound logger, level and list of call keys share, worked out once.
+    """What calls of one stdlib logger, level, list of bound keys and list of call keys
+    share, worked out once (the bound values are the call's, not the plan's).
 
     A bound logger is immutable (``bind`` makes another), so its stdlib logger and its own
-    context are fixed; with the call's keys, so are the chain's key order, whether a key
+    context's keys are fixed; with the call's keys, so are the chain's key order, whether a key
     sends the call to the full chain, and the line layouts (one per context shape). The
     Sentry decisions (breadcrumb or not, its category) hold while the client, the
     ``callHandlers`` wrapper, the ignored loggers and the breadcrumb handler's level do;
@@ -106,7 +110,6 @@ class _Plan:
     """
 
     __slots__ = (
-        "bound",
         "category",
         "client",
         "crumb",
@@ -119,7 +122,6 @@ class _Plan:
         "layouts",
         "level",
         "levelno",
-        "own",
         "route",
         "sentry_ok",
         "stdlib",
@@ -128,15 +130,13 @@ class _Plan:
     )
 
     def __init__(self, bound: Any, method: str, kw: dict[str, Any], redactor: Redactor) -> None:
-        self.bound = bound  # kept alive: the plan is found by its id
         self.stdlib: logging.Logger = bound._logger
         self.levelno = _LEVELS[method]
         self.level = _LEVEL_NAMES[method]
         self.crumb_level = LOGGING_TO_EVENT_LEVEL[self.levelno]
-        self.own: dict[str, Any] = bound._context
         # The chain's event dict keys, in its order: the logger's context, the call's
         # keys, then the event.
-        keys = (*dict.fromkeys([*self.own, *kw]), "event")
+        keys = (*dict.fromkeys([*bound._context, *kw]), "event")
         self.keys: tuple[str, ...] = keys
         self.usable = _FALLBACK_KEYS.isdisjoint(keys[:-1])
         # Harmless key names: a call whose values are clean needs no redaction pass.

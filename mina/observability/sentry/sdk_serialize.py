@@ -30,10 +30,13 @@ def fits(text: str, limit: int | None) -> bool:
 
 
 class _NotPlain(Exception):
-    """Raised inside `serialize_plain` where only the SDK's walk knows the answer."""
+    """Raised inside `serialize_plain` where only the SDK's walk knows the answer.
+
+    A new one each time: a shared instance raised again and again chains every raise's
+    frames into its ``__traceback__``, keeping each event and scope they held alive.
+    """
 
 
-_NOT_PLAIN: Final = _NotPlain()
 _SCALAR_TYPES: Final = frozenset({type(None), bool, int})
 
 
@@ -96,12 +99,12 @@ _FALLBACK_TOP: Final = frozenset({"spans", "_meta"})
 def _plain_crumbs(crumbs: dict[str, Any], limit: int | None, seen: set[int]) -> dict[str, Any]:
     # ``breadcrumbs``: each item of ``values`` is a databag of its own.
     if id(crumbs) in seen:
-        raise _NOT_PLAIN
+        raise _NotPlain
     seen.add(id(crumbs))
     made: dict[str, Any] = {}
     for name, items in crumbs.items():
         if type(name) is not str:
-            raise _NOT_PLAIN
+            raise _NotPlain
         if name != "values":
             made[name] = _node(items, limit, None, seen)
         elif (type(items) is list or type(items) is tuple) and id(items) not in seen:
@@ -109,7 +112,7 @@ def _plain_crumbs(crumbs: dict[str, Any], limit: int | None, seen: set[int]) -> 
             made[name] = [_node(crumb, limit, 0, seen) for crumb in items]
             seen.discard(id(items))
         else:
-            raise _NOT_PLAIN
+            raise _NotPlain
     seen.discard(id(crumbs))
     return made
 
@@ -118,18 +121,18 @@ def _node(value: Any, limit: int | None, depth: int | None, seen: set[int]) -> A
     # One node as `serialize` makes it; *depth* counts levels inside a databag (None:
     # outside one, no trimming). *seen* holds the ids of the containers above (cycles).
     if depth is not None and depth >= serializer.MAX_DATABAG_DEPTH:
-        raise _NOT_PLAIN
+        raise _NotPlain
     kind = type(value)
     if kind in _SCALAR_TYPES:
         return value
     if kind is float:
         if math.isinf(value) or math.isnan(value):
-            raise _NOT_PLAIN
+            raise _NotPlain
         return value
     if kind is str:
         if fits(value, limit):
             return value
-        raise _NOT_PLAIN
+        raise _NotPlain
     presented = getattr(kind, "__sentry_repr__", None)
     if callable(presented):
         return presented(value)
@@ -137,20 +140,20 @@ def _node(value: Any, limit: int | None, depth: int | None, seen: set[int]) -> A
         return format_timestamp(value)
     if kind is dict or kind is list or kind is tuple:
         if (depth is not None and len(value) > serializer.MAX_DATABAG_BREADTH) or id(value) in seen:
-            raise _NOT_PLAIN
+            raise _NotPlain
         seen.add(id(value))
         below = None if depth is None else depth + 1
         if kind is dict:
             made: Any = {}
             for key, item in value.items():
                 if type(key) is not str:
-                    raise _NOT_PLAIN
+                    raise _NotPlain
                 made[key] = _node(item, limit, below, seen)
         else:
             made = [_node(item, limit, below, seen) for item in value]
         seen.discard(id(value))
         return made
-    raise _NOT_PLAIN
+    raise _NotPlain
 
 
 def serialize_event(event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
