@@ -110,6 +110,20 @@ def _categories(data: bytes) -> list[str]:
     return [item.data_category for item in envelope.items]
 
 
+def _intact(data: bytes) -> bool:
+    """Whether *data* is a whole envelope: it parses, holds at least one item, and each
+    item is as long as its header says (a file cut short may still parse)."""
+    try:
+        items = Envelope.deserialize(data).items
+    except Exception:
+        return False
+    return bool(items) and all(
+        not isinstance(item.headers.get("length"), int)
+        or item.headers["length"] == len(item.get_bytes())
+        for item in items
+    )
+
+
 class _QuietUrllib3:
     """Drops urllib3's records made on the outbox threads: the link's state is logged
     once per change instead of a warning per envelope."""
@@ -431,6 +445,13 @@ class OutboxTransport(Transport):
 
     def _send(self, claim: Claim, data: bytes) -> bool:
         """Send one claimed envelope; return whether to go on with the next one."""
+        if not _intact(data):
+            # Cut short by a power loss before it was synced. Sent, it might even be
+            # accepted (a header alone is a valid empty envelope) and the loss go uncounted.
+            self._count_lost("send_error", data, claim.kind)
+            _log.error("sentry.envelope_damaged", outbox_id=claim.id, size=len(data))
+            self.outbox.done(claim)
+            return True
         attempt = self._attempt(data, claim.id)
         if attempt.keep:
             self.outbox.release(claim)
@@ -447,13 +468,14 @@ class OutboxTransport(Transport):
             _log.error("sentry.envelope_rejected", status=attempt.refused, outbox_id=id_)
         return attempt
 
-    def _count_lost(self, reason: str, data: bytes) -> None:
-        try:
-            items = Envelope.deserialize(data).items
-        except Exception:  # cut short by a power loss before it was synced
-            self.record_lost_event(reason, "error")
+    def _count_lost(self, reason: str, data: bytes, kind: Kind = "error") -> None:
+        """Count what *data* held; an envelope too damaged to read counts as one item of
+        its outbox *kind* (an error unless its id says otherwise)."""
+        if not _intact(data):
+            if kind != "report":  # a lost client report cannot be reported
+                self.record_lost_event(reason, "error" if kind == "error" else "default")
             return
-        for item in items:
+        for item in Envelope.deserialize(data).items:
             self.record_lost_event(reason, item=item)
 
     def _depth(self) -> dict[str, int]:
@@ -496,7 +518,7 @@ class OutboxTransport(Transport):
     def _enforce_bounds(self) -> None:
         for claim in self.outbox.over_bounds():
             with contextlib.suppress(OSError):  # gone: nothing to count
-                self._count_lost("cache_overflow", self.outbox.read(claim))
+                self._count_lost("cache_overflow", self.outbox.read(claim), claim.kind)
             with self._lost_lock:
                 self._dropped[claim.kind] += 1
             self.outbox.done(claim)
