@@ -118,8 +118,10 @@ class Outbox:
         self._lock = threading.Lock()  # one pruning at a time
         self._stats_lock = threading.Lock()  # never held for I/O: put() takes it
         # This process's live claims: a claim under our pid that is not here was left by
-        # an earlier process that had the same pid (containers reuse small pids).
-        self._mine: set[str] = set()
+        # an earlier process that had the same pid (containers reuse small pids). Counted:
+        # two threads may claim one envelope in the same second (the sender, the janitor's
+        # bounds), and the one that loses must not make the process forget the winner's.
+        self._mine: dict[str, int] = {}
         self._unsynced: list[str] = []  # ids put since the last sync()
         # Count and bytes at the last scan plus what this process put since: while well
         # under the bounds, `over_bounds` scans at most once a `_SCAN_EVERY`.
@@ -131,7 +133,7 @@ class Outbox:
         held) are not there, and its claims and unsynced files stay the parent's."""
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
-        self._mine = set()
+        self._mine = {}
         self._unsynced = []
 
     def _make_dirs(self) -> None:
@@ -235,11 +237,16 @@ class Outbox:
         target = self._sending / f"{entry.id}.{os.getpid()}.{int(time.time())}"
         # Known as ours before it exists: `recover` on another thread must never take a
         # claim of this process for a dead predecessor's and put it back while it is sent.
-        self._mine.add(target.name)
+        name = target.name
+        with self._stats_lock:
+            self._mine[name] = self._mine.get(name, 0) + 1
         try:
             os.rename(self._pending / (entry.id + _SUFFIX), target)
         except FileNotFoundError:
-            self._mine.discard(target.name)
+            with self._stats_lock:
+                left = self._mine.pop(name, 0) - 1
+                if left > 0:  # another thread of this process holds it
+                    self._mine[name] = left
             return None
         return Claim(entry.id, target)
 
@@ -250,13 +257,15 @@ class Outbox:
 
     def release(self, claim: Claim) -> None:
         """Put a claimed envelope back into ``pending/``, its place in the order kept."""
-        self._mine.discard(claim.path.name)
+        with self._stats_lock:
+            self._mine.pop(claim.path.name, None)
         with contextlib.suppress(FileNotFoundError):  # purged meanwhile
             os.rename(claim.path, self._pending / (claim.id + _SUFFIX))
 
     def done(self, claim: Claim) -> None:
         """Delete a claimed envelope: it was delivered (or dropped and counted)."""
-        self._mine.discard(claim.path.name)
+        with self._stats_lock:
+            self._mine.pop(claim.path.name, None)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(claim.path)
 
