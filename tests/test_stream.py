@@ -711,3 +711,173 @@ def test_batches_can_be_turned_off(
     handler.writer.submit(b"now\n")
     assert (None, b"now\n") == (token, readable(reader_end))
     handler.close()
+
+
+# --- what a writer says, and what health reports ---------------------------------------------
+
+
+def fill(writer_end: IO[bytes]) -> None:
+    """Fill the pipe *writer_end* writes to until it takes nothing more."""
+    os.set_blocking(writer_end.fileno(), False)
+    try:
+        while True:
+            os.write(writer_end.fileno(), b"#" * 4096)
+    except BlockingIOError:
+        pass
+    finally:
+        os.set_blocking(writer_end.fileno(), True)
+
+
+def test_an_unknown_policy_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"^when_full must be one of drop_newest, block: 'x'$"):
+        LineWriter(io.StringIO(), when_full="x")
+
+
+def test_a_writer_without_a_report_hook_writes_its_own_dropped_line(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, buffer_bytes=100)
+    fill(writer_end)
+    accepted = [writer.submit(b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * 40)) for n in range(10)]
+    during = writer.health()
+    reader = Reader(reader_end).start()
+    for _ in range(BOUND * 20):  # until the writer has drained and reported
+        if writer.flush(timeout=BOUND) and writer.health().state == "ok":
+            break
+        threading.Event().wait(0.05)
+    writer_end.close()
+    lines = parse(reader.join().replace(b"#", b""))
+
+    dropped = accepted.count(False)
+    # The first line is always taken; with 55-byte lines in 100 bytes, some are dropped.
+    assert (True, True) == (accepted[0], dropped > 0)
+    assert ("degraded", dropped, "stdout_buffer_full") == during
+    assert [n for n, ok in enumerate(accepted) if ok] == [line["n"] for line in lines[:-1]]
+    assert {
+        "level": "warning",
+        "logger": "mina.observability.stream",
+        "event": "log.dropped",
+        "dropped": dropped,
+        "reason": "buffer_full",
+    } == without_timestamp(lines[-1])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", lines[-1]["timestamp"])
+    assert ("ok", dropped, None) == writer.health()  # the count stays: since start
+
+
+def test_a_stream_that_stops_taking_lines_is_reported_stalled_then_ok_again(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, name="out")
+    fill(writer_end)
+    writer.submit(b'{"n":0}\n')
+    waiting = writer.health()
+    threading.Event().wait(1.2)  # longer than STALL_AFTER (1 s) without progress
+    stalled = writer.health()
+    reader = Reader(reader_end).start()
+    assert writer.flush(timeout=BOUND)
+
+    assert (("ok", 0, None), ("degraded", 0, "out_stalled")) == (waiting, stalled)
+    assert ("ok", 0, None) == writer.health()
+    writer_end.close()
+    assert reader.join().endswith(b'{"n":0}\n')
+
+
+def test_health_of_the_process_sums_every_writer(tmp_path: Path) -> None:
+    from mina.observability import stream
+
+    with open(tmp_path / "a.log", "wb") as ok_file:
+        ok = LineWriter(ok_file, name="a")
+        closed = LineWriter(None, name="b")
+        closed.submit(b"lost\n")
+        closed.submit(b"lost\n")
+        try:
+            total = stream.health()
+        finally:
+            ok.close()
+            closed.close()
+
+    assert total is not None
+    assert ("degraded", "b_closed") == (total.state, total.reason)
+    assert total.dropped >= 2
+
+
+def test_a_closed_text_stream_is_said_once_and_its_lines_counted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = io.StringIO()
+    writer = LineWriter(stream, name="capture")
+    assert writer.submit("é\n".encode())  # a text stream gets text
+    written = stream.getvalue()
+    stream.close()
+
+    accepted = [writer.submit(b"x\n") for _ in range(3)]
+
+    assert ("é\n", [False, False, False]) == (written, accepted)
+    assert ("degraded", 3, "capture_closed") == writer.health()
+    assert (
+        "mina: cannot write to capture: EBADF (closed); log lines are dropped and counted\n"
+    ) == capsys.readouterr().err
+
+
+def test_a_binary_stream_without_a_descriptor_gets_the_bytes() -> None:
+    stream = io.BytesIO()
+    writer = LineWriter(stream)
+
+    assert writer.submit("é\n".encode())
+    assert "é\n".encode() == stream.getvalue()
+
+
+def record(message: str) -> logging.LogRecord:
+    """An info record of *message*."""
+    return logging.LogRecord("mina.test", logging.INFO, __file__, 0, message, (), None)
+
+
+def test_set_stream_writes_what_the_old_stream_was_given_then_switches(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    handler = LineHandler(writer_end)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    fill(writer_end)
+    reader = Reader(reader_end).start()
+    handler.emit(record("to the pipe"))
+    new = io.StringIO()
+
+    old = handler.setStream(new)
+    handler.emit(record("to the new stream"))
+    same = handler.setStream(new)
+    handler.close()
+    writer_end.close()
+
+    assert (writer_end, None) == (old, same)
+    assert reader.join().replace(b"#", b"") == b"to the pipe\n"
+    assert "to the new stream\n" == new.getvalue()
+    assert "<LineHandler stream (NOTSET)>" == repr(handler)
+
+
+def test_a_closed_writer_starts_again_for_a_later_line(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end)
+    writer.submit(b"before\n")
+    writer.close()
+    fill(writer_end)  # the next line needs the writer thread
+
+    writer.submit(b"after\n")
+    reader = Reader(reader_end).start()
+    assert writer.flush(timeout=BOUND)
+    writer_end.close()
+
+    assert b"before\nafter\n" == reader.join().replace(b"#", b"")
+
+
+def test_exit_with_one_line_lost_says_it_in_the_singular(tmp_path: Path) -> None:
+    result = run_with_stdout(tmp_path, ">&-", 'log.info("one")\n')
+
+    assert [
+        "mina: stdout is closed; log lines are dropped and counted",
+        "mina: 1 log line not written to stdout (closed)",
+    ] == result.stderr.splitlines()
