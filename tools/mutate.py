@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -558,12 +559,12 @@ def run_mutant(
     workspace: _Workspace,
     mutant: Mutant,
     tests: list[str],
-    covering: set[str],
+    covering: Callable[[Mutant], set[str]],
     timeouts: tuple[float, float],
     seed: int,
 ) -> dict[str, Any]:
     """Run *mutant* against its target's *tests*, then, if they miss it, against the
-    other *covering* tests (those that run the mutated statement).
+    other tests that run the mutated statement (*covering* waits for the coverage map).
 
     *timeouts* are the own tests' and the covering tests', in seconds; running out of time
     counts as killed (a mutant that loops forever is caught).
@@ -574,18 +575,19 @@ def run_mutant(
     file.write_text(mutate(original, mutant.index), encoding="utf-8")
     started = time.monotonic()
     own_files = {t.rstrip("/") for t in tests}
-    rest = sorted(
-        test
-        for test in covering - workspace.unrunnable
-        if not any(test == f or test.startswith((f + "::", f + "/")) for f in own_files)
-    )
     try:
         outcome, _ = _pytest(work, tests, timeouts[0], seed)
         stage = "own tests"
-        if outcome == "passed" and rest:
-            with workspace.suite_lock:
-                outcome, _ = _pytest(work, rest, timeouts[1], seed)
-            stage = f"{len(rest)} covering tests"
+        if outcome == "passed":
+            rest = sorted(
+                test
+                for test in covering(mutant) - workspace.unrunnable
+                if not any(test == f or test.startswith((f + "::", f + "/")) for f in own_files)
+            )
+            if rest:
+                with workspace.suite_lock:
+                    outcome, _ = _pytest(work, rest, timeouts[1], seed)
+                stage = f"{len(rest)} covering tests"
     finally:
         file.write_text(original, encoding="utf-8")
     return {
@@ -627,6 +629,45 @@ def _parse_targets(values: list[str]) -> dict[str, tuple[list[str], int]]:
             int(count) if count else default_count,
         )
     return targets
+
+
+def run_all(
+    plan: list[tuple[str, list[str], Mutant]],
+    workspace: _Workspace,
+    covering: Callable[[Mutant], set[str]],
+    args: argparse.Namespace,
+    results: dict[str, list[dict[str, Any]]],
+) -> None:
+    """Run every mutant of *plan*, ``args.jobs`` at a time, into *results*; print each
+    survivor as it is known."""
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [
+            (
+                target,
+                pool.submit(
+                    run_mutant,
+                    workspace,
+                    m,
+                    own,
+                    covering,
+                    (args.timeout, args.suite_timeout),
+                    args.seed,
+                ),
+            )
+            for target, own, m in plan
+        ]
+        try:
+            for target, future in futures:
+                result = future.result()
+                results[target].append(result)
+                if not result["killed"]:
+                    print(
+                        f"survived ({result['outcome']} after {result['stage']}): "
+                        f"{result['path']}:{result['line']}: {result['description']}"
+                    )
+        except BaseException:  # no map (or ^C): nothing more can be judged
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -676,39 +717,29 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{target}: its tests fail without any mutant: {own}", file=sys.stderr)
                 return 2
         files = sorted({m.path for _, _, m in plan})
-        outcome, failing, covered = coverage_map(workspace, files, args.suite_timeout, args.seed)
-        if outcome in ("timeout", "error"):
-            print(f"the suite under coverage: {outcome}, without any mutant", file=sys.stderr)
-            return 2
-        # A failing test is left out whole (all its parameter sets), as the map names it.
-        workspace.unrunnable = {test.split("[", 1)[0] for test in failing}
-        for test in failing:
-            print(f"left out of the covering tests (fails in a copy): {test}", file=sys.stderr)
-        print(f"coverage map: {time.monotonic() - started:.0f}s", file=sys.stderr)
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [
-                (
-                    target,
-                    pool.submit(
-                        run_mutant,
-                        workspace,
-                        m,
-                        own,
-                        covered.tests_for(m),
-                        (args.timeout, args.suite_timeout),
-                        args.seed,
-                    ),
-                )
-                for target, own, m in plan
-            ]
-            for target, future in futures:
-                result = future.result()
-                results[target].append(result)
-                if not result["killed"]:
-                    print(
-                        f"survived ({result['outcome']} after {result['stage']}): "
-                        f"{result['path']}:{result['line']}: {result['description']}"
-                    )
+
+        def build_map() -> CoverageMap:
+            outcome, failing, covered = coverage_map(
+                workspace, files, args.suite_timeout, args.seed
+            )
+            if outcome in ("timeout", "error"):
+                raise RuntimeError(f"the suite under coverage: {outcome}, without any mutant")
+            # A failing test is left out whole (all its parameter sets), as the map names it.
+            workspace.unrunnable = {test.split("[", 1)[0] for test in failing}
+            for test in failing:
+                print(f"left out of the covering tests (fails in a copy): {test}", file=sys.stderr)
+            print(f"coverage map: {time.monotonic() - started:.0f}s", file=sys.stderr)
+            return covered
+
+        # The map is built while the mutants run against their own tests: only those
+        # that survive them wait for it.
+        with ThreadPoolExecutor(max_workers=1) as mapper:
+            mapped = mapper.submit(build_map)
+            try:
+                run_all(plan, workspace, lambda m: mapped.result().tests_for(m), args, results)
+            except RuntimeError as exc:
+                print(exc, file=sys.stderr)
+                return 2
     summary = {}
     for target, rows in results.items():
         if rows:
