@@ -11,8 +11,10 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from datetime import UTC, datetime
 from pathlib import Path
 
+import freezegun
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -438,13 +440,14 @@ def test_entries_know_their_kind_and_when_they_were_written(tmp_path: Path) -> N
 
 def test_claims_made_and_finished_leave_nothing_behind_in_memory(tmp_path: Path) -> None:
     """A process sends for months: a claim it has finished with (sent, dropped or put back)
-    must not stay remembered."""
+    or failed to make must not stay remembered."""
     box = Outbox(tmp_path, 10_000, 10**9)
 
     def cycle(n: int) -> None:
         for i in range(n):
             box.put(b"x", "error")
-            claim = box.claim(box.pending()[0])
+            [entry] = box.pending()
+            claim = box.claim(entry)
             assert claim is not None
             if i % 2:
                 box.done(claim)
@@ -453,6 +456,7 @@ def test_claims_made_and_finished_leave_nothing_behind_in_memory(tmp_path: Path)
                 again = box.claim(box.pending()[0])
                 assert again is not None
                 box.done(again)
+            assert box.claim(entry) is None  # sent meanwhile: lost the race
         box.sync()
 
     cycle(200)  # warm-up: caches, interned strings, the set's table
@@ -470,3 +474,26 @@ def test_claims_made_and_finished_leave_nothing_behind_in_memory(tmp_path: Path)
 
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     assert grown < 20_000  # a name kept per claim is ~200 KB over 3,000 claims
+
+
+def test_a_claim_is_stale_from_exactly_the_stale_bound_on(tmp_path: Path) -> None:
+    """Whoever holds it (this process, or another one alive), a claim goes back to pending
+    once it is `STALE_CLAIM_SECONDS` old, not a moment later; younger, it stays."""
+    box = Outbox(tmp_path, 100, 10**6)
+    mine_id, theirs_id = box.put(b"mine", "error"), box.put(b"theirs", "error")
+    claimed_at = 1_800_000_000
+    with freezegun.freeze_time(datetime.fromtimestamp(claimed_at, UTC)):
+        mine = box.claim(box.pending()[0])
+    (tmp_path / "pending" / f"{theirs_id}.envelope").rename(
+        tmp_path / "sending" / f"{theirs_id}.{os.getppid()}.{claimed_at}"
+    )
+    stale = claimed_at + outbox_module.STALE_CLAIM_SECONDS
+
+    with freezegun.freeze_time(datetime.fromtimestamp(stale - 0.5, UTC)):
+        young = box.recover()
+    with freezegun.freeze_time(datetime.fromtimestamp(stale, UTC)):
+        old = box.recover()
+
+    assert mine is not None and mine_id == mine.id
+    assert (0, 2) == (young, old)
+    assert [mine_id, theirs_id] == [e.id for e in box.pending()]
