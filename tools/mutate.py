@@ -6,7 +6,8 @@ seed, and each mutant runs against the target's own tests (``-x``, with a per-mu
 timeout). A mutant those tests miss runs against every other test of the suite that
 executes the mutated statement; one that survives that too is printed with its place and
 change, for a human to judge. Mutants judged equivalent (no test can tell them apart) are
-named with the reason in ``tools/mutate_equivalent.txt``: they are not run, and not counted.
+named with the reason in ``tools/mutate_equivalent.txt``: they are not run, and not counted
+in the killed share.
 
 Which tests execute which line comes from one run of the whole suite under coverage.py
 at the start (each line's contexts are the ids of the tests that ran it), which also
@@ -47,7 +48,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-#: ``path:line: description  # reason`` per equivalent mutant (see `_equivalents`).
+#: ``path | description | code | reason`` per equivalent mutant, *code* being the mutated
+#: line's text (stripped): a mutant is named by what it changes, not by a line number that
+#: any edit above it moves.
 EQUIVALENTS = ROOT / "tools" / "mutate_equivalent.txt"
 
 #: target (a module or a package directory) -> its own tests, and how many mutants to sample.
@@ -599,17 +602,23 @@ def run_mutant(
     }
 
 
-def _equivalents() -> dict[tuple[str, int, str], str]:
-    # "path:line: description  # reason"; blank lines and lines starting with # ignored.
+def _equivalents() -> dict[tuple[str, str, str], str]:
+    # (path, description, code) -> reason; blank lines and lines starting with # ignored.
     found = {}
     if EQUIVALENTS.exists():
         for raw in EQUIVALENTS.read_text(encoding="utf-8").splitlines():
             if not raw.strip() or raw.startswith("#"):
                 continue
-            place, _, reason = raw.partition("  # ")
-            path, line, description = place.split(":", 2)
-            found[(path, int(line), description.strip())] = reason.strip()
+            path, rest = raw.split(" | ", 1)
+            named, reason = rest.rsplit(" | ", 1)
+            description, code = named.split(" | ", 1)
+            found[(path.strip(), description.strip(), code.strip())] = reason.strip()
     return found
+
+
+def _code(mutant: Mutant) -> str:
+    lines = (ROOT / mutant.path).read_text(encoding="utf-8").splitlines()
+    return lines[mutant.line - 1].strip() if 0 < mutant.line <= len(lines) else ""
 
 
 def _tests_of(target: str, tests: list[str]) -> list[str]:
@@ -696,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{target}: no tests found, skipped", file=sys.stderr)
             continue
         for mutant in sample(target, args.count or count, args.seed):
-            reason = equivalents.get((mutant.path, mutant.line, mutant.description))
+            reason = equivalents.get((mutant.path, mutant.description, _code(mutant)))
             if reason is None:
                 plan.append((target, own, mutant))
             else:

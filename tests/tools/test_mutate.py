@@ -111,3 +111,18 @@ def test_a_mutant_runs_against_the_tests_that_ran_its_statement() -> None:
         Mutant("m.py", 1, 1, "x", None)
     )
     assert set() == covered.tests_for(Mutant("other.py", 2, 4, "x", (4, 4)))
+
+
+def test_every_mutant_named_equivalent_still_exists() -> None:
+    """An entry whose line was rewritten names nothing: it must be removed or renamed."""
+    import tools.mutate as tool
+
+    named = tool._equivalents()
+    points = {
+        (path, description, tool._code(tool.Mutant(path, 0, line, description)))
+        for path in {path for path, _, _ in named}
+        for line, description in mutation_points((tool.ROOT / path).read_text(encoding="utf-8"))
+    }
+
+    assert [] == [key for key in named if key not in points]
+    assert all(named.values())  # each with its reason
