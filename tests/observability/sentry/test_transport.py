@@ -280,3 +280,67 @@ def test_a_category_rate_limit_holds_its_envelopes_and_lets_errors_through(
     assert (["transaction"], 0.0 < limited["retry_in"] <= 3.0) == (limited["categories"], True)
     assert [] == lines.events("sentry.recovered")  # errors kept going: the link never broke
     assert ["limited"] == [transaction["transaction"] for transaction in transactions]
+
+
+def test_transactions_dropped_by_the_bounds_are_counted_with_their_spans(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    # Sentry unreachable while 8 transactions of 3 spans each meet an outbox of 5: the
+    # oldest 3 are dropped, each counted as one transaction and its 4 spans (3 + itself).
+    lines = start(
+        mina_logging,
+        sentry_ingest,
+        tmp_path,
+        traces_sample_rate=1.0,
+        outbox_max_events=5,
+        sentry_retry_max=60.0,
+    )
+    sentry_ingest.stop()
+    for i in range(8):
+        with sentry_sdk.start_transaction(name=f"job {i}"):
+            for j in range(3):
+                with sentry_sdk.start_span(op="step", name=f"step {j}"):
+                    pass
+    wait_for(lambda: bool(lines.events("sentry.outbox_dropped")))
+    _recover(sentry_ingest)
+    sentry_sdk.flush(timeout=5)
+    sentry_ingest.wait(lambda ingest: len(ingest.transactions) >= 5, timeout=10)
+    sentry_sdk.flush(timeout=5)
+
+    [dropped] = lines.events("sentry.outbox_dropped")
+    assert {
+        "level": "warning",
+        "errors": 0,
+        "others": 3,
+        "reports": 0,
+        "max_events": 5,
+        "max_bytes": Settings().outbox_max_bytes,
+    } == {
+        key: dropped[key]
+        for key in ("level", "errors", "others", "reports", "max_events", "max_bytes")
+    }
+    assert 5 == dropped["outbox_depth"] and dropped["outbox_bytes"] > 0
+    assert [f"job {i}" for i in range(3, 8)] == sorted(
+        t["transaction"] for t in sentry_ingest.transactions
+    )
+    assert {("transaction", "cache_overflow"): 3, ("span", "cache_overflow"): 12} == client_reports(
+        sentry_ingest
+    )
+
+
+def test_a_503_with_retry_after_waits_as_long_as_sentry_asked(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(mina_logging, sentry_ingest, tmp_path, sentry_retry_max=30.0)
+    sentry_ingest.respond_with(503, {"Retry-After": "2"})
+
+    [event_id] = capture_errors(1, "later")
+    wait_for(lambda: bool(lines.events("sentry.unreachable")))
+    sentry_ingest.respond_with()
+    sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 1, timeout=15)
+
+    [unreachable] = lines.events("sentry.unreachable")
+    # The wait is Sentry's 2 s, not the 0.25-0.5 s of a first retry.
+    assert ("HTTP 503", 2.0) == (unreachable["error"], unreachable["retry_in"])
+    assert [event_id] == [event["event_id"] for event in sentry_ingest.accepted_events]
+    assert [503, 200] == [request.status for request in sentry_ingest.requests]
