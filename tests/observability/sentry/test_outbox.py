@@ -497,3 +497,22 @@ def test_a_claim_is_stale_from_exactly_the_stale_bound_on(tmp_path: Path) -> Non
     assert mine is not None and mine_id == mine.id
     assert (0, 2) == (young, old)
     assert [mine_id, theirs_id] == [e.id for e in box.pending()]
+
+
+def test_envelopes_another_process_put_count_towards_the_bounds(tmp_path: Path) -> None:
+    """Workers share the directory: what the others put is found by the next scan (at most
+    a second after the last one), not only what this process put itself."""
+    here, there = Outbox(tmp_path, 10, 10**6), Outbox(tmp_path, 10, 10**6)
+    with freezegun.freeze_time("2026-12-01 12:00:00") as clock:
+        first = [claim.id for claim in here.over_bounds()]  # a scan of the empty outbox
+        ids = []
+        for _ in range(15):
+            ids.append(there.put(b"x", "other"))
+            clock.tick(0.1)
+        claims = here.over_bounds()
+        for claim in claims:
+            here.done(claim)
+
+    assert [] == first
+    assert ids[:5] == [claim.id for claim in claims]
+    assert (10, 10) == here.depth()
