@@ -516,3 +516,30 @@ def test_envelopes_another_process_put_count_towards_the_bounds(tmp_path: Path) 
     assert [] == first
     assert ids[:5] == [claim.id for claim in claims]
     assert (10, 10) == here.depth()
+
+
+def test_an_outbox_just_under_its_bounds_drops_the_first_envelope_over_them_at_once(
+    tmp_path: Path,
+) -> None:
+    """What a scan found stays counted: just under a bound, the next put past it is caught
+    without waiting for the next scan (bytes here, then envelopes)."""
+    by_bytes, by_count = Outbox(tmp_path / "b", 100, 1_000), Outbox(tmp_path / "c", 10, 10**9)
+    with freezegun.freeze_time("2026-12-01 12:00:00") as clock:
+        ids: dict[Outbox, list[str]] = {by_bytes: [], by_count: []}
+        scans, dropped = [], []
+        for box in (by_bytes, by_count):
+            for _ in range(9):
+                ids[box].append(box.put(b"x" * 100, "other"))
+                clock.tick(0.01)
+            scans += box.over_bounds()  # 9 envelopes, 900 bytes: nothing to drop
+            for _ in range(2):
+                ids[box].append(box.put(b"x" * 60, "other"))
+                clock.tick(0.01)
+            claims = box.over_bounds()  # the same second
+            for claim in claims:
+                box.done(claim)
+            dropped.append([claim.id for claim in claims])
+
+    assert [] == scans
+    assert [ids[by_bytes][:1], ids[by_count][:1]] == dropped
+    assert [(10, 920), (10, 920)] == [by_bytes.depth(), by_count.depth()]
