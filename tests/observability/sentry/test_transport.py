@@ -4,6 +4,7 @@ what they drop, and a request-side capture never touches the network."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -344,3 +345,66 @@ def test_a_503_with_retry_after_waits_as_long_as_sentry_asked(
     assert ("HTTP 503", 2.0) == (unreachable["error"], unreachable["retry_in"])
     assert [event_id] == [event["event_id"] for event in sentry_ingest.accepted_events]
     assert [503, 200] == [request.status for request in sentry_ingest.requests]
+
+
+def test_the_outbox_files_each_envelope_by_what_it_holds(
+    mina_logging: PipelineFactory, tmp_path: Path
+) -> None:
+    # Without a DSN everything stays on disk: the outbox's names say what each holds
+    # (c: client report, e: error, t: the rest), which decides what is sent and dropped
+    # first.
+    outbox = tmp_path / "outbox"
+    mina_logging(sentry_outbox=outbox)
+    settings = Settings(sentry_outbox=outbox, traces_sample_rate=1.0, outbox_max_events=3)
+    init_sentry(settings, current_redactor())
+
+    sentry_sdk.capture_message("kept", level="error")
+    for i in range(3):
+        with sentry_sdk.start_transaction(name=f"job {i}"), sentry_sdk.start_span(op="step"):
+            pass
+    pending = outbox / "pending"
+    wait_for(lambda: sorted(p.name[0] for p in pending.iterdir()) == ["e", "t", "t"])
+    sentry_sdk.flush(timeout=2)  # writes the client report of what the bounds dropped
+
+    kinds = sorted(path.name[0] for path in pending.iterdir())
+    [report] = [path for path in pending.iterdir() if path.name.startswith("c")]
+    body = json.loads(report.read_bytes().splitlines()[2])
+    assert ["c", "e", "t", "t"] == kinds
+    assert [
+        {"reason": "cache_overflow", "category": "span", "quantity": 2},
+        {"reason": "cache_overflow", "category": "transaction", "quantity": 1},
+    ] == body["discarded_events"]
+
+
+@pytest.mark.parametrize("status", [401, 403, 408, 502])
+def test_an_answer_that_says_try_again_keeps_the_envelope(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path, status: int
+) -> None:
+    lines = start(mina_logging, sentry_ingest, tmp_path)
+    sentry_ingest.respond_with(status)
+
+    [event_id] = capture_errors(1, "again")
+    wait_for(lambda: bool(lines.events("sentry.unreachable")))
+    sentry_ingest.respond_with()
+    sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 1, timeout=15)
+
+    assert f"HTTP {status}" == lines.events("sentry.unreachable")[0]["error"]
+    assert [event_id] == [event["event_id"] for event in sentry_ingest.accepted_events]
+    assert [] == lines.events("sentry.envelope_rejected")
+
+
+def test_an_outage_is_retried_with_backoff_not_in_a_loop(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(mina_logging, sentry_ingest, tmp_path, sentry_retry_max=0.4)
+    sentry_ingest.respond_with(503)
+
+    capture_errors(1, "down")
+    wait_for(lambda: bool(lines.events("sentry.unreachable")))
+    threading.Event().wait(1.0)
+    attempts = len(sentry_ingest.requests)
+    sentry_ingest.respond_with()
+
+    # Retries 0.2-0.4 s apart: a handful in a second (fewer on a busy machine), never
+    # the hundreds of a sender that does not wait.
+    assert 1 <= attempts <= 8
