@@ -6,6 +6,7 @@ means to, so "nobody reads" is what the process really sees.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import io
 import json
@@ -15,6 +16,7 @@ import queue
 import random
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -881,3 +883,90 @@ def test_exit_with_one_line_lost_says_it_in_the_singular(tmp_path: Path) -> None
         "mina: stdout is closed; log lines are dropped and counted",
         "mina: 1 log line not written to stdout (closed)",
     ] == result.stderr.splitlines()
+
+
+def test_a_reader_that_went_away_is_said_once_and_later_lines_are_counted(
+    pipe: tuple[IO[bytes], IO[bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, name="out")
+    reader_end.close()
+
+    writer.submit(b'{"n":0}\n')
+    writer.flush(timeout=BOUND)
+    later = [writer.submit(b'{"n":%d}\n' % n) for n in (1, 2)]
+
+    assert [False, False] == later
+    assert ("degraded", 3, "out_broken_pipe") == writer.health()
+    assert (
+        "mina: out: broken pipe (its reader went away); log lines are dropped and counted\n"
+    ) == capsys.readouterr().err
+
+
+def test_a_descriptor_someone_made_non_blocking_still_gets_every_line(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, buffer_bytes=64 * 1024 * 1024)
+    fill(writer_end)
+    os.set_blocking(writer_end.fileno(), False)
+    lines = [b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * 300) for n in range(1000)]
+    try:
+        accepted = [writer.submit(line) for line in lines]
+        reader = Reader(reader_end).start()
+        assert writer.flush(timeout=BOUND)
+    finally:
+        os.set_blocking(writer_end.fileno(), True)
+    writer_end.close()
+
+    assert all(accepted)
+    assert b"".join(lines) == reader.join().replace(b"#", b"")
+    assert ("ok", 0, None) == writer.health()
+
+
+def test_a_forked_child_writes_its_own_lines_not_the_parents_again(tmp_path: Path) -> None:
+    # gunicorn forks workers from a master that logged: what the master had buffered is
+    # the master's to write, once.
+    path = tmp_path / "fork.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            from mina.observability.stream import LineWriter
+
+            writer = LineWriter(sys.stdout.buffer)
+            for n in range(2000):  # far more than the pipe holds: most wait in the buffer
+                writer.submit(b'{"n":%d,"pad":"%s"}\\n' % (n, b"x" * 100))
+            pid = os.fork()
+            if pid == 0:
+                writer.submit(b'{"n":"child"}\\n')
+                writer.flush(timeout=60)
+                os._exit(0)
+            sys.stderr.write("forked\\n")
+            sys.stderr.flush()
+            os.waitpid(pid, 0)
+            writer.flush(timeout=60)
+            """
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+        start_new_session=True,  # the child too can be killed, if it hangs
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        assert "forked\n" == read_line(process.stderr)
+        reader = Reader(process.stdout).start()
+        process.wait(timeout=BOUND)
+        lines = [line["n"] for line in parse(reader.join())]
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # gone already: nothing to stop
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=BOUND)
+
+    assert 0 == process.returncode
+    assert sorted([*range(2000), "child"], key=str) == sorted(lines, key=str)
+    assert list(range(2000)) == [n for n in lines if n != "child"]

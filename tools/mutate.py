@@ -580,6 +580,8 @@ def run_mutant(
     own_files = {t.rstrip("/") for t in tests}
     try:
         outcome, _ = _pytest(work, tests, timeouts[0], seed)
+        if outcome == "error":  # the own tests ran unmutated: the mutant broke pytest's start
+            outcome = "failed"
         stage = "own tests"
         if outcome == "passed":
             rest = sorted(
