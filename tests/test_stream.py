@@ -22,6 +22,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -970,3 +971,100 @@ def test_a_forked_child_writes_its_own_lines_not_the_parents_again(tmp_path: Pat
     assert 0 == process.returncode
     assert sorted([*range(2000), "child"], key=str) == sorted(lines, key=str)
     assert list(range(2000)) == [n for n in lines if n != "child"]
+
+
+def test_flush_gives_up_after_its_timeout_on_a_stream_nobody_reads(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end)
+    fill(writer_end)
+    writer.submit(b'{"n":0}\n')
+
+    stuck = writer.flush(timeout=0.2)
+    reader = Reader(reader_end).start()
+    drained = writer.flush(timeout=BOUND)
+    writer_end.close()
+
+    assert (False, True) == (stuck, drained)
+    assert reader.join().endswith(b'{"n":0}\n')
+
+
+def test_block_waits_once_for_a_stalled_stream_then_drops_without_waiting(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, buffer_bytes=64, when_full="block", block_timeout=0.3)
+    fill(writer_end)
+    line = b'{"pad":"' + b"x" * 40 + b'"}\n'
+    writer.submit(line)  # taken by the writer thread, which waits for the reader
+    writer.submit(line)  # queued
+
+    first = writer.submit(line)  # waits 0.3 s for room, then drops
+    submitted_at = time.monotonic()
+    rest = [writer.submit(line) for _ in range(20)]
+    rest_took = time.monotonic() - submitted_at
+    reader = Reader(reader_end).start()
+    assert writer.flush(timeout=BOUND)
+    writer_end.close()
+
+    assert (False, [False] * 20) == (first, rest)
+    assert rest_took < 3.0  # 20 waits of 0.3 s would be 6 s; none is made
+    assert 2 == reader.join().replace(b"#", b"").count(line)
+    assert 21 == writer.health().dropped
+
+
+def test_a_record_a_filter_refuses_is_not_written(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    handler = LineHandler(writer_end)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(lambda r: r.getMessage() != "secret")
+
+    handled = [handler.handle(record(message)) for message in ("secret", "kept")]
+    handler.close()
+
+    assert [False, True] == handled
+    assert b"kept\n" == readable(reader_end)
+
+
+def read_exactly(stream: IO[bytes], size: int) -> bytes:
+    """*size* bytes of the pipe *stream*, waiting at most BOUND seconds for them."""
+    data = b""
+    deadline = time.monotonic() + BOUND
+    while len(data) < size:
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"{len(data)} of {size} bytes after {BOUND}s"
+        data += os.read(stream.fileno(), size - len(data))
+    return data
+
+
+def test_a_long_line_in_a_batch_goes_at_once_after_what_was_held(
+    batched: tuple[IO[bytes], LineWriter],
+) -> None:
+    reader_end, writer = batched
+    long = b'{"pad":"' + b"x" * (select.PIPE_BUF + 100) + b'"}\n'
+    token = begin_batch()
+    writer.submit(b'{"n":0}\n')
+    writer.submit(long)
+    at_once = read_exactly(reader_end, len(b'{"n":0}\n' + long))  # by the writer thread
+    writer.submit(b'{"n":1}\n')
+    held = readable(reader_end)
+    end_batch(token)
+
+    assert (b'{"n":0}\n' + long, b"") == (at_once, held)
+    assert b'{"n":1}\n' == readable(reader_end)
+
+
+def test_text_a_print_left_in_the_stream_comes_before_the_first_line(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    text = io.TextIOWrapper(writer_end, encoding="utf-8", write_through=False)
+    text.write("printed before logging was set up\n")  # still in the wrapper's buffer
+
+    writer = LineWriter(text)
+    writer.submit(b'{"n":0}\n')
+
+    assert b'printed before logging was set up\n{"n":0}\n' == readable(reader_end)
