@@ -408,3 +408,34 @@ def test_an_outage_is_retried_with_backoff_not_in_a_loop(
     # Retries 0.2-0.4 s apart: a handful in a second (fewer on a busy machine), never
     # the hundreds of a sender that does not wait.
     assert 1 <= attempts <= 8
+
+
+def test_a_batch_of_sentry_logs_dropped_by_the_bounds_counts_each_log(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(
+        mina_logging,
+        sentry_ingest,
+        tmp_path,
+        sentry_enable_logs=True,
+        outbox_max_events=1,
+        sentry_retry_max=60.0,
+    )
+    sentry_ingest.stop()
+    event_id = sentry_sdk.capture_message("kept", level="error")  # no log line of its own
+    for i in range(3):
+        sentry_sdk.logger.info("step {n}", n=i)
+    sentry_sdk.flush(timeout=1)  # the SDK hands its batch of logs to the transport
+    wait_for(lambda: bool(lines.events("sentry.outbox_dropped")))
+    _recover(sentry_ingest)
+    sentry_sdk.flush(timeout=5)
+    sentry_ingest.wait(lambda ingest: bool(client_reports(ingest)), timeout=10)
+
+    assert [event_id] == [event["event_id"] for event in sentry_ingest.accepted_events]
+    # The three steps went in one envelope, maybe with Mina's own lines about the link:
+    # the drop of that envelope counts every log in it, not one.
+    assert [] == [log for log in sentry_ingest.logs if log["body"].startswith("step")]
+    counted = client_reports(sentry_ingest)
+    assert ["log_item"] == [category for category, _ in counted]
+    assert counted[("log_item", "cache_overflow")] >= 3
+    assert 0 == lines.events("sentry.outbox_dropped")[0]["errors"]
