@@ -7,7 +7,7 @@ PORT ?= 5000
 # `MINA_BIND=0.0.0.0:8000 make run` wins over HOST and PORT.
 MINA_BIND ?= $(HOST):$(PORT)
 
-.PHONY: run test lint typecheck bench bench-outbox mutate clean
+.PHONY: run test lint typecheck bench bench-outbox mutate recall clean
 
 # Recipes that `make run` may run are silent (@): its stdout is the server's lines only.
 $(BIN)/python:
@@ -52,6 +52,10 @@ bench-outbox: $(VENV)/.bench-installed
 # observability core; prints the killed share per target and every survivor.
 mutate: $(VENV)/.dev-installed
 	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)
+
+# Recall of the redactor on random samples of gitleaks' rules, per family and spot.
+recall: $(VENV)/.dev-installed
+	$(BIN)/python -m tools.recall $(RECALL_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .mutate

@@ -163,6 +163,10 @@ MEASURE: Final = 8  # a measure of a secret (see _MEASURE_WORDS)
 TIME: Final = 16  # a measure that is a time: ISO timestamps are kept too
 LABEL: Final = 32  # a label of a secret (see _LABEL_WORDS)
 DIGITS_OK: Final = 64  # a harmless id or time key: bare digit strings are not card numbers
+# A harmless key naming a vendor or holding a weak secret word ("ASANA_CLIENT_ID",
+# "monkey_key"): a value of the vendor's format, or a random one, is redacted
+# (mina.redaction.catalogue); any other value stays.
+NAMED: Final = 128
 JUDGED: Final = SECRET | COUNT_OK | MEASURE | LABEL  # the value decides
 PASS: Final = frozenset({KEEP, DIGITS_OK})  # the fast paths' harmless states
 

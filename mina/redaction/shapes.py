@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from mina.redaction.vendors import URL_HINTS, URL_TOKEN, VENDOR_TOKEN
+from mina.redaction.catalogue import assignments
+from mina.redaction.vendors import TOKEN_RUN, URL_HINTS, URL_TOKEN, vendor_tokens
 
 __all__ = ["Span", "credentials"]
 
@@ -25,7 +26,8 @@ _TOKEN = r"[A-Za-z0-9\-._~+/]"
 # Not a vendor format: a token glued to an id ("req-mina_...") or to more text is still one.
 _MINA_TOKEN: Final = re.compile(r"(?<![A-Za-z0-9])mina_[A-Za-z0-9_\-]{43,}")
 _PEM: Final = re.compile(
-    r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)[\s\S]*?(?=-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"
+    r"(?i)(-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----)[\s\S]*?"
+    r"(?=-----END[ A-Z0-9_-]{0,100}PRIVATE KEY|\Z)"
 )
 _SCHEME: Final = re.compile(rf"(?i)\b(bearer|basic)[ \t]+({_TOKEN}+=*)")
 # A long snake_case name ("mina_transcription_worker_...") has no capital and no digit; a
@@ -37,6 +39,8 @@ _USERINFO: Final = re.compile(
     r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://([^\s:/?#@]*)(?::([^\s/?#]*))?@(?=[^\s/?#@]*[A-Za-z0-9\]])"
 )
 _DSN_KEY: Final = re.compile(r"[0-9a-f]{32}")
+# Texts that may hold an assignment (mina.redaction.catalogue): a separator.
+_ASSIGNMENT_HINT: Final = re.compile(r"[=:,>|]")
 
 
 def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
@@ -45,14 +49,16 @@ def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
     Return the spans of the URL authorities (``user:password@``) found, so that an e-mail
     rule does not take ``user@host`` in a URL for an address.
     """
-    if "-----BEGIN" in text:
+    if "-----" in text:
         for m in _PEM.finditer(text):
             if m.end() > m.end(1):
                 add((m.end(1), m.end()))
-    first = VENDOR_TOKEN.search(text)  # search before finditer: most texts have none
-    if first is not None:
-        for m in VENDOR_TOKEN.finditer(text, first.start()):
-            add(m.span())
+    if len(text) >= 10:  # shorter than a name, a separator and 8 characters: no secret
+        for run in TOKEN_RUN.finditer(text):  # most texts have none: short words, numbers
+            for span in vendor_tokens(text, run.start(), run.end()):
+                add(span)
+        if _ASSIGNMENT_HINT.search(text) is not None:
+            assignments(text, add)
     if any(hint in text for hint in URL_HINTS):
         for m in URL_TOKEN.finditer(text):
             add(m.span())

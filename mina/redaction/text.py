@@ -36,10 +36,12 @@ from collections.abc import Iterable
 from typing import Final
 
 from mina.redaction.cards import CARD, is_card
+from mina.redaction.catalogue import names_secret
 from mina.redaction.keys import (
     COUNT_OK,
     DIRTY,
     JUDGED,
+    NAMED,
     PII_PHRASES,
     SECRET,
     classify,
@@ -179,7 +181,10 @@ class TextRedactor:
 
     def _classify(self, key: str) -> int:
         dirty = DIRTY if self._scan(key, code=False) is not key else 0
-        return dirty | classify(words(key), self._extra_keys, self._pii_keys)
+        state = classify(words(key), self._extra_keys, self._pii_keys)
+        if not state & JUDGED and names_secret(key):
+            state |= NAMED
+        return dirty | state
 
     # -- text -----------------------------------------------------------------------------
 

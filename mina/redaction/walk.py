@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final, TypeVar
 
-from mina.redaction.keys import DIGITS_OK, DIRTY, JUDGED, PASS, keeps
+from mina.redaction.catalogue import keyed_value
+from mina.redaction.keys import DIGITS_OK, DIRTY, JUDGED, NAMED, PASS, keeps
 from mina.redaction.text import FLAG_ITEM, REDACTED, TextRedactor
 
 __all__ = ["CYCLE", "MAX_DEPTH", "Redactor", "register_wrapper"]
@@ -158,6 +159,8 @@ class Redactor(TextRedactor):
             key = self._scan(key, code=False)
         if state & JUDGED and not keeps(state, item):
             return key, item if type(item) is str and item == REDACTED else REDACTED
+        if state & NAMED and type(item) is str and keyed_value(key, item.strip("'\"")):
+            return key, REDACTED  # "ASANA_CLIENT_ID": "1234567890123456" (docs/redaction.md)
         if state & DIGITS_OK and type(item) is str and item.isdigit() and not self._patterns:
             return key, item  # an id or an epoch, not a card number
         return key, self._walk(item, depth + 1, seen)
