@@ -48,8 +48,9 @@ bench: $(VENV)/.bench-installed
 bench-outbox: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.outbox --rounds 2 --json bench/results/outbox.json
 
-# Mutation testing (tools/mutate.py): sampled mutants of the redaction package and the
-# observability core; prints the killed share per target and every survivor.
+# Mutation testing (tools/mutate.py): sampled mutants of the redaction package, the
+# observability core, the Sentry outbox and transport and the stdout writer; prints the
+# killed share per target and every survivor (docs/testing.md).
 mutate: $(VENV)/.dev-installed
 	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)
 
