@@ -703,6 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     skipped: dict[str, list[tuple[Mutant, str]]] = {t: [] for t in targets}
     for target, (tests, count) in targets.items():
         own = _tests_of(target, tests)
+        if not (ROOT / target).exists():
+            print(f"{target}: no such module or package, skipped", file=sys.stderr)
+            continue
         if not own:
             print(f"{target}: no tests found, skipped", file=sys.stderr)
             continue
