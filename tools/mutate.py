@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import json
 import os
@@ -42,8 +43,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -558,50 +559,70 @@ class _Workspace:
         return work
 
 
-def run_mutant(
-    workspace: _Workspace,
-    mutant: Mutant,
-    tests: list[str],
-    covering: Callable[[Mutant], set[str]],
-    timeouts: tuple[float, float],
-    seed: int,
-) -> dict[str, Any]:
-    """Run *mutant* against its target's *tests*, then, if they miss it, against the
-    other tests that run the mutated statement (*covering* waits for the coverage map).
+def _belongs(test: str, files: list[str]) -> bool:
+    # Whether test id *test* is in one of *files* (test files or directories).
+    return any(
+        test == f or test.startswith((f + "::", f + "/")) for f in (f.rstrip("/") for f in files)
+    )
 
-    *timeouts* are the own tests' and the covering tests', in seconds; running out of time
-    counts as killed (a mutant that loops forever is caught).
-    """
-    work = workspace.get()
+
+@contextlib.contextmanager
+def _mutated(work: Path, mutant: Mutant) -> Iterator[None]:
     file = work / mutant.path
     original = file.read_text(encoding="utf-8")
     file.write_text(mutate(original, mutant.index), encoding="utf-8")
-    started = time.monotonic()
-    own_files = {t.rstrip("/") for t in tests}
     try:
-        outcome, _ = _pytest(work, tests, timeouts[0], seed)
-        if outcome == "error":  # the own tests ran unmutated: the mutant broke pytest's start
-            outcome = "failed"
-        stage = "own tests"
-        if outcome == "passed":
-            rest = sorted(
-                test
-                for test in covering(mutant) - workspace.unrunnable
-                if not any(test == f or test.startswith((f + "::", f + "/")) for f in own_files)
-            )
-            if rest:
-                with workspace.suite_lock:
-                    outcome, _ = _pytest(work, rest, timeouts[1], seed)
-                stage = f"{len(rest)} covering tests"
+        yield
     finally:
         file.write_text(original, encoding="utf-8")
+
+
+def _result(mutant: Mutant, outcome: str, stage: str, seconds: float) -> dict[str, Any]:
     return {
         **dataclasses.asdict(mutant),
         "killed": outcome in ("failed", "timeout"),
         "outcome": outcome,
         "stage": stage,
-        "seconds": round(time.monotonic() - started, 1),
+        "seconds": round(seconds, 1),
     }
+
+
+def run_own(
+    workspace: _Workspace, mutant: Mutant, tests: list[str], timeout: float, seed: int
+) -> dict[str, Any]:
+    """Run *mutant* against its target's own *tests*; running out of *timeout* seconds
+    counts as killed (a mutant that loops forever is caught)."""
+    work = workspace.get()
+    started = time.monotonic()
+    with _mutated(work, mutant):
+        outcome, _ = _pytest(work, tests, timeout, seed)
+    if outcome == "error":  # they pass unmutated: the mutant broke pytest's start
+        outcome = "failed"
+    return _result(mutant, outcome, "own tests", time.monotonic() - started)
+
+
+def run_covering(
+    workspace: _Workspace,
+    mutant: Mutant,
+    tests: list[str],
+    covering: Callable[[Mutant], set[str]],
+    timeout: float,
+    seed: int,
+    own: dict[str, Any],
+) -> dict[str, Any]:
+    """Run *mutant*, which its own *tests* missed (*own*: that result), against the other
+    tests that run the mutated statement (*covering* waits for the coverage map)."""
+    rest = sorted(
+        test for test in covering(mutant) - workspace.unrunnable if not _belongs(test, tests)
+    )
+    if not rest:
+        return own
+    work = workspace.get()
+    started = time.monotonic()
+    with _mutated(work, mutant), workspace.suite_lock:
+        outcome, _ = _pytest(work, rest, timeout, seed)
+    seconds = own["seconds"] + time.monotonic() - started
+    return _result(mutant, outcome, f"{len(rest)} covering tests", seconds)
 
 
 def _equivalents() -> dict[tuple[str, str, str], str]:
@@ -649,26 +670,31 @@ def run_all(
     args: argparse.Namespace,
     results: dict[str, list[dict[str, Any]]],
 ) -> None:
-    """Run every mutant of *plan*, ``args.jobs`` at a time, into *results*; print each
-    survivor as it is known."""
+    """Run every mutant of *plan*, ``args.jobs`` at a time, into *results*: all of them
+    against their own tests first, then those that survived against the covering tests
+    (which needs the coverage map, built meanwhile); print each survivor."""
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [
-            (
-                target,
-                pool.submit(
-                    run_mutant,
-                    workspace,
-                    m,
-                    own,
-                    covering,
-                    (args.timeout, args.suite_timeout),
-                    args.seed,
-                ),
-            )
-            for target, own, m in plan
-        ]
         try:
-            for target, future in futures:
+            first = [
+                pool.submit(run_own, workspace, m, own, args.timeout, args.seed)
+                for _, own, m in plan
+            ]
+            second: list[Future[dict[str, Any]]] = []
+            for (_, own, m), future in zip(plan, first, strict=True):
+                result = future.result()
+                if result["outcome"] == "passed":
+                    future = pool.submit(
+                        run_covering,
+                        workspace,
+                        m,
+                        own,
+                        covering,
+                        args.suite_timeout,
+                        args.seed,
+                        result,
+                    )
+                second.append(future)
+            for (target, _, _), future in zip(plan, second, strict=True):
                 result = future.result()
                 results[target].append(result)
                 if not result["killed"]:
@@ -726,10 +752,6 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
     with tempfile.TemporaryDirectory(prefix="mina-mutate-") as base:
         workspace = _Workspace(Path(base))
-        for target, own in {t: o for t, o, _ in plan}.items():  # unmutated code must pass
-            if _pytest(workspace.get(), own, args.timeout * 4, args.seed)[0] != "passed":
-                print(f"{target}: its tests fail without any mutant: {own}", file=sys.stderr)
-                return 2
         files = sorted({m.path for _, _, m in plan})
 
         def build_map() -> CoverageMap:
@@ -738,6 +760,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             if outcome in ("timeout", "error"):
                 raise RuntimeError(f"the suite under coverage: {outcome}, without any mutant")
+            for target, own in {t: o for t, o, _ in plan}.items():  # unmutated, they pass
+                if broken := [test for test in failing if _belongs(test, own)]:
+                    raise RuntimeError(f"{target}: its tests fail without any mutant: {broken}")
             # A failing test is left out whole (all its parameter sets), as the map names it.
             workspace.unrunnable = {test.split("[", 1)[0] for test in failing}
             for test in failing:
@@ -745,8 +770,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"coverage map: {time.monotonic() - started:.0f}s", file=sys.stderr)
             return covered
 
-        # The map is built while the mutants run against their own tests: only those
-        # that survive them wait for it.
+        # The map is built while the mutants run against their own tests (which it also
+        # checks pass unmutated): only the covering stage waits for it.
         with ThreadPoolExecutor(max_workers=1) as mapper:
             mapped = mapper.submit(build_map)
             try:
