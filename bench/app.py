@@ -1,4 +1,5 @@
-"""The app the request benchmark serves: Mina's app plus one route that writes three lines.
+"""The app the benchmarks serve: Mina's app plus a route that writes three lines and one
+that logs the same error every time.
 
 The route lives here, not among Mina's production routes. gunicorn loads it with
 ``bench.app:create_bench_app()`` from the repository root.
@@ -25,8 +26,19 @@ def work() -> flask.Response:
     return flask.jsonify(ok=True, total=total)
 
 
+def fail() -> flask.Response:
+    """Log one handled error, the same one (type, place) on every call: a storm's copy."""
+    try:
+        raise ValueError("the same failure")
+    except ValueError:
+        _log.error("bench.failed", exc_info=True)
+    return flask.jsonify(ok=False)
+
+
 def create_bench_app() -> flask.Flask:
-    """Return Mina's app (`mina.create_app`) with ``GET /bench/work`` added."""
+    """Return Mina's app (`mina.create_app`) with ``GET /bench/work`` and
+    ``GET /bench/fail`` added."""
     app = create_app()
     app.add_url_rule("/bench/work", "bench_work", work)
+    app.add_url_rule("/bench/fail", "bench_fail", fail)
     return app

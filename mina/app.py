@@ -19,7 +19,7 @@ from mina.errors import http_error
 from mina.logging_config import configure_logging, get_logger
 from mina.observability.flask import Observability
 from mina.observability.sentry import init_sentry
-from mina.settings import Settings
+from mina.settings import Settings, old_data_hint
 
 __all__ = ["create_app"]
 
@@ -37,7 +37,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
     """
     config = dict(config or {})
     overrides = {key: value for key, value in config.items() if isinstance(value, str)}
-    settings = Settings.from_env({**os.environ, **overrides})
+    env = {**os.environ, **overrides}
+    settings = Settings.from_env(env)
     redactor = configure_logging(settings)
     env_file = loaded_env_file()
     _log.info(
@@ -45,9 +46,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
         env_file=None if env_file is None else str(env_file),
         database=str(settings.database),
     )
+    hint = old_data_hint(settings, env)
+    if hint is not None:
+        _log.warning("config.old_data", hint=hint)
     init_sentry(settings, redactor)
 
-    app = flask.Flask("mina")
+    app = flask.Flask("mina", instance_path=str(settings.instance_path))
     bodies.init_app(app, settings.max_json_bytes)
     app.config.update(MINA_DATABASE=str(settings.database), MINA_SETTINGS=settings)
     app.config.update(config)

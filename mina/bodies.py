@@ -27,7 +27,7 @@ from werkzeug.wsgi import LimitedStream, get_content_length
 
 from mina.errors import json_error
 
-__all__ = ["JSONProvider", "Request", "StrictLimitedStream", "init_app"]
+__all__ = ["JSONProvider", "JSONTooDeep", "Request", "StrictLimitedStream", "init_app", "too_deep"]
 
 
 class StrictLimitedStream(LimitedStream):
@@ -69,6 +69,27 @@ class Request(flask.Request):
         return stream
 
 
+class JSONTooDeep(ValueError):
+    """A JSON document nested deeper than the parser can follow (invalid JSON to Flask)."""
+
+
+def too_deep(request: flask.Request) -> bool:
+    """Whether *request*'s JSON body failed to parse because it is nested too deeply.
+
+    ``get_json(silent=True)`` answers None for every bad body; a view that says why asks
+    this (the body is cached, its size bounded by ``MAX_CONTENT_LENGTH``).
+    """
+    if not request.is_json:
+        return False
+    try:
+        flask.current_app.json.loads(request.get_data(cache=True))
+    except JSONTooDeep:
+        return True
+    except ValueError:
+        return False
+    return False
+
+
 class JSONProvider(DefaultJSONProvider):
     """Flask's JSON, where a document nested too deeply to parse is invalid JSON."""
 
@@ -78,7 +99,7 @@ class JSONProvider(DefaultJSONProvider):
             return super().loads(s, **kwargs)
         except RecursionError:
             # Recovering is safe: the parser unwound its own frames before raising.
-            raise ValueError("JSON nested too deeply") from None
+            raise JSONTooDeep("JSON nested too deeply") from None
 
 
 def _too_large(_exc: RequestEntityTooLarge) -> flask.Response:

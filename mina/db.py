@@ -60,6 +60,8 @@ __all__ = [
     "get_meeting",
     "init_app",
     "initialize",
+    "list_chunks",
+    "list_meetings",
     "list_tokens",
     "list_users",
     "mark_chunk",
@@ -95,6 +97,15 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at TEXT NOT NULL,
     last_used_at TEXT
 );
+-- When a user's token last authenticated a request: the user's, so it outlives revoked tokens.
+CREATE TABLE IF NOT EXISTS user_activity (
+    user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    last_used_at TEXT NOT NULL
+);
+-- A database from before user_activity: its tokens' last use, once (later runs add nothing).
+INSERT OR IGNORE INTO user_activity (user_id, last_used_at)
+    SELECT user_id, MAX(last_used_at) FROM api_tokens
+    WHERE last_used_at IS NOT NULL GROUP BY user_id;
 CREATE TABLE IF NOT EXISTS meetings (
     id TEXT PRIMARY KEY,
     owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -266,6 +277,9 @@ def thread_connection(path: str | PathLike[str]) -> sqlite3.Connection:
 def initialize(path: str | PathLike[str]) -> None:
     """Create the database at *path* (and its parent directories) if needed; idempotent.
 
+    `Settings.from_env` has already refused a ``MINA_DATABASE`` whose directory is missing:
+    directories are created here only for the default, inside the instance folder.
+
     Switches the file to WAL journaling, which lets readers proceed while one process
     writes: several gunicorn workers share the file. Then takes the write lock once and
     releases it, so a file Mina could read but not write fails here, at start-up, rather
@@ -375,11 +389,19 @@ def user_for_token(conn: sqlite3.Connection, token: str) -> UserRow | None:
     if row is None:
         return None
     if row["last_used_at"] is None or row["last_used_at"] < _now(-_LAST_USED_RESOLUTION):
+        now = _now()
         _execute(
             conn,
             "UPDATE api_tokens",
             "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
-            (_now(), row["token_id"]),
+            (now, row["token_id"]),
+        )
+        _execute(
+            conn,
+            "UPSERT user_activity",
+            "INSERT INTO user_activity (user_id, last_used_at) VALUES (?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET last_used_at = excluded.last_used_at",
+            (row["id"], now),
         )
     user = _fields(row)
     del user["token_id"], user["last_used_at"]
@@ -398,19 +420,59 @@ def create_meeting(conn: sqlite3.Connection, owner_id: int, title: str) -> Meeti
     return meeting
 
 
+_MEETINGS_WITH_TOTALS: Final = (
+    "SELECT meetings.id, owner_id, title, meetings.created_at,"
+    " COUNT(chunks.id) AS chunk_count,"
+    " COALESCE(SUM(chunks.duration_ms), 0) AS duration_ms"
+    " FROM meetings LEFT JOIN chunks ON chunks.meeting_id = meetings.id"
+)
+
+
 def get_meeting(conn: sqlite3.Connection, meeting_id: str) -> MeetingRow | None:
     """The meeting *meeting_id* with its chunk count and total duration, or None."""
     row = _fetchone(
         conn,
         "SELECT meetings",
-        "SELECT meetings.id, owner_id, title, meetings.created_at,"
-        " COUNT(chunks.id) AS chunk_count,"
-        " COALESCE(SUM(chunks.duration_ms), 0) AS duration_ms"
-        " FROM meetings LEFT JOIN chunks ON chunks.meeting_id = meetings.id"
-        " WHERE meetings.id = ? GROUP BY meetings.id",
+        _MEETINGS_WITH_TOTALS + " WHERE meetings.id = ? GROUP BY meetings.id",
         (meeting_id,),
     )
     return None if row is None else MeetingRow(**_fields(row))
+
+
+def list_meetings(
+    conn: sqlite3.Connection, owner_id: int, *, limit: int, before: str | None = None
+) -> list[MeetingRow]:
+    """At most *limit* meetings of *owner_id*, newest first, with their totals.
+
+    *before* is the id of the last meeting of the previous page: the page starts after it
+    (a keyset, so a meeting created meanwhile neither shifts nor repeats a page). An id
+    that is not one of the owner's meetings gives an empty page.
+    """
+    sql = _MEETINGS_WITH_TOTALS + " WHERE owner_id = ?"
+    params: list[Any] = [owner_id]
+    if before is not None:
+        sql += (
+            " AND (meetings.created_at, meetings.id) <"
+            " (SELECT created_at, id FROM meetings WHERE id = ? AND owner_id = ?)"
+        )
+        params += [before, owner_id]
+    sql += " GROUP BY meetings.id ORDER BY meetings.created_at DESC, meetings.id DESC LIMIT ?"
+    params.append(limit)
+    with span("db", "SELECT meetings", **_SPAN_DATA):
+        rows = conn.execute(sql, params).fetchall()
+    return [MeetingRow(**_fields(row)) for row in rows]
+
+
+def list_chunks(
+    conn: sqlite3.Connection, meeting_id: str, *, limit: int, after_seq: int = -1
+) -> list[ChunkRow]:
+    """At most *limit* chunks of *meeting_id* in upload order, from sequence *after_seq* + 1."""
+    with span("db", "SELECT chunks", **_SPAN_DATA):
+        rows = conn.execute(
+            "SELECT * FROM chunks WHERE meeting_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (meeting_id, after_seq, limit),
+        ).fetchall()
+    return [ChunkRow(**_fields(row)) for row in rows]
 
 
 def add_chunk(
@@ -474,7 +536,8 @@ def mark_chunk(
 
 @dataclass(frozen=True, slots=True)
 class UserSummary:
-    """A user with the number of its API tokens and when one was last used."""
+    """A user with the number of its API tokens and when one of its tokens, revoked ones
+    included, last authenticated a request (to the minute)."""
 
     id: int
     username: str
@@ -501,12 +564,14 @@ def find_user(conn: sqlite3.Connection, username: str) -> UserRow | None:
 
 
 def list_users(conn: sqlite3.Connection) -> list[UserSummary]:
-    """Every user, by id, with its token count and the last time a token was used."""
+    """Every user, by id, with its token count and the last time one of its tokens was
+    used (kept when that token is revoked: the user was active, whatever became of it)."""
     with span("db", "SELECT users", **_SPAN_DATA):
         rows = conn.execute(
             "SELECT users.*, COUNT(api_tokens.id) AS tokens,"
-            " MAX(api_tokens.last_used_at) AS last_used_at"
+            " user_activity.last_used_at AS last_used_at"
             " FROM users LEFT JOIN api_tokens ON api_tokens.user_id = users.id"
+            " LEFT JOIN user_activity ON user_activity.user_id = users.id"
             " GROUP BY users.id ORDER BY users.id"
         ).fetchall()
     return [UserSummary(**_fields(row)) for row in rows]

@@ -10,7 +10,9 @@ cannot create or write, stops start-up with one line naming the variable. The ne
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from typing import Any
 
@@ -20,11 +22,12 @@ from mina import db
 from mina.envfile import load_env_file
 from mina.logging_config import configure_logging
 from mina.observability.sentry.transport import flush_on_exit
-from mina.settings import SERVER_DEFAULTS, ConfigError, Settings, whole_number
+from mina.settings import SERVER_DEFAULTS, ConfigError, Settings, bind_address, whole_number
 
 try:
     load_env_file()  # before any variable is read; inherited by the workers
     _settings = Settings.from_env()
+    bind = bind_address()  # gunicorn would take a missing port as 8000, overflow past 65535
     workers = whole_number(os.environ, "MINA_WORKERS", int(SERVER_DEFAULTS["MINA_WORKERS"]), 1)
     threads = whole_number(os.environ, "MINA_THREADS", int(SERVER_DEFAULTS["MINA_THREADS"]), 1)
     configure_logging(_settings)  # here, so a bad logging.yaml also stops with one line
@@ -47,13 +50,44 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
             log.propagate = True
 
 
+def on_starting(server: Any) -> None:
+    """Stop with one line when an address to listen on is taken (a second ``make run``).
+
+    gunicorn would log the error, retry for five seconds and exit with a traceback-like
+    tail; here the master, before it binds, tries each TCP address as gunicorn will
+    (``SO_REUSEADDR``) and says which one is in use and how to choose another. A master
+    re-executed with inherited sockets (``USR2``, systemd) has nothing to check.
+    """
+    if os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS"):
+        return
+    for address in server.cfg.address:
+        if not isinstance(address, tuple):
+            continue  # unix sockets: gunicorn replaces a stale file itself
+        host, port = address[0], address[1]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    continue  # anything else is gunicorn's to report as it binds
+                shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+                other = f"[{host}]" if family == socket.AF_INET6 else host
+                sys.stderr.write(
+                    f"mina: cannot listen on {shown}: the address is already in use (another"
+                    f" server?); choose another one: MINA_BIND={other}:"
+                    f"{port + 1 if port < 65535 else port - 1} make run\n"
+                )
+                raise SystemExit(1) from None
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """Flush Sentry as a worker exits (graceful shutdown), so its last events are sent:
     what Sentry takes within a bound; with the outbox, the rest stays on disk."""
     flush_on_exit()
 
 
-bind = os.environ.get("MINA_BIND", SERVER_DEFAULTS["MINA_BIND"])
 worker_class = "gthread"
 logger_class = GunicornLogger
 accesslog = None

@@ -30,6 +30,7 @@ import copy
 import logging
 import logging.config
 import sys
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -52,7 +53,7 @@ from mina.observability.processors import (
 from mina.observability.sentry import init_sentry
 from mina.observability.stream import LineHandler
 from mina.redaction import Redactor
-from mina.settings import ConfigError, Settings
+from mina.settings import ConfigError, Settings, settings_keeping_valid
 
 __all__ = ["build_processors", "configure_logging", "current_redactor", "get_logger"]
 
@@ -211,13 +212,24 @@ def configure_logging(
 
 def _configure_from_environment() -> None:
     # The first use of Mina's logging API in a process nobody configured (a script, a
-    # shell): never raise into that call; a bad variable is said once and defaults apply.
+    # shell) must not raise into that call. Nor may one bad variable silently cost the
+    # others (a valid SENTRY_DSN turned off by a LOG_LEVEL typo): each bad one is said on
+    # stderr, by name, and only it falls back to its default.
+    settings, errors = settings_keeping_valid()
+    for error in errors:
+        sys.stderr.write(
+            f"mina: configuration error: {error}; {error.variable} ignored,"
+            " its default applies (the other settings stand)\n"
+        )
     try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        sys.stderr.write(f"mina: configuration error: {exc}; using defaults\n")
-        settings = Settings()
-    init_sentry(settings, configure_logging(settings))
+        redactor = configure_logging(settings)
+    except ConfigError as exc:  # the logging YAML's content: the packaged one instead
+        sys.stderr.write(
+            f"mina: configuration error: {exc}; the packaged logging.yaml applies instead\n"
+        )
+        settings = replace(settings, logging_config=None)
+        redactor = configure_logging(settings)
+    init_sentry(settings, redactor)
 
 
 def current_redactor() -> Redactor:

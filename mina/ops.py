@@ -7,6 +7,7 @@ import sentry_sdk
 
 from mina.observability import stream
 from mina.observability.pipeline import get_logger
+from mina.observability.sentry.transport import link_health
 
 __all__ = ["bp", "test_bp"]
 
@@ -19,19 +20,24 @@ test_bp = flask.Blueprint("ops_test", __name__)
 
 @bp.get("/healthz")
 def healthz() -> flask.Response:
-    """Liveness, and whether this process's log lines reach stdout.
+    """Liveness, whether this process's log lines reach stdout, and its Sentry outbox and
+    link.
 
-    Always 200 while the process serves requests: a stalled log reader is not cured by
-    restarting the service. ``logging`` is ``ok`` or ``degraded`` (with a ``reason``:
-    stdout closed, broken, failing, full or stalled); ``dropped`` counts the lines this
-    process could not write since it started. Answering never waits on stdout.
+    Always 200 while the process serves requests: a stalled log reader or an unwritable
+    outbox is not cured by restarting the service. ``logging`` is ``ok`` or ``degraded``
+    (with a ``reason``: stdout closed, broken, failing, full or stalled); ``dropped``
+    counts the lines this process could not write since it started. ``outbox`` and
+    ``sentry`` are `mina.observability.sentry.transport.link_health`. Answering never
+    waits on stdout, the disk or the network.
     """
     state = stream.health()
     if state is None:  # a logging.yaml without Mina's stdout handler
-        return flask.jsonify(status="ok", logging="unmonitored", dropped=0)
-    body: dict[str, object] = {"status": "ok", "logging": state.state, "dropped": state.dropped}
-    if state.reason is not None:
-        body["reason"] = state.reason
+        body: dict[str, object] = {"status": "ok", "logging": "unmonitored", "dropped": 0}
+    else:
+        body = {"status": "ok", "logging": state.state, "dropped": state.dropped}
+        if state.reason is not None:
+            body["reason"] = state.reason
+    body.update(link_health())
     return flask.jsonify(body)
 
 

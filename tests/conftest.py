@@ -23,7 +23,9 @@ from mina.observability.sentry import close_sentry
 from mina.redaction import Redactor
 from mina.settings import Settings
 
-from .support import Server, wait_http
+from .support import Server, pytest_runtest_makereport, wait_http
+
+__all__ = ["pytest_runtest_makereport"]  # in CI, a missing system package fails (tests.support)
 
 pytest_plugins = ["pytester"]
 
@@ -31,10 +33,25 @@ pytest_plugins = ["pytester"]
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Each test starts with no bound context, no Sentry client, and none of the developer's
-    SENTRY_* / LOG_* / MINA_* variables or proxies."""
+    SENTRY_* / LOG_* / MINA_* variables or proxies.
+
+    Everything a test (or a subprocess it starts) could write by default is under its own
+    tmp_path: the instance folder, the database and the outbox, and HOME and the XDG
+    directories, so nothing reads or writes the developer's data, whatever the working
+    directory (`tests/test_isolation.py` checks the suite leaves a ``var/`` untouched)."""
     for name in list(os.environ):
         if name.startswith(("SENTRY_", "LOG_", "MINA_")) or name.lower().endswith("_proxy"):
             monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    for name, path in {
+        "HOME": home,
+        "XDG_CONFIG_HOME": home / ".config",
+        "XDG_DATA_HOME": home / ".local" / "share",
+        "XDG_STATE_HOME": home / ".local" / "state",
+        "XDG_CACHE_HOME": home / ".cache",
+    }.items():
+        monkeypatch.setenv(name, str(path))
+    monkeypatch.setenv("MINA_INSTANCE_PATH", str(tmp_path / "instance"))
     monkeypatch.setenv("MINA_DATABASE", str(tmp_path / "mina.sqlite3"))
     monkeypatch.setenv("MINA_SENTRY_OUTBOX", str(tmp_path / "sentry-outbox"))
     context.clear()  # log context bound by an earlier test on this thread

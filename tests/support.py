@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 import flask
+import pytest
 import sentry_sdk
 import structlog
 
@@ -51,6 +53,62 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
         raise RuntimeError(f"exploded in {meeting_id}")
 
     return app
+
+
+#: Every skip for a missing system package says this; in CI such a skip is a failure.
+MISSING_SYSTEM_PACKAGE: Final = "requires system package"
+
+
+def in_ci() -> bool:
+    """Whether the suite runs in CI (``CI=true``, as GitHub, GitLab and `.ci/run` set it),
+    where everything the suite needs is installed and a skip would hide a missing test."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_tool_reason(tool: str, package: str) -> str:
+    """The skip reason for *tool* not being installed, naming its Debian *package*."""
+    return (
+        f"{MISSING_SYSTEM_PACKAGE} {package}: {tool} is not installed"
+        f" (Debian: apt-get install {package}; .ci/run installs it)"
+    )
+
+
+def system_tool(tool: str) -> str | None:
+    """The path of command *tool*: on PATH, or in the sbin directories Debian puts
+    daemons in (``/usr/sbin/syslog-ng`` is not on a user's PATH); None when absent."""
+    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+
+
+def require_system_tool(tool: str, *, package: str) -> str:
+    """The path of *tool*, or skip the calling test with a reason naming *package*.
+
+    For tests (and fixtures) that need a program the README does not list (syslog-ng,
+    nginx, redis-server, ...): on a developer's machine they skip, saying what to install;
+    in CI the skip is turned into a failure (`pytest_runtest_makereport`), since CI
+    installs every such package (`.ci/run`). Module-level ``skipif`` marks get the same
+    treatment when their reason is `missing_tool_reason`'s.
+    """
+    path = system_tool(tool)
+    if path is None:
+        pytest.skip(missing_tool_reason(tool, package))
+    return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """In CI, a test skipped for a missing system package fails instead.
+
+    Registered by the suite's conftest. The report keeps the skip's reason, so the failure
+    says which package CI forgot to install.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and in_ci()):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if MISSING_SYSTEM_PACKAGE in reason:
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (CI=true), where it must run: {reason}"
 
 
 def make_user(path: str, username: str, email: str | None = None) -> tuple[int, str]:

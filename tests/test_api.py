@@ -10,6 +10,7 @@ import flask
 import pytest
 import sentry_sdk
 import structlog
+from freezegun import freeze_time
 from structlog.testing import capture_logs
 
 import mina
@@ -97,7 +98,14 @@ def test_create_and_get_a_meeting(ada: Client, mina_logging: PipelineFactory) ->
         "chunk_count": 0,
         "duration_ms": 0,
     } == created
-    assert [{"event": "meeting.created", "meeting_id": created["id"], "log_level": "info"}] == logs
+    assert [
+        {
+            "event": "meeting.created",
+            "meeting_id": created["id"],
+            "title": "Weekly sync",
+            "log_level": "info",
+        }
+    ] == logs
     response = ada.request("GET", f"/api/meetings/{created['id']}")
     assert (200, created) == (response.status_code, response.get_json())
 
@@ -168,8 +176,10 @@ def test_a_missing_meeting_is_404(ada: Client) -> None:
     ("method", "url"),
     [
         ("POST", "/api/meetings"),
+        ("GET", "/api/meetings"),
         ("GET", "/api/meetings/abc"),
         ("POST", "/api/meetings/abc/chunks"),
+        ("GET", "/api/meetings/abc/chunks"),
     ],
 )
 def test_every_route_needs_a_token(app: flask.Flask, method: str, url: str) -> None:
@@ -219,6 +229,92 @@ def test_upload_a_chunk_and_process_it_in_the_background(
     } == events["chunk.processed"]
     after = ada.request("GET", f"/api/meetings/{meeting['id']}").get_json()
     assert (1, 1000) == (after["chunk_count"], after["duration_ms"])
+
+
+def test_list_meetings_shows_only_mine_newest_first_in_pages(ada: Client, bob: Client) -> None:
+    mine = []
+    with freeze_time("2026-11-29 10:00:00") as clock:
+        for n in range(5):
+            mine.append(ada.create_meeting(f"Sync {n}"))
+            clock.tick(1)  # a second apart: the order is the creation time's
+    bob.create_meeting("Bob's")
+
+    first = ada.request("GET", "/api/meetings?limit=2")
+    assert 200 == first.status_code
+    pages = [first.get_json()]
+    while pages[-1]["next"] is not None and len(pages) < 10:
+        pages.append(ada.request("GET", pages[-1]["next"]).get_json())
+
+    assert [[4, 3], [2, 1], [0]] == [[mine.index(m) for m in page["meetings"]] for page in pages]
+    assert "/api/meetings?limit=2&before=" + mine[3]["id"] == pages[0]["next"]
+    assert None is pages[-1]["next"]
+    assert {"meetings": [], "next": None} == bob.request(
+        "GET", "/api/meetings?before=" + mine[0]["id"]
+    ).get_json()
+
+
+def test_list_meetings_default_page(ada: Client) -> None:
+    meeting = ada.create_meeting()
+    assert {"meetings": [meeting], "next": None} == ada.request("GET", "/api/meetings").get_json()
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=x", "limit=%C2%B2", "limit=-1"])
+def test_a_bad_page_size_is_400(ada: Client, query: str) -> None:
+    response = ada.request("GET", "/api/meetings?" + query)
+    assert (400, "invalid_request", "limit must be a whole number, 1 to 200") == (
+        response.status_code,
+        response.get_json()["error"],
+        response.get_json()["message"],
+    )
+
+
+def test_list_chunks_with_seq_status_and_level(
+    ada: Client, app: flask.Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meeting = ada.create_meeting()
+    ada.upload(meeting["id"], make_wav([16384, -16384] * 80))
+    background.shutdown(wait=True)
+    monkeypatch.setattr(audio, "rms_dbfs", lambda frames, width: 1 / 0)  # the analysis fails
+    ada.upload(meeting["id"], make_wav([0] * 160))
+    background.shutdown(wait=True)
+
+    response = ada.request("GET", f"/api/meetings/{meeting['id']}/chunks")
+
+    assert 200 == response.status_code
+    body = response.get_json()
+    assert [(0, "processed", -6.02), (1, "failed", None)] == [
+        (c["seq"], c["status"], None if c["rms_dbfs"] is None else round(c["rms_dbfs"], 2))
+        for c in body["chunks"]
+    ]
+    assert None is body["next"]
+
+
+def test_list_chunks_pages_by_seq(ada: Client) -> None:
+    meeting = ada.create_meeting()
+    for _ in range(3):
+        ada.upload(meeting["id"], make_wav([0] * 160))
+    background.shutdown(wait=True)
+    url = f"/api/meetings/{meeting['id']}/chunks"
+
+    first = ada.request("GET", url + "?limit=2").get_json()
+    second = ada.request("GET", first["next"]).get_json()
+
+    assert ([0, 1], f"{url}?limit=2&after=1") == (
+        [c["seq"] for c in first["chunks"]],
+        first["next"],
+    )
+    assert ([2], None) == ([c["seq"] for c in second["chunks"]], second["next"])
+    bad = ada.request("GET", url + "?after=x")
+    assert (400, "after must be a chunk's seq, a whole number") == (
+        bad.status_code,
+        bad.get_json()["message"],
+    )
+
+
+def test_someone_elses_chunks_are_403(ada: Client, bob: Client) -> None:
+    meeting = ada.create_meeting()
+    response = bob.request("GET", f"/api/meetings/{meeting['id']}/chunks")
+    assert (403, "forbidden") == (response.status_code, response.get_json()["error"])
 
 
 def test_chunks_are_numbered_in_order(ada: Client) -> None:

@@ -30,14 +30,25 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         return error.code, dict(error.headers), json.loads(error.read())
 
 
-def test_healthz_and_request_id(mina_logging: PipelineFactory) -> None:
+def test_healthz_and_request_id(mina_logging: PipelineFactory, tmp_path: Path) -> None:
     lines = mina_logging()
     client = mina.create_app().test_client()
 
     response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
 
     assert 200 == response.status_code
-    assert {"status": "ok", "logging": "ok", "dropped": 0} == response.json
+    assert {
+        "status": "ok",
+        "logging": "ok",
+        "dropped": 0,
+        "outbox": {
+            "state": "ok",
+            "path": str(tmp_path / "sentry-outbox"),  # MINA_SENTRY_OUTBOX (tests/conftest.py)
+            "in_memory": 0,
+            "dropped": 0,
+        },
+        "sentry": {"state": "off"},  # no SENTRY_DSN: events kept in the outbox
+    } == response.json
     assert "abc-123" == response.headers["X-Request-ID"]
     [finished] = lines.events("request.finished")
     assert ("abc-123", "GET", "/healthz", 200) == (
@@ -218,3 +229,23 @@ def test_create_app_again_keeps_the_sentry_client_and_logging(
 
     assert client is sentry_sdk.get_client()
     assert handlers == logging.getLogger().handlers
+
+
+def test_start_up_names_absolute_paths_and_old_var_data(
+    mina_logging: PipelineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINA_DATABASE")
+    monkeypatch.delenv("MINA_SENTRY_OUTBOX")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var" / "sentry-outbox").mkdir(parents=True)
+    instance = tmp_path / "instance"
+    lines = mina_logging()
+
+    app = mina.create_app()
+
+    [loaded] = lines.events("config.loaded")
+    [old] = lines.events("config.old_data")
+    assert str(instance / "mina.sqlite3") == loaded["database"]
+    assert (str(instance), "warning") == (app.instance_path, old["level"])
+    assert old["hint"].startswith(f"{tmp_path}/var/sentry-outbox hold(s) data of an older Mina")
+    assert [] == [path.name for path in (tmp_path / "var" / "sentry-outbox").iterdir()]

@@ -113,7 +113,7 @@ def test_a_bad_limit_names_the_variable(raw: str) -> None:
 # --- depth ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("depth", [10_000, 100_000])
+@pytest.mark.parametrize("depth", [3_000, 10_000, 100_000])
 def test_deep_json_answers_400_and_sends_no_sentry_event(
     app_and_token: Callable[..., tuple[flask.Flask, dict[str, str]]],
     sentry_ingest: SentryIngest,
@@ -128,9 +128,30 @@ def test_deep_json_answers_400_and_sends_no_sentry_event(
     sentry_sdk.flush(timeout=5)
 
     assert 400 == response.status_code
-    assert "invalid_request" == response.get_json()["error"]
+    assert (
+        "too_deep",
+        'the JSON body is nested too deeply; send a flat object such as {"title": "Weekly sync"}',
+    ) == (response.get_json()["error"], response.get_json()["message"])
     assert ["/api/meetings"] == [t["transaction"] for t in sentry_ingest.transactions]
     assert [] == sentry_ingest.events
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"{not json", "invalid_request"),
+        (b"[1, 2]", "invalid_request"),
+        (b"[" * 50, "invalid_request"),
+    ],
+)
+def test_other_bad_json_is_not_called_too_deep(
+    app_and_token: Callable[..., tuple[flask.Flask, dict[str, str]]], body: bytes, error: str
+) -> None:
+    app, auth = app_and_token()
+    response = app.test_client().post(
+        "/api/meetings", data=body, content_type="application/json", headers=auth
+    )
+    assert (400, error) == (response.status_code, response.get_json()["error"])
 
 
 def test_json_as_deep_as_python_allows_still_parses(

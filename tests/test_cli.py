@@ -36,8 +36,9 @@ def authenticates(database: Path, token: str) -> str | None:
 
 @pytest.fixture
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """MINA_DATABASE, pointing at a file (and directory) that does not exist yet."""
-    path = tmp_path / "var" / "mina.sqlite3"
+    """MINA_DATABASE, pointing at a file that does not exist yet (in a directory that does:
+    Mina creates no directory outside its instance folder)."""
+    path = tmp_path / "mina.sqlite3"
     monkeypatch.setenv("MINA_DATABASE", str(path))
     return path
 

@@ -41,6 +41,7 @@ def test_every_setting_with_value_and_source(
         ["SENTRY_RELEASE", f"mina@{package_version()}", "default (package version)"],
         ["SENTRY_TRACES_SAMPLE_RATE", "0.1", "default"],
         ["SENTRY_PROFILES_SAMPLE_RATE", "0.1", "default"],
+        ["SENTRY_TRACES_IGNORE_PATHS", "/healthz", "default"],
         ["SENTRY_IGNORE_STATUS_CODES", "401,403,404", "default"],
         ["SENTRY_ENABLE_LOGS", "false", "default"],
         ["SENTRY_LOGS_LEVEL", "INFO", "default"],
@@ -53,6 +54,7 @@ def test_every_setting_with_value_and_source(
         ["MINA_SEND_PII", "false", "default"],
         ["MINA_REDACT_KEYS", "iban,pin", "environment"],
         ["MINA_TRUSTED_PROXIES", "0", "default"],
+        ["MINA_INSTANCE_PATH", str(tmp_path / "instance"), "environment"],
         ["MINA_DATABASE", str(database), "environment"],
         ["MINA_MAX_JSON_BYTES", "1048576", "default"],
         ["MINA_LOG_WHEN_FULL", "drop_newest", "default"],
@@ -79,18 +81,24 @@ def test_every_setting_with_value_and_source(
     assert "0123456789abcdef" not in result.output
 
 
-def test_the_table_lines_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_table_lines_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MINA_DATABASE")
     monkeypatch.delenv("MINA_SENTRY_OUTBOX")
     result = CliRunner().invoke(cli.main, ["config"])
     lines = result.stdout.splitlines()
     packaged = str(resources.files("mina").joinpath("logging.yaml"))
-    width = len(packaged)
+    outbox = str(tmp_path / "instance" / "sentry-outbox")
+    width = max(len(packaged), len(outbox))
+    by_name = {line.split()[0]: line for line in lines[1:]}
     # The longest name sets the first column: MINA_SENTRY_OUTBOX_MAX_EVENTS.
     assert f"{'SETTING':<29}  {'VALUE':<{width}}  SOURCE" == lines[0]
     assert f"{'SENTRY_DSN':<29}  {'(unset)':<{width}}  default" == lines[1]
-    assert f"{'MINA_DATABASE':<29}  {'var/mina.sqlite3':<{width}}  default" == lines[18]
-    assert f"{'logging YAML':<29}  {packaged}  default (packaged)" == lines[36]
+    database = str(tmp_path / "instance" / "mina.sqlite3")
+    assert (
+        f"{'MINA_DATABASE':<29}  {database:<{width}}  default (in MINA_INSTANCE_PATH)"
+        == by_name["MINA_DATABASE"]
+    )
+    assert f"{'logging YAML':<29}  {packaged:<{width}}  default (packaged)" == by_name["logging"]
 
 
 def test_every_settings_field_names_its_variable() -> None:

@@ -146,6 +146,11 @@ def test_any_json_object_renders(line: dict[str, Any]) -> None:
     assert b"\x1b" not in result.stdout_bytes  # no colour, and no escape from the data
 
 
+def test_an_escape_in_the_level_is_shown_not_sent_to_the_terminal() -> None:
+    result = logs("--width", "60", stdin=b'{"level": "\\u001b[2J"}\n')
+    assert (0, '"\\u001b[2j"\n') == (result.exit_code, result.stdout)
+
+
 def _json_object(line: bytes) -> bool:
     try:
         return isinstance(json.loads(line), dict)

@@ -67,6 +67,35 @@ def test_a_lost_token_is_replaced_and_the_old_one_revoked(database: Path) -> Non
     assert ("ada", None) == (owner(database, new), owner(database, lost))
 
 
+def test_last_use_outlives_the_token_that_was_used(database: Path) -> None:
+    with freeze_time("2026-11-29 10:00:00"):
+        lost = mina("users", "create", "ada").stdout.strip()
+    with freeze_time("2026-11-30 08:15:00"):
+        assert "ada" == owner(database, lost)
+    with freeze_time("2026-12-01 09:00:00"):
+        assert 0 == mina("users", "token", "ada", "--revoke-others").exit_code
+
+    assert [
+        "ID  USERNAME  EMAIL  CREATED           TOKENS  LAST USED",
+        "1   ada       -      2026-11-29 10:00  1       2026-11-30 08:15",
+    ] == mina("users", "list").stdout.splitlines()
+    assert "never" == mina("users", "tokens", "ada").stdout.splitlines()[1].split()[-1]
+
+
+def test_a_database_from_before_keeps_its_last_use(database: Path) -> None:
+    # A database written before users' last use was kept: only the token knew it.
+    with freeze_time("2026-11-29 10:00:00"):
+        mina("users", "create", "ada")
+    with closing(db.connect(database)) as conn:
+        conn.execute("DROP TABLE user_activity")
+        conn.execute("UPDATE api_tokens SET last_used_at = '2026-11-30T08:15:00.000+00:00'")
+        conn.commit()
+
+    db.initialize(database)
+
+    assert "2026-11-30 08:15" == " ".join(mina("users", "list").stdout.splitlines()[1].split()[-2:])
+
+
 def test_token_keeps_the_others_unless_asked(database: Path) -> None:
     first = mina("users", "create", "ada").stdout.strip()
     second = mina("users", "token", "ada")
@@ -115,3 +144,42 @@ def test_usernames_are_validated_as_on_create(database: Path, command: str) -> N
     result = mina("users", command, "two words")
     assert 2 == result.exit_code
     assert "Invalid value for 'USERNAME'" in result.stderr
+
+
+def test_the_same_database_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINA_DATABASE")  # the default: in the instance folder
+    for name in ("checkout", "elsewhere"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path / "checkout")
+    mina("users", "create", "ada")
+
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    result = mina("users", "list")
+
+    assert (0, "") == (result.exit_code, result.stderr)
+    assert ["1", "ada"] == result.stdout.splitlines()[1].split()[:2]
+    assert [] == list((tmp_path / "elsewhere").iterdir())
+
+
+def test_data_of_an_older_mina_in_var_is_pointed_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINA_DATABASE")
+    monkeypatch.delenv("MINA_SENTRY_OUTBOX")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var").mkdir()
+    db.initialize(tmp_path / "var" / "mina.sqlite3")
+    instance = tmp_path / "instance"
+
+    result = mina("users", "list")
+
+    assert 0 == result.exit_code
+    assert [
+        f"mina: {tmp_path}/var/mina.sqlite3 hold(s) data of an older Mina, which now keeps"
+        f" its data in {instance}: move it there (mkdir -p {instance} && mv"
+        f" {tmp_path}/var/mina.sqlite3 {instance}/) or keep using it"
+        f" (MINA_INSTANCE_PATH={tmp_path}/var)",
+        "No users yet; create one with: mina users create NAME",
+    ] == result.stderr.splitlines()

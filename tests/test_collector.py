@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -28,16 +27,16 @@ import pytest
 
 from mina import db
 
-from .support import GUNICORN_APP, ROOT, free_port, wait_http
+from .support import GUNICORN_APP, ROOT, free_port, missing_tool_reason, system_tool, wait_http
 
 EXAMPLE = ROOT / "examples" / "syslog-ng" / "mina.conf"
-SYSLOG_NG = shutil.which("syslog-ng") or shutil.which("syslog-ng", path="/usr/sbin:/sbin")
+SYSLOG_NG = system_tool("syslog-ng")
 REQUESTS = 400  # a bounded load: a few seconds on two cores
 TYPED = {"user_id": int, "status": int, "duration_ms": (int, float)}
 
 pytestmark = pytest.mark.skipif(
     SYSLOG_NG is None,
-    reason="syslog-ng is not installed (Debian: apt-get install syslog-ng-core; .ci/run does)",
+    reason=missing_tool_reason("syslog-ng", "syslog-ng-core"),
 )
 
 

@@ -37,7 +37,7 @@ def test_initialize_creates_parent_dirs_in_wal_mode(path: Path, conn: sqlite3.Co
     assert path.is_file()
     assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"users", "api_tokens", "meetings", "chunks"} == tables
+    assert {"users", "api_tokens", "user_activity", "meetings", "chunks"} == tables
 
 
 def test_initialize_is_idempotent(path: Path) -> None:
@@ -219,6 +219,7 @@ def test_every_statement_is_a_db_span_without_values(path: Path) -> None:
         ("db", "INSERT api_tokens"),
         ("db", "SELECT api_tokens"),
         ("db", "UPDATE api_tokens"),
+        ("db", "UPSERT user_activity"),
         ("db", "INSERT meetings"),
         ("db", "SELECT meetings"),
     ] == spans

@@ -92,3 +92,16 @@ def test_leaf_modules_load_neither_flask_nor_the_app(module: str) -> None:
     )
 
     assert "[]\n" == result.stdout
+
+
+@pytest.mark.parametrize("path", [".env", "instance/mina.sqlite3", "var/mina.sqlite3"])
+def test_secrets_and_state_are_never_committed(path: str) -> None:
+    # .env holds the DSN (the README says to put it there); instance/ and var/ hold data.
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--quiet", path],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert 0 == done.returncode, f"{path} is not ignored by .gitignore"

@@ -29,6 +29,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ from mina.redaction import Redactor
 from mina.testing import SentryIngest
 
 from .markdown_blocks import RUNNABLE, Block, blocks
-from .support import ROOT, Server, wait_http
+from .support import ROOT, Server, require_system_tool, wait_http
 
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -50,6 +51,21 @@ _STATUS_LINE = re.compile(r"^HTTP_STATUS (\d{3})$", re.MULTILINE)
 _DOCUMENTED_STATUS = re.compile(r"#\s*(\d{3})\b")
 #: curl writes each response's status to stderr, where the block's own output is not.
 CURL_SHIM = "curl() { command curl --write-out '%{stderr}HTTP_STATUS %{http_code}\\n' \"$@\"; }\n"
+
+
+#: Programs a block may run that the README's requirements (Python, make, git, curl) do not
+#: bring, with their Debian package: a block using one skips without it, naming the package
+#: (and fails in CI, which installs them).
+SYSTEM_TOOLS = {"syslog-ng": "syslog-ng-core", "nginx": "nginx", "redis-server": "redis-server"}
+
+
+def require_tools(source: str) -> None:
+    """Skip, naming the package, unless every `SYSTEM_TOOLS` program *source* runs is
+    installed. A program counts where a command starts: a line, or after ``|``, ``;``,
+    ``&&``, ``$(``."""
+    for tool, package in SYSTEM_TOOLS.items():
+        if re.search(rf"(?:^|[|;&(])\s*{re.escape(tool)}(?:\s|$)", source, re.MULTILINE):
+            require_system_tool(tool, package=package)
 
 
 class SecretLeaked(AssertionError):
@@ -194,6 +210,7 @@ def run_sh(
     """Run a sh block, against a real server when it names one; check documented statuses
     and, once the server has stopped (and flushed), what the ingest received."""
     redactor = Redactor()
+    require_tools(block.source)
     source = _DSN.sub(ingest.dsn, block.source)
     running = None
     if _SERVER.search(source):
@@ -285,6 +302,47 @@ def test_a_status_other_than_documented_fails(
         run_sh(block, workdir, server, tmp_path, sentry_ingest)
 
 
+def test_a_block_needing_a_missing_program_skips_naming_its_package(
+    workdir: Path,
+    server: Callable[[], Server],
+    tmp_path: Path,
+    sentry_ingest: SentryIngest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A program no machine has stands for syslog-ng on a machine without it.
+    monkeypatch.setitem(SYSTEM_TOOLS, "mina-no-such-collector", "mina-collector-core")
+    block = snippet("sh", "echo start\nmina-no-such-collector --syntax-only -f x.conf\n")
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        run_sh(block, workdir, server, tmp_path, sentry_ingest)
+    assert (
+        "requires system package mina-collector-core: mina-no-such-collector is not installed"
+        " (Debian: apt-get install mina-collector-core; .ci/run installs it)"
+    ) == skipped.value.msg
+
+
+@pytest.mark.parametrize(
+    ("source", "needs"),
+    [
+        ("syslog-ng --syntax-only -f x\n", True),
+        ("cat x | syslog-ng -F\n", True),
+        ("X=$(syslog-ng -V)\n", True),
+        ("cp examples/syslog-ng/mina.conf /tmp/\n", False),
+        ("echo syslog-ng\n", False),
+    ],
+)
+def test_a_program_counts_where_a_command_starts(
+    source: str, needs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(SYSTEM_TOOLS, "syslog-ng", "mina-absent-package")
+    monkeypatch.setattr("tests.support.system_tool", lambda tool: None)  # absent here
+    skipped = False
+    try:
+        require_tools(source)
+    except pytest.skip.Exception:
+        skipped = True
+    assert needs == skipped
+
+
 def test_documented_statuses_follow_continuation_lines() -> None:
     source = "curl -s \\\n  localhost:5000/a   # 201, made\ncurl -s x\necho '# 500'\n"
     assert [201, None] == documented_statuses(source)
@@ -325,3 +383,43 @@ def test_a_written_dsn_reaches_the_local_ingest(workdir: Path, sentry_ingest: Se
     )
     run_python(block, workdir, sentry_ingest)
     assert ["hello"] == [event["message"] for event in sentry_ingest.events]
+
+
+# --- example lines match real ones ---------------------------------------------------------
+
+
+def documented_line(event: str) -> dict[str, object]:
+    """The README's example JSON line for *event* (a ``json`` block, possibly wrapped)."""
+    for block in blocks(README):
+        if block.lang == "json" and f'"event":"{event}"' in block.source:
+            return dict(json.loads(" ".join(block.source.splitlines())))
+    raise AssertionError(f"no example line for {event} in the README")
+
+
+def test_the_documented_meeting_created_line_has_the_real_keys_in_order(
+    mina_logging: Callable[..., Any], sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    from .support import create_app, make_user
+
+    lines = mina_logging()
+    app = create_app(
+        {
+            "SENTRY_DSN": sentry_ingest.dsn,
+            "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+            "SENTRY_PROFILES_SAMPLE_RATE": "0",
+            "MINA_DATABASE": str(tmp_path / "readme.sqlite3"),
+        }
+    )
+    _, token = make_user(str(tmp_path / "readme.sqlite3"), "ada")
+    app.test_client().post(
+        "/api/meetings", json={"title": "Standup"}, headers={"Authorization": f"Bearer {token}"}
+    )
+
+    [real] = lines.events("meeting.created")
+    documented = documented_line("meeting.created")
+    assert list(documented) == list(real)
+    assert ("meeting.created", "Standup", "/api/meetings") == (
+        real["event"],
+        real["title"],
+        real["route"],
+    )

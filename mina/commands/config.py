@@ -22,11 +22,13 @@ import dotenv
 import flask
 import yaml
 
+from mina.commands import say_old_data
 from mina.envfile import loaded_env_file
 from mina.settings import (
     SERVER_DEFAULTS,
     ConfigError,
     Settings,
+    bind_address,
     default_log_format,
     mask_dsn,
     variables,
@@ -39,6 +41,9 @@ _PACKAGED: Final = "logging.yaml"
 _DERIVED: Final = {
     "sentry_release": "default (package version)",
     "enable_test_routes": "default (SENTRY_ENVIRONMENT)",
+    "instance_path": "default (Flask's instance folder)",
+    "database": "default (in MINA_INSTANCE_PATH)",
+    "sentry_outbox": "default (in MINA_INSTANCE_PATH)",
 }
 
 
@@ -127,6 +132,7 @@ def effective_config(env: Mapping[str, str] | None = None) -> list[Row]:
         )
         for field, variable in variables().items()
     ]
+    bind_address(env)  # validated as gunicorn's start-up validates it
     rows += [
         Row(name, env.get(name, default), _source(name, name, env, files))
         for name, default in SERVER_DEFAULTS.items()
@@ -146,6 +152,7 @@ def config(as_json: bool) -> None:
     """
     try:
         rows = effective_config()
+        say_old_data(Settings.from_env())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -189,8 +189,8 @@ def logs(
     \b
     Examples:
       mina serve | mina logs
-      mina logs --follow var/mina.log --level warning
-      mina logs var/mina.log --request-id 5f0c1a2b
+      mina logs --follow mina.log --level warning
+      mina logs mina.log --request-id 5f0c1a2b
     """
     out = sys.stdout.buffer
     terminal = sys.stdout.isatty()

@@ -7,12 +7,14 @@ The envelopes in it went through Mina's Sentry hooks before they were written, s
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
 import click
 from sentry_sdk.envelope import Envelope
 
+from mina.commands import say_old_data
 from mina.observability.sentry.outbox import Outbox
 from mina.observability.sentry.sdk_http import OutboxSender
 from mina.observability.sentry.transport import sdk_options
@@ -23,9 +25,11 @@ __all__ = ["outbox"]
 
 def _settings() -> Settings:
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    say_old_data(settings)
+    return settings
 
 
 def _open(settings: Settings) -> Outbox:
@@ -138,7 +142,27 @@ def flush(dsn: str | None) -> None:
 
 
 @outbox.command("purge")
-def purge() -> None:
-    """Delete every pending envelope (those a process is sending right now stay)."""
+@click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask; required when stdin is not a terminal."
+)
+def purge(yes: bool) -> None:
+    """Delete every pending envelope (those a process is sending right now stay).
+
+    What is deleted never reaches Sentry, error events included: on a terminal the command
+    asks first; anywhere else (a script, a pipe) it refuses without --yes.
+    """
     box = _open(_settings())
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.ClickException(
+                "purge deletes events Sentry has not received: pass --yes"
+                " (stdin is not a terminal to ask on)"
+            )
+        pending = box.pending()
+        errors = sum(1 for entry in pending if entry.kind == "error")
+        click.confirm(
+            f"Delete {len(pending)} pending envelope(s), {errors} of them error events,"
+            f" from {box.directory}?",
+            abort=True,
+        )
     click.echo(f"purged {box.purge()} envelope(s) from {box.directory}")

@@ -20,6 +20,7 @@ import click
 import flask
 
 from mina import db
+from mina.commands import say_old_data
 from mina.settings import ConfigError, Settings
 
 __all__ = ["USERNAME_MAX", "users"]
@@ -35,7 +36,9 @@ def _database() -> Path:
         if flask.has_app_context():  # run by the flask command: the app knows its database
             path = Path(flask.current_app.config["MINA_DATABASE"])
         else:
-            path = Settings.from_env().database
+            settings = Settings.from_env()
+            say_old_data(settings)
+            path = settings.database
         db.initialize(path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None

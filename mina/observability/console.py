@@ -131,6 +131,8 @@ class ConsoleRenderer:
         :param level: the level name when *event* has no ``level`` key (a record's).
         """
         level_name = str(event.get("level", level or "")).lower()
+        if _CONTROL.search(level_name) or "\n" in level_name:  # data, not a terminal code
+            level_name = _quoted(level_name)
         head = self._paint(_LEVELS.get(level_name, ""), level_name.ljust(_LEVEL_WIDTH)) + " "
         plain_head = level_name.ljust(_LEVEL_WIDTH) + " "
         if "timestamp" in event:

@@ -203,6 +203,8 @@ class SentryIngest:
         status: HTTP status to answer well-formed requests with (see :meth:`respond_with`).
         headers: Extra response headers, e.g. ``{"Retry-After": "1"}``.
         delay: Seconds to wait before answering each request.
+        port: The port to listen on; 0 (the default) takes a free one.
+        public_key: The key in :attr:`dsn` (default: a random one).
 
     Faults for outage tests: ``respond_with(500)``, ``respond_with(429, {"Retry-After":
     "1"})``, ``respond_with(delay=2)`` (slow), ``respond_with(hang=True)`` (reads the request,
@@ -217,10 +219,12 @@ class SentryIngest:
         status: int = 200,
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
+        port: int = 0,
+        public_key: str | None = None,
     ) -> None:
         self.project_id = project_id
         #: The 32 hex digit public key in :attr:`dsn`.
-        self.public_key = secrets.token_hex(16)
+        self.public_key = public_key or secrets.token_hex(16)
         self._cond = threading.Condition(threading.RLock())
         self._requests: list[Request] = []
         self._envelopes: list[Envelope] = []
@@ -230,7 +234,7 @@ class SentryIngest:
         self._delay = delay
         self._hang = False
         self._unhang = threading.Event()
-        self._port = 0
+        self._port = port
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -1,4 +1,10 @@
-"""Error events finished on a thread of their own, not on the thread that logged them.
+"""Logged error events finished on a thread of their own, not on the thread that logged them.
+
+Only events made from a log record (``log.error``, ``log.exception`` through the logging
+integration) are deferred: no event id is handed to the caller for them. An event whose
+id is handed out (``sentry_sdk.capture_exception``, ``capture_message``,
+``capture_event``, an unhandled exception in a request) is finished on the calling
+thread, so it is in the outbox (written and renamed) when the id is returned.
 
 sentry-sdk builds an error event on the calling thread from start to end: the scope's
 data and event processors, then serialising the event, ``before_send`` (Mina's redaction
@@ -22,9 +28,9 @@ queue (a burst of errors faster than the worker) loses nothing: the calling thre
 finishes its event itself, as the SDK would, and ``sentry.events_queue_full`` /
 ``sentry.events_queue_drained`` say when that starts and how many it took.
 
-What changes: the event reaches the transport (the outbox file) on the worker, normally
-within a millisecond of the call, so a process killed with SIGKILL in that moment loses
-it, as it loses the stdout lines still in the line buffer. And its values are serialised
+What changes: a logged event reaches the transport (the outbox file) on the worker,
+normally within a millisecond of the call, so a process killed with SIGKILL in that moment
+loses it, as it loses the stdout lines still in the line buffer. And its values are serialised
 there: a mutable value passed to a log call and changed right after it may show the change
 in Sentry (the stdout line is always rendered at the call; the SDK's own breadcrumbs are
 likewise serialised only when an event is sent).
@@ -32,9 +38,10 @@ likewise serialised only when an event is sent).
 A process forked after Sentry started (gunicorn's ``preload_app``) starts a worker of its
 own for its events (`os.register_at_fork`); what the parent had queued stays the parent's.
 
-Transactions, check-ins, events without a scope, and clients with ``attach_stacktrace``
-(the stack must be the caller's) or an ``event_scrubber`` (Mina's options set none) are
-captured as the SDK does, on the calling thread.
+Events not from a log record, transactions, check-ins, events without a scope, and
+clients with ``attach_stacktrace`` (the stack must be the caller's) or an
+``event_scrubber`` (Mina's options set none) are captured as the SDK does, on the calling
+thread.
 """
 
 from __future__ import annotations
@@ -126,6 +133,10 @@ class DeferredEvents:
         if (
             scope is None
             or self._stopped
+            # An id handed to the caller (capture_exception, capture_message, an unhandled
+            # exception in a request) is for an event already in the outbox: finished here.
+            or not isinstance(hint, dict)
+            or hint.get("log_record") is None
             or event.get("type") in ("transaction", "check_in")
             or options.get("attach_stacktrace")
             or options.get("event_scrubber") is not None  # it expects the scope's order

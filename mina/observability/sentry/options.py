@@ -135,7 +135,9 @@ def _data_collection(send_pii: bool) -> dict[str, Any]:
     }
 
 
-def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
+def sentry_options(
+    settings: Settings, redactor: Redactor, storm: StormGuard | None = None
+) -> dict[str, Any]:
     """Return the `sentry_sdk.init` keyword arguments for *settings*.
 
     Logging: INFO and up become breadcrumbs, ERROR and up events; Sentry Logs at
@@ -144,10 +146,12 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     No PII unless ``MINA_SEND_PII=1``, and without it no request body either. Events for
     HTTP errors whose status is in ``SENTRY_IGNORE_STATUS_CODES`` (401, 403, 404) are
     dropped; identical log-originated events beyond ``MINA_SENTRY_STORM_BUDGET`` a window
-    are counted instead of sent (`mina.observability.sentry.storm`).
+    are counted instead of sent (`mina.observability.sentry.storm`; *storm*, or a guard
+    of the settings' budget and window).
     """
     ignored = settings.sentry_ignore_status_codes
-    storm = StormGuard(settings.storm_budget, settings.storm_window)
+    if storm is None:
+        storm = StormGuard(settings.storm_budget, settings.storm_window)
     envelopes = _envelope_url(settings.sentry_dsn)
 
     def before_send_transaction(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
@@ -190,7 +194,10 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         "dsn": settings.sentry_dsn,
         "environment": settings.sentry_environment,
         "release": settings.sentry_release,
-        "traces_sample_rate": settings.traces_sample_rate,
+        "traces_sample_rate": settings.traces_sample_rate,  # what the sampler uses, for readers
+        "traces_sampler": traces_sampler(
+            settings.traces_sample_rate, frozenset(settings.traces_ignore_paths)
+        ),
         # Continuous profiling tied to sampled transactions: each process decides once
         # whether it profiles, then profiles while a sampled transaction runs.
         "profile_session_sample_rate": settings.profiles_sample_rate,
@@ -220,6 +227,27 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
     return options
 
 
+def traces_sampler(rate: float, ignored: frozenset[str]) -> Callable[[dict[str, Any]], float]:
+    """The SDK's ``traces_sampler``: *rate* for every request, 0 for the *ignored* paths.
+
+    Health checks (``SENTRY_TRACES_IGNORE_PATHS``, default ``/healthz``) would otherwise
+    spend the transaction quota on nothing: a load balancer probes far more often than
+    users call. A decision made upstream (an incoming ``sentry-trace`` with its sampled
+    flag) is kept whatever the path, so a sampled trace never loses a piece in the middle;
+    an unsampled request still carries its trace id on its lines and outgoing headers.
+    """
+
+    def sample(context: dict[str, Any]) -> float:
+        parent = context.get("parent_sampled")
+        if parent is not None:
+            return 1.0 if parent else 0.0
+        environ = context.get("wsgi_environ")
+        path = environ.get("PATH_INFO") if isinstance(environ, dict) else None
+        return 0.0 if path in ignored else rate
+
+    return sample
+
+
 def _envelope_url(dsn: str | None) -> str | None:
     return Dsn(dsn).to_auth().get_api_url() if dsn else None
 
@@ -243,6 +271,19 @@ def _ingest(dsn: str) -> str:
     # Where events go, without the key (a "dsn" field would be redacted whole anyway).
     parsed = Dsn(dsn)
     return f"{parsed.scheme}://{parsed.netloc}{parsed.path}{parsed.project_id}"
+
+
+def _report_storms_on_close(client: Any, storm: StormGuard) -> None:
+    # Every way a process stops flushes through Client.close (gunicorn's worker_exit,
+    # the SDK's atexit, close_sentry): storm counts of windows still open reach stdout
+    # there, not only in the client report.
+    close = client.close
+
+    def closing(timeout: float | None = None, callback: Any = None) -> None:
+        close(timeout=timeout, callback=callback)  # the event worker's queue first
+        storm.report_pending()
+
+    client.close = closing
 
 
 def _close_client() -> None:
@@ -272,7 +313,8 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
         outbox = settings.sentry_outbox
         if settings.sentry_dsn or outbox is not None:
             ignore_logger(HOOK_LOGGER)
-            options = sentry_options(settings, redactor)
+            storm = StormGuard(settings.storm_budget, settings.storm_window)
+            options = sentry_options(settings, redactor, storm)
             if outbox is not None:
                 # Without a DSN the outbox only keeps envelopes: what Sentry would receive.
                 options["transport"] = build_transport(
@@ -290,6 +332,7 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
             install_serializer()
             sentry_sdk.init(**options)
             DeferredEvents(sentry_sdk.get_client()).install()
+            _report_storms_on_close(sentry_sdk.get_client(), storm)
             if settings.sentry_spotlight:
                 bound_spotlight()
             sentry_sdk.get_global_scope().set_context("os", os_context())

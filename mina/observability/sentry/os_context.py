@@ -13,6 +13,19 @@ import platform
 __all__ = ["os_context"]
 
 
+def _raw(system: str) -> str:
+    # platform.platform()'s one line without its processor field: on Linux that field
+    # runs `uname -p` in a subprocess, which the SDK's stdlib integration records as a
+    # breadcrumb on top of every event of a script (and which says nothing `machine`
+    # does not).
+    raw = f"{system}-{platform.release()}-{platform.machine()}"
+    if system == "Linux":
+        lib, version = platform.libc_ver()
+        if lib:
+            raw += f"-with-{lib}{version}"
+    return raw
+
+
 def os_context() -> dict[str, str]:
     """The running operating system as Sentry's ``os`` context."""
     system = platform.system()
@@ -20,7 +33,7 @@ def os_context() -> dict[str, str]:
         "name": system,
         "version": platform.release(),
         "kernel_version": platform.release(),
-        "raw": platform.platform(),
+        "raw": _raw(system),
     }
     if system == "Darwin":
         context["version"] = platform.mac_ver()[0] or context["version"]

@@ -25,11 +25,15 @@ is what survives a power cut. A request thus never waits for the disk to confirm
 and a power cut can lose at most what was put since the last `sync` (milliseconds).
 
 Nothing here imports sentry_sdk: the store only knows bytes.
+
+Over 400 lines because every operation on the directory (write, probe, claim, release,
+recover, bounds, purge) shares its layout, its id format and the process's claims.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import re
@@ -58,7 +62,31 @@ _KINDS: Final[dict[str, Kind]] = {"c": "report", "e": "error", "t": "other"}
 
 
 class OutboxFull(Exception):
-    """The outbox directory cannot take an envelope (disk full, read-only, ...)."""
+    """The outbox directory cannot take an envelope (disk full, read-only, ...).
+
+    :param reason: what `/healthz` and the log lines say: ``outbox_read_only``,
+        ``outbox_full``, ``outbox_permission_denied`` or ``outbox_write_failed: <ERRNO>``.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+_REASONS: Final[dict[int, str]] = {
+    errno.EROFS: "outbox_read_only",
+    errno.ENOSPC: "outbox_full",
+    errno.EDQUOT: "outbox_full",
+    errno.EFBIG: "outbox_full",  # a file-size limit (RLIMIT_FSIZE, a quota on one file)
+    errno.EACCES: "outbox_permission_denied",
+    errno.EPERM: "outbox_permission_denied",
+}
+
+
+def _failed(exc: OSError) -> OutboxFull:
+    code = exc.errno or 0
+    reason = _REASONS.get(code, f"outbox_write_failed: {errno.errorcode.get(code, code)}")
+    return OutboxFull(f"{type(exc).__name__}: {exc}", reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +150,10 @@ class Outbox:
         # two threads may claim one envelope in the same second (the sender, the janitor's
         # bounds), and the one that loses must not make the process forget the winner's.
         self._mine: dict[str, int] = {}
+        # Held while a claim changes hands (claim, release, done, recover of our own):
+        # several threads of this process send, and the janitor must never see a claim
+        # between its file and its entry in `_mine` and take it for a predecessor's.
+        self._claims_lock = threading.Lock()
         self._unsynced: list[str] = []  # ids put since the last sync()
         # Count and bytes at the last scan plus what this process put since: while well
         # under the bounds, `over_bounds` scans at most once a `_SCAN_EVERY`.
@@ -133,6 +165,7 @@ class Outbox:
         held) are not there, and its claims and unsynced files stay the parent's."""
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        self._claims_lock = threading.Lock()
         self._mine = {}
         self._unsynced = []
 
@@ -149,10 +182,22 @@ class Outbox:
         :raises OutboxFull: when the file cannot be written.
         """
         id_ = f"{_RANKS[kind]}{time.time_ns():019d}-{os.getpid()}-{next(self._seq)}"
+        self._write(id_, data)
+        with self._stats_lock:
+            self._unsynced.append(id_)
+            self._estimate[0] += 1
+            self._estimate[1] += len(data)
+        return id_
+
+    def _write(self, id_: str, data: bytes) -> None:
+        # tmp/<id>, then renamed into pending/. A failure at any step removes the
+        # temporary file: a full or failing disk must not fill up with empty files.
+        tmp = self._tmp / (id_ + _SUFFIX)
+        created = False
         try:
             self._make_dirs()
-            tmp = self._tmp / (id_ + _SUFFIX)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            created = True
             try:
                 view = memoryview(data)
                 while view:
@@ -161,12 +206,36 @@ class Outbox:
                 os.close(fd)
             os.replace(tmp, self._pending / (id_ + _SUFFIX))
         except OSError as exc:
-            raise OutboxFull(f"{type(exc).__name__}: {exc}") from exc
-        with self._stats_lock:
-            self._unsynced.append(id_)
-            self._estimate[0] += 1
-            self._estimate[1] += len(data)
-        return id_
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            self._made = False  # the directories may be gone: made again next time
+            raise _failed(exc) from exc
+
+    def probe(self, size: int = 4096) -> None:
+        """Write *size* bytes into ``tmp/`` and remove them: whether the outbox can take an
+        envelope now (checked at start-up and while degraded).
+
+        :raises OutboxFull: when it cannot, with the reason.
+        """
+        name = self._tmp / f"probe-{os.getpid()}-{threading.get_ident()}"
+        created = False
+        try:
+            self._make_dirs()
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            created = True
+            try:
+                if os.write(fd, bytes(size)) < size:  # room for part of it only
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._made = False
+            raise _failed(exc) from exc
+        finally:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
 
     def sync(self) -> int:
         """fsync every envelope this process put since the last call (those still pending)
@@ -185,7 +254,10 @@ class Outbox:
             finally:
                 os.close(fd)
         if ids:
-            fd = os.open(self._pending, os.O_RDONLY)
+            try:
+                fd = os.open(self._pending, os.O_RDONLY)
+            except FileNotFoundError:  # removed meanwhile: nothing left to make durable
+                return synced
             try:
                 os.fsync(fd)
             finally:
@@ -218,7 +290,7 @@ class Outbox:
                     except FileNotFoundError:  # claimed or deleted meanwhile
                         continue
                     found.append(Entry(id_, Path(item.path), size, state))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # not made yet, or made impossible
             return []
         return found
 
@@ -233,21 +305,26 @@ class Outbox:
 
     def claim(self, entry: Entry) -> Claim | None:
         """Rename pending *entry* into ``sending/`` for this process; ``None`` if another
-        process was first (or it is gone)."""
+        process was first (or it is gone).
+
+        :raises OutboxFull: when the directory cannot be changed (read-only).
+        """
         target = self._sending / f"{entry.id}.{os.getpid()}.{int(time.time())}"
         # Known as ours before it exists: `recover` on another thread must never take a
         # claim of this process for a dead predecessor's and put it back while it is sent.
         name = target.name
-        with self._stats_lock:
+        with self._claims_lock:
             self._mine[name] = self._mine.get(name, 0) + 1
-        try:
-            os.rename(self._pending / (entry.id + _SUFFIX), target)
-        except FileNotFoundError:
-            with self._stats_lock:
+            try:
+                os.rename(self._pending / (entry.id + _SUFFIX), target)
+            except OSError as exc:
                 left = self._mine.pop(name, 0) - 1
                 if left > 0:  # another thread of this process holds it
                     self._mine[name] = left
-            return None
+                if isinstance(exc, FileNotFoundError):  # another process was first
+                    return None
+                # read-only, gone: the outbox cannot be changed now
+                raise _failed(exc) from exc
         return Claim(entry.id, target)
 
     @staticmethod
@@ -257,21 +334,21 @@ class Outbox:
 
     def release(self, claim: Claim) -> None:
         """Put a claimed envelope back into ``pending/``, its place in the order kept."""
-        with self._stats_lock:
+        with self._claims_lock:
+            with contextlib.suppress(FileNotFoundError):  # purged meanwhile
+                os.rename(claim.path, self._pending / (claim.id + _SUFFIX))
             self._mine.pop(claim.path.name, None)
-        with contextlib.suppress(FileNotFoundError):  # purged meanwhile
-            os.rename(claim.path, self._pending / (claim.id + _SUFFIX))
 
     def done(self, claim: Claim) -> None:
         """Delete a claimed envelope: it was delivered (or dropped and counted)."""
-        with self._stats_lock:
+        with self._claims_lock:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(claim.path)
             self._mine.pop(claim.path.name, None)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(claim.path)
 
     def recover(self) -> int:
-        """Return abandoned claims to ``pending/`` and delete abandoned temporary files;
-        return how many envelopes went back.
+        """Return abandoned claims to ``pending/`` and delete abandoned temporary files (at
+        once for a process that is gone); return how many envelopes went back.
 
         A claim is abandoned when its process no longer exists or it is older than
         `STALE_CLAIM_SECONDS`. Also how a new process resumes a killed one's outbox.
@@ -288,21 +365,27 @@ class Outbox:
             if match is None:
                 continue
             pid, at = int(match["pid"]), int(match["at"])
-            if pid == os.getpid():
-                if name in self._mine and now - at < STALE_CLAIM_SECONDS:
-                    continue
-            elif _alive(pid) and now - at < STALE_CLAIM_SECONDS:
+            fresh = now - at < STALE_CLAIM_SECONDS
+            if pid != os.getpid() and _alive(pid) and fresh:
                 continue
-            try:
-                os.rename(self._sending / name, self._pending / (match["id"] + _SUFFIX))
-                recovered += 1
-            except FileNotFoundError:
-                pass
+            with self._claims_lock:  # our own: checked and moved with no claim changing
+                if pid == os.getpid() and name in self._mine and fresh:
+                    continue
+                try:
+                    os.rename(self._sending / name, self._pending / (match["id"] + _SUFFIX))
+                    recovered += 1
+                except FileNotFoundError:
+                    pass
         try:
             with os.scandir(self._tmp) as it:
                 for item in it:
+                    # A write of a process that is gone (killed mid-write) will never be
+                    # finished: removed at once. Others only once clearly abandoned.
+                    written = _ID.match(item.name)
+                    writer = int(written.group().split("-")[1]) if written else None
+                    dead = writer is not None and writer != os.getpid() and not _alive(writer)
                     try:
-                        if now - item.stat().st_mtime > _STALE_TMP_SECONDS:
+                        if dead or now - item.stat().st_mtime > _STALE_TMP_SECONDS:
                             os.unlink(item.path)
                     except FileNotFoundError:
                         pass

@@ -13,14 +13,14 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import urllib3
 from sentry_sdk.consts import EndpointType
 from sentry_sdk.envelope import Envelope, Item
 from sentry_sdk.transport import HttpTransport
 
-__all__ = ["Delivery", "OutboxSender", "RecordingTransport"]
+__all__ = ["POOL_SIZE", "Delivery", "OutboxSender", "RecordingTransport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +111,10 @@ class RecordingTransport(HttpTransport):
         super().record_lost_event(reason, data_category, item, quantity=quantity)
 
 
+#: Connections `OutboxSender` keeps open: as many as the outbox sends at once.
+POOL_SIZE: Final = 4
+
+
 class OutboxSender(HttpTransport):
     """Sentry's HTTP transport used only to send bytes the outbox kept.
 
@@ -129,10 +133,13 @@ class OutboxSender(HttpTransport):
         options: dict[str, Any] = super()._get_pool_options()
         options["timeout"] = urllib3.Timeout(connect=self._timeout, read=self._timeout)
         options["retries"] = False
+        options["maxsize"] = POOL_SIZE  # the outbox's requests in flight, each kept alive
         return options
 
-    def post(self, envelope: bytes) -> tuple[int, str | None]:
+    def post(self, envelope: bytes, read_timeout: float | None = None) -> tuple[int, str | None]:
         """POST the serialized *envelope*; return the status and the ``Retry-After`` value.
+
+        *read_timeout* (seconds) replaces the pool's read timeout for this request.
 
         Rate-limit headers are applied before returning, whatever the status.
 
@@ -157,6 +164,10 @@ class OutboxSender(HttpTransport):
             headers=headers,
             retries=False,
             preload_content=True,
+            timeout=urllib3.Timeout(
+                connect=self._timeout,
+                read=self._timeout if read_timeout is None else read_timeout,
+            ),
         )
         try:
             self._update_rate_limits(response)

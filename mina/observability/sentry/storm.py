@@ -11,7 +11,8 @@ Nothing suppressed goes uncounted:
 - the next event of that kind that is sent carries the count in the tag
   ``mina.suppressed_count`` (and ``extra``),
 - one ``sentry.storm_suppressed`` line per kind and window reaches stdout when the window
-  ends (or when that next event is sent, whichever comes first),
+  ends (or when that next event is sent, whichever comes first), and at shutdown for the
+  windows still open (`StormGuard.report_pending`, called when the client closes),
 - the SDK counts each suppressed event as lost (``before_send``) in its client report.
 
 ``MINA_SENTRY_STORM_BUDGET=0`` turns the guard off.
@@ -19,8 +20,10 @@ Nothing suppressed goes uncounted:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -57,7 +60,7 @@ class StormGuard:
     :param clock: monotonic seconds (tests pass a fake one).
     """
 
-    __slots__ = ("_clock", "_kinds", "_lock", "_timer", "budget", "window")
+    __slots__ = ("__weakref__", "_clock", "_kinds", "_lock", "_timer", "budget", "window")
 
     def __init__(
         self, budget: int, window: float, clock: Callable[[], float] = time.monotonic
@@ -68,6 +71,7 @@ class StormGuard:
         self._kinds: dict[_Kind, _Window] = {}
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        _guards.add(self)
 
     def admit(self, event: dict[str, Any], hint: Any) -> bool:
         """Whether to send *event*; when sent after suppressed ones, tag it with their count."""
@@ -123,6 +127,26 @@ class StormGuard:
         for kind, count in due:
             self._report(kind, count)
 
+    def report_pending(self) -> None:
+        """Write one ``sentry.storm_suppressed`` line for each kind with suppressed events
+        not yet reported, whether or not its window has ended: what a stopping process
+        calls, so no count is left only in memory."""
+        due = []
+        with self._lock:
+            for kind, window in self._kinds.items():
+                unlogged = window.suppressed - window.logged
+                if unlogged > 0:
+                    window.logged = window.suppressed
+                    due.append((kind, unlogged))
+        for kind, count in due:
+            self._report(kind, count)
+
+    def _after_fork(self) -> None:
+        # In a forked child the parent's timer thread is not there: without this, no
+        # window of the child would ever be reported at its end.
+        self._lock = threading.Lock()
+        self._timer = None
+
     def _schedule(self, delay: float) -> None:
         # Called with the lock held. One timer for every kind: the earliest window end.
         if self._timer is None:
@@ -168,3 +192,15 @@ def _kind(event: dict[str, Any], hint: Any) -> _Kind | None:
                 tb = tb.tb_next
             location = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
     return (str(record.msg), record.name, exc_type, location)
+
+
+#: Every guard, for `_after_fork`.
+_guards: weakref.WeakSet[StormGuard] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for guard in list(_guards):
+        guard._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)

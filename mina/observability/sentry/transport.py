@@ -2,29 +2,30 @@
 
 `OutboxTransport.capture_envelope`, on the thread that captured the event, only
 serializes the envelope and writes it into the `Outbox` (a local file: tmp, rename); it
-never touches the network nor waits for the disk. Two daemon threads per process do the
-rest (a process forked after Sentry started, as under gunicorn's ``preload_app``, starts
-its own, with a connection pool of its own):
+never touches the network nor waits for the disk. Daemon threads per process do the rest
+(a process forked after Sentry started, as under gunicorn's ``preload_app``, starts its
+own, with a connection pool of its own):
 
-- the *sender* sends pending envelopes (errors first, oldest first), deletes each on a
-  2xx, and on a refused/hung/reset connection, a 5xx, 401 or 403 puts it back and waits
-  (exponential backoff with jitter, at most ``retry_max`` seconds); on 429 or
-  ``X-Sentry-Rate-Limits`` it waits per category as Sentry asked, keeping the envelopes.
-  Another 4xx (400, 413) means Sentry will never take the envelope: it is dropped and
-  counted (``send_error``).
+- the *sender* claims pending envelopes (errors first, oldest first) and hands them to
+  `SENDERS` *poster* threads, one request in flight unless Sentry answers slowly
+  (`Link.room`); each request's answer is
+  decided by the `mina.observability.sentry.link.Link` (delete, keep and back off, wait
+  for a rate limit, a rejected key, a timed-out envelope sent last). A pass ends when its
+  requests have, which is what `flush` waits for.
 - the *janitor* fsyncs what was written (`Outbox.sync`), keeps the outbox within its
   bounds (dropping oldest non-errors first, each drop counted as ``cache_overflow``),
   returns envelopes claimed by dead processes, and writes the counted losses as a Sentry
   client report into the outbox.
 
-The link to Sentry is logged once per change of state (``sentry.unreachable``,
-``sentry.rate_limited``, ``sentry.recovered``) with the outbox depth, instead of a warning
-per envelope; urllib3's own records from these threads are filtered out.
+An outbox that cannot be written is *degraded* (`mina.observability.sentry.fallback`):
+envelopes go through memory meanwhile. `OutboxTransport.health` is what ``/healthz``
+shows. urllib3's own records from these threads are filtered out: the link's state is
+logged once per change instead.
 
 Without a DSN the transport only keeps envelopes (``mina outbox flush --dsn`` sends them).
 
-Over 400 lines because the capture side and the two threads (sender, janitor) share the
-outbox and the link's state (reachable, rate-limited, recovered).
+Over 400 lines because the capture side, the sender with its posters and the janitor
+share the outbox, the memory fallback and the stop and flush signals.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
+import queue
 import threading
 import time
 import weakref
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import sentry_sdk
 from sentry_sdk.consts import DEFAULT_OPTIONS
@@ -46,38 +48,46 @@ from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.transport import Transport
 
 from mina.observability.pipeline import get_logger
+from mina.observability.sentry.fallback import MEMORY_MAX_BYTES, MEMORY_MAX_ENVELOPES, Fallback
+from mina.observability.sentry.link import (
+    LOGGER,
+    REJECTED_RETRY_SECONDS,
+    SENDERS,
+    Attempt,
+    Link,
+    State,
+)
 from mina.observability.sentry.outbox import Claim, Kind, Outbox, OutboxFull
 from mina.observability.sentry.sdk_http import OutboxSender
 
 __all__ = [
     "EXIT_FLUSH_SECONDS",
     "LOGGER",
+    "MEMORY_MAX_BYTES",
+    "MEMORY_MAX_ENVELOPES",
+    "REJECTED_RETRY_SECONDS",
+    "SENDERS",
     "THREAD_PREFIX",
     "OutboxTransport",
     "build_transport",
     "envelope_kind",
     "flush_on_exit",
+    "link_health",
     "sdk_options",
 ]
 
-#: The logger of every line Mina's Sentry code writes (hooks, transport, storms); Sentry
-#: ignores it, so no event is ever about sending events.
-LOGGER: Final = "mina.sentry"
 #: Name prefix of the transport's threads (urllib3's records from them are dropped).
 THREAD_PREFIX: Final = "mina-sentry-outbox"
 
 #: How long a stopping process spends sending before it leaves the rest on disk.
 EXIT_FLUSH_SECONDS: Final = 2.0
 
-_RETRY_BASE: Final = 0.5  # seconds before the first retry; doubles per failure
 _IDLE_POLL: Final = 2.0  # seconds between looks for envelopes other processes left
 _RECOVER_EVERY: Final = 5.0  # seconds between looks for abandoned claims
 _REPORT_EVERY: Final = 30.0  # seconds between client reports, as the SDK does
 _DROP_LOG_EVERY: Final = 1.0  # at most one outbox-dropped line a second
-
+_PROBE_EVERY: Final = 1.0  # seconds between tries of a degraded outbox directory
 _log = get_logger(LOGGER)
-
-State = Literal["ok", "unreachable", "rate_limited"]
 
 
 def sdk_options(**options: Any) -> dict[str, Any]:
@@ -122,19 +132,33 @@ class OutboxTransport(Transport):
     :param outbox: where envelopes wait.
     :param timeout: socket timeout of one request, in seconds.
     :param retry_max: longest wait between retries, in seconds.
+    :param rejected_retry: wait between tries while Sentry answers 401/403, in seconds.
     """
 
     def __init__(
-        self, options: dict[str, Any], outbox: Outbox, *, timeout: float, retry_max: float
+        self,
+        options: dict[str, Any],
+        outbox: Outbox,
+        *,
+        timeout: float,
+        retry_max: float,
+        rejected_retry: float = REJECTED_RETRY_SECONDS,
     ) -> None:
         super().__init__(options)
         self.outbox = outbox
         self._timeout = timeout
         self._retry_max = retry_max
+        self._rejected_retry = rejected_retry
         self._lost: Counter[tuple[str, str]] = Counter()
         self._last_report = time.monotonic()
         self._dropped: Counter[Kind] = Counter()
         self._last_drop_log = 0.0
+        #: The directory's state, and the memory queue while it cannot be written.
+        self.fallback = Fallback(outbox)
+        try:
+            outbox.probe()
+        except OutboxFull as exc:  # said at start-up, not at the first event
+            self.fallback.degrade(exc)
         self._start()
         _transports.add(self)
 
@@ -145,6 +169,18 @@ class OutboxTransport(Transport):
         options = self.options
         assert options is not None  # set by Transport.__init__ from the argument
         self._sender = OutboxSender(options, self._timeout) if options.get("dsn") else None
+        #: The link's state (None without a DSN: nothing is sent).
+        self.link = (
+            Link(
+                options["dsn"],
+                timeout=self._timeout,
+                retry_max=self._retry_max,
+                rejected_retry=self._rejected_retry,
+                depth=self._depth,
+            )
+            if self._sender is not None
+            else None
+        )
         self._lost_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -152,12 +188,11 @@ class OutboxTransport(Transport):
         self._cond = threading.Condition()
         self._pass = 0  # sender passes started
         self._passed = 0  # sender passes finished
-        self._retry_at = 0.0
-        self._failures = 0
-        self._state: State = "ok"
-        self._limited: frozenset[str] = frozenset()  # categories announced as limited
-        self._down_since = 0.0
-        self._sent_total = 0
+        # Claimed envelopes handed to the poster threads, and how many are in flight.
+        self._posts: queue.SimpleQueue[tuple[Claim, bytes] | None] = queue.SimpleQueue()
+        self._flight = threading.Condition()
+        self._in_flight = 0
+        self._halt = False  # a poster met a failure: dispatch no more this pass
         for name in _URLLIB3_LOGGERS:
             quiet = logging.getLogger(name)
             if _QUIET not in quiet.filters:
@@ -171,6 +206,12 @@ class OutboxTransport(Transport):
                     target=self._run_sender, name=f"{THREAD_PREFIX}-sender", daemon=True
                 )
             )
+            self._threads += [
+                threading.Thread(
+                    target=self._run_poster, name=f"{THREAD_PREFIX}-post-{n}", daemon=True
+                )
+                for n in range(SENDERS)
+            ]
         for thread in self._threads:
             thread.start()
 
@@ -179,21 +220,38 @@ class OutboxTransport(Transport):
         self.outbox.after_fork()
         self._lost = Counter()  # the parent reports its own
         self._dropped = Counter()
+        self.fallback.after_fork()  # the parent sends what it kept in memory
         self._start()
 
     # Called by the SDK, on the capturing thread
 
     def capture_envelope(self, envelope: Envelope) -> None:
-        """Write *envelope* into the outbox (no network on this thread)."""
-        try:
-            self.outbox.put(envelope.serialize(), envelope_kind(envelope))
-        except OutboxFull as exc:
-            for item in envelope.items:
-                self.record_lost_event("cache_overflow", item=item)
-            _log.error("sentry.outbox_write_failed", error=str(exc)[:200])
-            return
+        """Write *envelope* into the outbox (no network on this thread); while the outbox
+        cannot be written, keep it in memory for the sender."""
+        self._store(envelope.serialize(), envelope_kind(envelope), envelope.items)
+
+    def _store(self, data: bytes, kind: Kind, items: Iterable[Item]) -> None:
+        if self.fallback.error is None:
+            try:
+                self.outbox.put(data, kind)
+            except OutboxFull as exc:
+                self.fallback.degrade(exc)
+            else:
+                self._wake.set()
+                self._tidy.set()
+                return
+        if not self.fallback.keep(kind, data):
+            for item in items:
+                self.record_lost_event("queue_overflow", item=item)
         self._wake.set()
-        self._tidy.set()
+
+    def health(self) -> dict[str, Any]:
+        """The outbox's and the link's state, as ``/healthz`` shows them."""
+        link = self.link
+        sentry: dict[str, Any] = {"state": link.state if link is not None else "off"}
+        if link is not None and link.state != "ok":
+            sentry["retry_in"] = round(link.wait(), 3)
+        return {"outbox": self.fallback.health(), "sentry": sentry}
 
     def record_lost_event(
         self,
@@ -229,30 +287,38 @@ class OutboxTransport(Transport):
         off); the rest stays in the outbox."""
         self._log_drops(force=True)
         self._write_client_report(force=True)
-        if self._sender is None or timeout <= 0:
+        if self.link is None or timeout <= 0:
             return
         with self._cond:
             target = self._pass + 1
-            self._retry_at = 0.0
+            self.link.try_now()
         self._wake.set()
         with self._cond:
             self._cond.wait_for(lambda: self._passed >= target or self._stop.is_set(), timeout)
 
     def kill(self) -> None:
-        """Stop both threads; what is not sent stays in the outbox for the next process."""
+        """Stop the threads; what is not sent stays in the outbox for the next process
+        (envelopes held in memory are written there if it takes them now, else counted in
+        a ``sentry.outbox_memory_lost`` line)."""
         self._stop.set()
         self._wake.set()
         self._tidy.set()
         with self._cond:
             self._cond.notify_all()
+        with self._flight:
+            self._flight.notify_all()
+        for _ in range(SENDERS):
+            self._posts.put(None)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=0.5)
+        self.fallback.lose_rest()
 
     @property
     def state(self) -> State:
-        """The link to Sentry as last seen: ``ok``, ``unreachable`` or ``rate_limited``."""
-        return self._state
+        """The link to Sentry as last seen: ``ok``, ``unreachable``, ``rate_limited`` or
+        ``rejected``."""
+        return self.link.state if self.link is not None else "ok"
 
     # The sender thread
 
@@ -273,58 +339,113 @@ class OutboxTransport(Transport):
 
     def _send_pass(self) -> float:
         """Send what may be sent now; return how long to wait before the next pass."""
-        sender = self._sender
-        assert sender is not None
-        wait = self._retry_at - time.monotonic()
+        sender, link = self._sender, self.link
+        assert sender is not None and link is not None
+        wait = link.wait()
         if wait > 0:
             return wait
         if sender.blocked_all():
             return min(sender.limited_for(), _IDLE_POLL)
-        for entry in self.outbox.pending():
-            if self._stop.is_set():
-                return 0.0
-            claim = self.outbox.claim(entry)
-            if claim is None:  # another process took it
-                continue
-            try:
-                data = self.outbox.read(claim)
-            except FileNotFoundError:
-                continue
-            if sender.limited_for() > 0 and sender.blocked(_categories(data)):
-                self.outbox.release(claim)
-                continue
-            if not self._send(sender, claim, data):
-                return max(self._retry_at - time.monotonic(), 0.0)
+        if not self._send_memory(sender):
+            return link.wait()
+        try:
+            entries = self.outbox.pending()
+        except OSError:  # unreadable: the capturing side finds it out and says so
+            entries = []
+        # Those whose request timed out go last: the others are not held up by them.
+        entries = link.order(entries, lambda entry: entry.id)
+        with self._flight:
+            self._halt = False
+        try:
+            for entry in entries:
+                if not self._slot():
+                    break
+                try:
+                    claim = self.outbox.claim(entry)
+                except OutboxFull as exc:  # read-only now: memory carries new envelopes
+                    self.fallback.degrade(exc)
+                    break
+                if claim is None:  # another process took it
+                    continue
+                try:
+                    data = self.outbox.read(claim)
+                except FileNotFoundError:
+                    continue
+                if sender.limited_for() > 0 and sender.blocked(_categories(data)):
+                    self.outbox.release(claim)
+                    continue
+                with self._flight:
+                    self._in_flight += 1
+                self._posts.put((claim, data))
+        finally:
+            with self._flight:  # a pass ends when its requests have (flush waits for it)
+                self._flight.wait_for(lambda: not self._in_flight or self._stop.is_set())
+                halted = self._halt
+        if self._stop.is_set():
+            return 0.0
+        if halted:
+            return link.wait()
         limited = sender.limited_for()
         return min(limited, _IDLE_POLL) if limited > 0 else _IDLE_POLL
 
-    def _send(self, sender: OutboxSender, claim: Claim, data: bytes) -> bool:
-        """Send one claimed envelope; return whether to go on with the next one."""
-        try:
-            status, retry_after = sender.post(data)
-        except Exception as exc:  # refused, reset, timed out, DNS: Sentry is unreachable
-            self.outbox.release(claim)
-            self._unreachable(type(exc).__name__, None)
+    def _slot(self) -> bool:
+        """Wait for room for one more request; False when the pass should end."""
+        assert self.link is not None
+        with self._flight:
+            while not (self._halt or self._stop.is_set()):
+                if self._in_flight < self.link.room():
+                    return True
+                self._flight.wait()
             return False
-        self._note_limits(sender)
-        if 200 <= status < 300:
-            self.outbox.done(claim)
-            self._delivered()
-            return True
-        if status == 429:
-            self.outbox.release(claim)
-            self._rate_limited()
-            return True  # other categories may still go
-        if status >= 500 or status in (401, 403, 408):
-            # Sentry (or a proxy) is down, or the key is wrong: keep the envelope.
-            self.outbox.release(claim)
-            self._unreachable(f"HTTP {status}", retry_after)
-            return False
-        # Any other answer means Sentry will never take this envelope.
-        self._count_lost("send_error", data)
-        self.outbox.done(claim)
-        _log.error("sentry.envelope_rejected", status=status, outbox_id=claim.id)
+
+    def _run_poster(self) -> None:
+        while (job := self._posts.get()) is not None:
+            claim, data = job
+            go_on = False
+            try:
+                go_on = self._send(claim, data)
+            except Exception as exc:  # never let the thread die; the claim is recovered
+                _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
+            finally:
+                with self._flight:
+                    self._in_flight -= 1
+                    self._halt = self._halt or not go_on
+                    self._flight.notify_all()
+
+    def _send_memory(self, sender: OutboxSender) -> bool:
+        """Send the envelopes kept in memory; return whether to go on with the outbox."""
+        for _ in range(len(self.fallback)):  # each at most once a pass
+            if self._stop.is_set() or (held := self.fallback.pop()) is None:
+                return not self._stop.is_set()
+            attempt = Attempt(keep=True, go_on=False)  # what an exception leaves
+            try:
+                if sender.limited_for() > 0 and sender.blocked(_categories(held[1])):
+                    attempt = Attempt(keep=True, go_on=True, timed_out=True)  # goes last
+                else:
+                    attempt = self._attempt(held[1], None)
+            finally:
+                self.fallback.settle(held, sent=not attempt.keep, last=attempt.timed_out)
+            if not attempt.go_on:
+                return False
         return True
+
+    def _send(self, claim: Claim, data: bytes) -> bool:
+        """Send one claimed envelope; return whether to go on with the next one."""
+        attempt = self._attempt(data, claim.id)
+        if attempt.keep:
+            self.outbox.release(claim)
+        else:
+            self.outbox.done(claim)
+        return attempt.go_on
+
+    def _attempt(self, data: bytes, id_: str | None) -> Attempt:
+        """One request through the link; an envelope Sentry will never take is counted."""
+        assert self._sender is not None and self.link is not None
+        attempt = self.link.attempt(self._sender, data, id_)
+        if attempt.refused is not None:
+            self._count_lost("send_error", data)
+            _log.error("sentry.envelope_rejected", status=attempt.refused, outbox_id=id_)
+        return attempt
 
     def _count_lost(self, reason: str, data: bytes) -> None:
         try:
@@ -336,77 +457,40 @@ class OutboxTransport(Transport):
             self.record_lost_event(reason, item=item)
 
     def _depth(self) -> dict[str, int]:
-        count, size = self.outbox.depth()
+        try:
+            count, size = self.outbox.depth()
+        except OSError:  # an unreadable directory (degraded): nothing countable there
+            count = size = 0
         return {"outbox_depth": count, "outbox_bytes": size}
-
-    def _unreachable(self, error: str, retry_after: str | None) -> None:
-        self._failures += 1
-        delay = min(self._retry_max, _RETRY_BASE * 2 ** min(self._failures - 1, 30))
-        delay *= random.uniform(0.5, 1.0)  # jitter: workers sharing a host spread out
-        if retry_after is not None and retry_after.strip().isdigit():
-            delay = max(delay, min(float(retry_after), self._retry_max))
-        self._retry_at = time.monotonic() + delay
-        if self._state != "unreachable":
-            if self._state == "ok":
-                self._down_since = time.monotonic()
-            self._state = "unreachable"
-            _log.warning(
-                "sentry.unreachable", error=error, retry_in=round(delay, 3), **self._depth()
-            )
-
-    def _note_limits(self, sender: OutboxSender) -> None:
-        # One line when Sentry limits a category it did not limit before (429 or a
-        # X-Sentry-Rate-Limits header on any answer); envelopes of it wait meanwhile.
-        limited = frozenset(sender.limited_categories())
-        new, self._limited = limited - self._limited, limited
-        if new:
-            _log.warning(
-                "sentry.rate_limited",
-                categories=sorted(limited),
-                retry_in=round(sender.limited_for(), 3),
-                **self._depth(),
-            )
-
-    def _rate_limited(self) -> None:
-        # A 429: the link is down until the limit ends (the line came from _note_limits).
-        if self._state == "ok":
-            self._down_since = time.monotonic()
-        self._state = "rate_limited"
-
-    def _delivered(self) -> None:
-        self._sent_total += 1
-        failures, self._failures = self._failures, 0
-        self._retry_at = 0.0
-        if self._state != "ok":
-            was, self._state = self._state, "ok"
-            _log.info(
-                "sentry.recovered",
-                was=was,
-                failed_attempts=failures,
-                down_seconds=round(time.monotonic() - self._down_since, 3),
-                **self._depth(),
-            )
 
     # The janitor thread
 
     def _run_janitor(self) -> None:
-        last_recover = 0.0
+        last_recover = last_probe = 0.0
         while not self._stop.is_set():
             self._tidy.clear()
             try:
                 now = time.monotonic()
-                self.outbox.sync()
-                if now - last_recover >= _RECOVER_EVERY:
-                    last_recover = now
-                    if self.outbox.recover():
-                        self._wake.set()
-                self._enforce_bounds()
+                if self.fallback.error is not None:
+                    # Nothing to tidy on a directory that cannot be changed: try it again.
+                    if now - last_probe >= _PROBE_EVERY:
+                        last_probe = now
+                        if self.fallback.try_again():
+                            self._wake.set()
+                else:
+                    self.outbox.sync()
+                    if now - last_recover >= _RECOVER_EVERY:
+                        last_recover = now
+                        if self.outbox.recover():
+                            self._wake.set()
+                    self._enforce_bounds()
                 self._write_client_report(force=False)
             except Exception as exc:  # never let the thread die
                 _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
             self._tidy.wait(1.0)
             self._stop.wait(0.05)  # a burst of writes wakes this once, not per write
-        self.outbox.sync()
+        if self.fallback.error is None:
+            self.outbox.sync()
         self._log_drops(force=True)
 
     def _enforce_bounds(self) -> None:
@@ -452,12 +536,7 @@ class OutboxTransport(Transport):
             ],
         }
         envelope = Envelope(items=[Item(PayloadRef(json=report), type="client_report")])
-        try:
-            self.outbox.put(envelope.serialize(), "report")
-        except OutboxFull as exc:
-            _log.error("sentry.outbox_write_failed", error=str(exc)[:200], lost=report)
-            return
-        self._wake.set()
+        self._store(envelope.serialize(), "report", envelope.items)
 
 
 def build_transport(
@@ -468,6 +547,7 @@ def build_transport(
     max_bytes: int,
     timeout: float,
     retry_max: float,
+    rejected_retry: float = REJECTED_RETRY_SECONDS,
 ) -> OutboxTransport:
     """An `OutboxTransport` for the ``sentry_sdk.init`` keyword arguments *options*."""
     return OutboxTransport(
@@ -475,7 +555,23 @@ def build_transport(
         Outbox(directory, max_envelopes, max_bytes),
         timeout=timeout,
         retry_max=retry_max,
+        rejected_retry=rejected_retry,
     )
+
+
+def link_health() -> dict[str, Any]:
+    """What ``/healthz`` says about Sentry: ``{"outbox": {...}, "sentry": {...}}``.
+
+    ``outbox.state`` is ``ok``, ``degraded`` (with ``reason``) or ``off`` (no outbox);
+    ``sentry.state`` is ``ok``, ``unreachable``, ``rate_limited``, ``rejected``, ``off``
+    (no DSN, or Sentry not started) or ``unmonitored`` (the SDK's own transport).
+    """
+    client = sentry_sdk.get_client()
+    transport = client.transport if client.is_active() else None
+    if isinstance(transport, OutboxTransport):
+        return transport.health()
+    sentry = "off" if transport is None else "unmonitored"
+    return {"outbox": {"state": "off"}, "sentry": {"state": sentry}}
 
 
 #: Every live transport, for `_after_fork`.

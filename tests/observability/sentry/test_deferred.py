@@ -1,7 +1,8 @@
-"""Error events finished on the event worker (`mina.observability.sentry.deferred`).
+"""Logged error events finished on the event worker (`mina.observability.sentry.deferred`).
 
 Through the real client, transport and a local ingest: ``before_send`` still runs (on the
-worker, while the logging call has long returned), ``flush()`` and ``close()`` deliver
+worker, while the logging call has long returned), an event whose id is handed out is
+finished on the calling thread, ``flush()`` and ``close()`` deliver
 what was queued, a full queue makes callers finish their own events (nothing lost, two
 lines say so), and an event finished on the worker equals the one the SDK makes on the
 calling thread.
@@ -29,6 +30,14 @@ from mina.testing.plugin import PipelineFactory
 from .test_transport import start, wait_for
 
 log = structlog.get_logger("mina.jobs")
+
+
+def logged(message: str) -> str:
+    """Log an error (an event finished on the worker); return its id."""
+    log.error(message)
+    event_id = sentry_sdk.last_event_id()
+    assert event_id is not None
+    return event_id
 
 
 def _gate_before_send(client: Any) -> tuple[threading.Event, list[str]]:
@@ -68,11 +77,11 @@ def test_flush_and_close_deliver_what_is_queued(
     mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
     start(mina_logging, sentry_ingest, tmp_path)
-    ids = [sentry_sdk.capture_message(f"queued {i}", level="error") for i in range(20)]
+    ids = [logged(f"queued {i}") for i in range(20)]
     sentry_sdk.flush(timeout=10)
     assert set(ids) == {event["event_id"] for event in sentry_ingest.accepted_events}
 
-    more = [sentry_sdk.capture_message(f"at close {i}", level="error") for i in range(20)]
+    more = [logged(f"at close {i}") for i in range(20)]
     close_sentry()
     assert set(ids + more) == {event["event_id"] for event in sentry_ingest.accepted_events}
 
@@ -84,10 +93,10 @@ def test_a_full_queue_makes_callers_finish_their_own_events(
     client = sentry_sdk.get_client()
     deferred = DeferredEvents(client, capacity=2).install()  # over the one init_sentry put
     gate, threads = _gate_before_send(client)
-    first = sentry_sdk.capture_message("held by the gate", level="error")
+    first = logged("held by the gate")
     wait_for(lambda: bool(threads))  # the worker holds the first event
-    queued = [sentry_sdk.capture_message(f"queued {i}", level="error") for i in range(2)]
-    by_callers = [sentry_sdk.capture_message(f"caller {i}", level="error") for i in range(3)]
+    queued = [logged(f"queued {i}") for i in range(2)]
+    by_callers = [logged(f"caller {i}") for i in range(3)]
 
     assert ["mina-sentry-events"] + ["MainThread"] * 3 == threads
     gate.set()
@@ -115,7 +124,7 @@ def test_a_hook_that_flushes_on_the_worker_does_not_wait_on_itself(
         return before_send(event, hint)
 
     client.options["before_send"] = flushing
-    ids = [sentry_sdk.capture_message(f"flushing {i}", level="error") for i in range(2)]
+    ids = [logged(f"flushing {i}") for i in range(2)]
     wait_for(lambda: len(sentry_ingest.accepted_events) == 2, timeout=10)
     assert ids == flushed
     assert set(ids) == {event["event_id"] for event in sentry_ingest.accepted_events}
@@ -185,7 +194,7 @@ def test_a_forked_child_sends_its_own_events(
     events with an event worker of its own and sends them with outbox threads of its own.
     The parent's outbox threads are stopped before the fork, so only the child's can."""
     start(mina_logging, sentry_ingest, tmp_path)
-    parent = sentry_sdk.capture_message("from the parent", level="error")  # starts the worker
+    parent = logged("from the parent")  # starts the worker
     sentry_sdk.flush(timeout=10)
     wait_for(lambda: len(sentry_ingest.accepted_events) == 1)
     sentry_sdk.get_client().transport.kill()  # the parent's sender and janitor
@@ -193,7 +202,7 @@ def test_a_forked_child_sends_its_own_events(
     pid = os.fork()
     if pid == 0:  # the child: capture, flush, report the id, leave without cleanup
         try:
-            child = sentry_sdk.capture_message("from the child", level="error")
+            child = logged("from the child")
             sentry_sdk.flush(timeout=10)
             os.write(write, (child or "").encode())
         finally:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import flask
 import sentry_sdk
 import structlog
 
+import mina
 from mina.logging_config import configure_logging
 from mina.observability.sentry import close_sentry, init_sentry
+from mina.observability.sentry.options import traces_sampler
 from mina.settings import Settings
 from mina.testing import SentryIngest
 from mina.testing.plugin import PipelineFactory
@@ -92,3 +95,64 @@ def test_close_sentry_flushes_and_lets_the_same_settings_start_again(
     assert ["before close", "after restart"] == [
         e["message"] for e in sentry_ingest.wait_for_events(n=2)
     ]
+
+
+def _app_tracing_everything(ingest: SentryIngest, **env: str) -> flask.Flask:
+    return mina.create_app(
+        {
+            "SENTRY_DSN": ingest.dsn,
+            "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+            "SENTRY_PROFILES_SAMPLE_RATE": "0",
+            **env,
+        }
+    )
+
+
+def test_health_checks_are_not_traced_by_default(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest
+) -> None:
+    lines = mina_logging()
+    client = _app_tracing_everything(sentry_ingest).test_client()
+
+    for _ in range(3):
+        assert 200 == client.get("/healthz").status_code
+    assert 404 == client.get("/no-such-page").status_code
+    flush()
+
+    transactions = sentry_ingest.wait_for_transactions()
+    assert ["generic WSGI request"] == [t["transaction"] for t in transactions]
+    # Unsampled, a health check still has its trace id on its line.
+    [*checks] = [line for line in lines.events("request.finished") if line["path"] == "/healthz"]
+    assert 3 == len(checks) and all(len(line["trace_id"]) == 32 for line in checks)
+
+
+def test_a_sampled_parent_is_followed_even_on_an_ignored_path(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest
+) -> None:
+    mina_logging()
+    client = _app_tracing_everything(
+        sentry_ingest, SENTRY_TRACES_SAMPLE_RATE="0", SENTRY_TRACES_IGNORE_PATHS="/healthz,/ping"
+    ).test_client()
+    trace = "771a43a4192642f0b136d5159a501700"
+
+    client.get("/healthz", headers={"sentry-trace": f"{trace}-b7ad6b7169203331-1"})
+    client.get("/healthz", headers={"sentry-trace": f"{trace}-b7ad6b7169203332-0"})
+    flush()
+
+    [transaction] = sentry_ingest.wait_for_transactions()
+    assert (trace, "b7ad6b7169203331") == (
+        transaction["contexts"]["trace"]["trace_id"],
+        transaction["contexts"]["trace"]["parent_span_id"],
+    )
+
+
+def test_the_sampler_keeps_the_rate_for_other_paths() -> None:
+    sample = traces_sampler(0.25, frozenset({"/healthz"}))
+
+    assert 0.25 == sample({"wsgi_environ": {"PATH_INFO": "/api/meetings"}})
+    assert 0.0 == sample({"wsgi_environ": {"PATH_INFO": "/healthz"}})
+    assert 0.25 == sample({"transaction_context": {"op": "background"}})  # a job
+    assert (1.0, 0.0) == (
+        sample({"parent_sampled": True, "wsgi_environ": {"PATH_INFO": "/healthz"}}),
+        sample({"parent_sampled": False, "wsgi_environ": {"PATH_INFO": "/api/meetings"}}),
+    )

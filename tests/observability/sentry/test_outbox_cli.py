@@ -101,12 +101,74 @@ def test_flush_without_a_dsn_says_how_to_give_one(kept: list[str]) -> None:
     )
 
 
-def test_purge_empties_the_outbox(kept: list[str]) -> None:
-    code, out = _run("purge")
+def test_purge_with_yes_empties_the_outbox(kept: list[str]) -> None:
+    code, out = _run("purge", "--yes")
 
     assert 0 == code
     assert out.startswith("purged 3 envelope(s) from ")
     assert ["ID"] == [row.split()[0] for row in _run("list")[1].splitlines()]
+
+
+def test_purge_without_yes_off_a_terminal_refuses_and_keeps_everything(kept: list[str]) -> None:
+    result = CliRunner().invoke(cli.main, ["outbox", "purge"], input="y\n")
+
+    assert (
+        1,
+        "Error: purge deletes events Sentry has not received: pass --yes"
+        " (stdin is not a terminal to ask on)\n",
+    ) == (result.exit_code, result.stderr)
+    assert 4 == len(_run("list")[1].splitlines())
+
+
+def _purge_on_a_terminal(answer: bytes) -> tuple[int, str]:
+    """``mina outbox purge`` with a pseudo-terminal as stdin and stdout, answering *answer*."""
+    import pty
+    import select
+
+    parent, child = pty.openpty()
+    script = Path(sys.executable).with_name("mina")
+    process = subprocess.Popen(
+        [str(script), "outbox", "purge"], stdin=child, stdout=child, stderr=child
+    )
+    os.close(child)
+    output = b""
+    try:
+        while b"?" not in output:  # the question, then the answer
+            ready, _, _ = select.select([parent], [], [], 30)
+            assert ready, output
+            output += os.read(parent, 4096)
+        os.write(parent, answer)
+        while True:
+            ready, _, _ = select.select([parent], [], [], 30)
+            assert ready, output
+            try:
+                chunk = os.read(parent, 4096)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        return process.wait(timeout=30), output.decode().replace("\r\n", "\n")
+    finally:
+        os.close(parent)
+        if process.poll() is None:
+            process.kill()
+
+
+def test_purge_on_a_terminal_asks_first(kept: list[str]) -> None:
+    code, output = _purge_on_a_terminal(b"n\n")
+
+    directory = os.environ["MINA_SENTRY_OUTBOX"]
+    assert 1 == code
+    assert output.startswith(
+        f"Delete 3 pending envelope(s), 3 of them error events, from {directory}? [y/N]: n\n"
+        "Aborted!"
+    )
+    assert 4 == len(_run("list")[1].splitlines())
+
+    code, output = _purge_on_a_terminal(b"y\n")
+    assert 0 == code
+    assert output.endswith(f"purged 3 envelope(s) from {directory}\n")
 
 
 def test_outbox_off_is_an_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from mina.settings import ConfigError, Settings
+from mina.settings import ConfigError, Settings, default_instance_path
 
 
 def test_defaults() -> None:
     settings = Settings.from_env({})
 
     assert (
-        Path("var/sentry-outbox"),
+        default_instance_path({}) / "sentry-outbox",
         10_000,
         64 * 1024 * 1024,
         5.0,

@@ -3,16 +3,21 @@ reaches the operator three ways (the next event, a line, a client report)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sentry_sdk
 import structlog
 
+from mina.observability.sentry import close_sentry
 from mina.observability.sentry.storm import SUPPRESSED_TAG, StormGuard
-from mina.testing import SentryIngest
+from mina.testing import SentryIngest, capture_pipeline
 from mina.testing.plugin import PipelineFactory
 
 from .test_transport import client_reports, start, wait_for
@@ -78,7 +83,7 @@ def test_different_kinds_have_their_own_budget_and_captures_are_never_suppressed
     events = sentry_ingest.wait_for_events(5)
     logged = [e["logentry"]["message"] for e in events if e.get("logger") == "mina.jobs"]
     by_hand = [e["event_id"] for e in events if e.get("logger") != "mina.jobs"]
-    assert (["a.failed", "b.failed"], ids) == (logged, by_hand)
+    assert (["a.failed", "b.failed"], sorted(ids)) == (sorted(logged), sorted(by_hand))
 
 
 def test_budget_zero_turns_the_guard_off() -> None:
@@ -101,3 +106,66 @@ def test_the_window_is_per_kind_and_the_count_is_carried_once() -> None:
 
     assert [True, True, False, False, False] == admitted
     assert ({"tags": {SUPPRESSED_TAG: "3"}, "extra": {SUPPRESSED_TAG: 3}}, {}) == (first, second)
+
+
+def test_counts_of_windows_still_open_reach_stdout_when_the_client_closes(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    """A stop before the window ends (the issue's 1,000 errors, then a graceful stop
+    3 s later, with a 60 s window): the count is a line, not only a client report."""
+    lines = start(mina_logging, sentry_ingest, tmp_path, storm_budget=2, storm_window=60)
+    log = structlog.get_logger("mina.jobs")
+
+    for _ in range(50):
+        _fail(log, "job.failed")
+    close_sentry()
+
+    [line] = lines.events("sentry.storm_suppressed")
+    assert (48, 2, 60, "job.failed") == (
+        line["suppressed"],
+        line["budget"],
+        line["window_seconds"],
+        line["storm_event"],
+    )
+
+
+def test_every_window_end_writes_its_count_and_shutdown_adds_none() -> None:
+    """Two windows ended by the timer, the second after a quiet gap: one line each, and
+    the report at shutdown finds nothing left to say."""
+    guard = StormGuard(budget=1, window=0.2)
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "same", None, None)
+    with capture_pipeline() as lines:
+        for windows, burst in enumerate((5, 3), start=1):
+            for _ in range(burst):
+                guard.admit({}, {"log_record": record})
+            wait_for(lambda n=windows: len(lines.events("sentry.storm_suppressed")) == n)
+        guard.report_pending()
+
+    assert [4, 2] == [line["suppressed"] for line in lines.events("sentry.storm_suppressed")]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_child_reports_its_windows_at_their_end() -> None:
+    """A guard made before a fork whose timer was running (gunicorn's preload_app): the
+    child, without the parent's timer thread, still writes its line at the window end."""
+    guard = StormGuard(budget=1, window=1.0)  # long enough for a slow fork to stay in it
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "same", None, None)
+    for _ in range(3):
+        guard.admit({}, {"log_record": record})  # the parent's timer is now running
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with capture_pipeline() as lines:
+                guard.admit({}, {"log_record": record})  # the window has not ended yet
+                deadline = time.monotonic() + 5
+                while not lines.events("sentry.storm_suppressed") and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                os.write(write, json.dumps(lines.events("sentry.storm_suppressed")).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        reported = json.loads(pipe.read() or b"[]")
+    os.waitpid(pid, 0)
+    assert [3] == [line["suppressed"] for line in reported]

@@ -181,7 +181,9 @@ def test_a_rejected_envelope_is_dropped_and_counted(
 def test_a_burst_with_sentry_healthy_is_delivered_or_counted(
     mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
 ) -> None:
-    lines = start(mina_logging, sentry_ingest, tmp_path, outbox_max_events=10)
+    # A timeout no loaded machine reaches: an answer that times out may still have been
+    # received, and then dropped by the bound too (counted twice).
+    lines = start(mina_logging, sentry_ingest, tmp_path, outbox_max_events=10, sentry_timeout=5.0)
 
     captured = [sentry_sdk.capture_message(f"burst {i}", level="error") for i in range(300)]
 
@@ -377,7 +379,7 @@ def test_the_outbox_files_each_envelope_by_what_it_holds(
     ] == body["discarded_events"]
 
 
-@pytest.mark.parametrize("status", [401, 403, 408, 502])
+@pytest.mark.parametrize("status", [408, 502])
 def test_an_answer_that_says_try_again_keeps_the_envelope(
     mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path, status: int
 ) -> None:
