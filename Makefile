@@ -54,8 +54,9 @@ bench-outbox: $(VENV)/.bench-installed
 soak: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
-# Mutation testing (tools/mutate.py): sampled mutants of the redaction package and the
-# observability core; prints the killed share per target and every survivor.
+# Mutation testing (tools/mutate.py): sampled mutants of the redaction package, the
+# observability core, the Sentry outbox and transport and the stdout writer; prints the
+# killed share per target and every survivor (docs/testing.md).
 mutate: $(VENV)/.dev-installed
 	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)
 

@@ -6,6 +6,7 @@ means to, so "nobody reads" is what the process really sees.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import io
 import json
@@ -15,11 +16,13 @@ import queue
 import random
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -711,3 +714,357 @@ def test_batches_can_be_turned_off(
     handler.writer.submit(b"now\n")
     assert (None, b"now\n") == (token, readable(reader_end))
     handler.close()
+
+
+# --- what a writer says, and what health reports ---------------------------------------------
+
+
+def fill(writer_end: IO[bytes]) -> None:
+    """Fill the pipe *writer_end* writes to until it takes nothing more."""
+    os.set_blocking(writer_end.fileno(), False)
+    try:
+        while True:
+            os.write(writer_end.fileno(), b"#" * 4096)
+    except BlockingIOError:
+        pass
+    finally:
+        os.set_blocking(writer_end.fileno(), True)
+
+
+def test_an_unknown_policy_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"^when_full must be one of drop_newest, block: 'x'$"):
+        LineWriter(io.StringIO(), when_full="x")
+
+
+def test_a_writer_without_a_report_hook_writes_its_own_dropped_line(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, buffer_bytes=100)
+    fill(writer_end)
+    accepted = [writer.submit(b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * 40)) for n in range(10)]
+    during = writer.health()
+    reader = Reader(reader_end).start()
+    for _ in range(BOUND * 20):  # until the writer has drained and reported
+        if writer.flush(timeout=BOUND) and writer.health().state == "ok":
+            break
+        threading.Event().wait(0.05)
+    writer_end.close()
+    lines = parse(reader.join().replace(b"#", b""))
+
+    dropped = accepted.count(False)
+    # The first line is always taken; with 55-byte lines in 100 bytes, some are dropped.
+    assert (True, True) == (accepted[0], dropped > 0)
+    assert ("degraded", dropped, "stdout_buffer_full") == during
+    assert [n for n, ok in enumerate(accepted) if ok] == [line["n"] for line in lines[:-1]]
+    assert {
+        "level": "warning",
+        "logger": "mina.observability.stream",
+        "event": "log.dropped",
+        "dropped": dropped,
+        "reason": "buffer_full",
+    } == without_timestamp(lines[-1])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", lines[-1]["timestamp"])
+    assert ("ok", dropped, None) == writer.health()  # the count stays: since start
+
+
+def test_a_stream_that_stops_taking_lines_is_reported_stalled_then_ok_again(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, name="out")
+    fill(writer_end)
+    writer.submit(b'{"n":0}\n')
+    waiting = writer.health()
+    threading.Event().wait(1.2)  # longer than STALL_AFTER (1 s) without progress
+    stalled = writer.health()
+    reader = Reader(reader_end).start()
+    assert writer.flush(timeout=BOUND)
+
+    assert (("ok", 0, None), ("degraded", 0, "out_stalled")) == (waiting, stalled)
+    assert ("ok", 0, None) == writer.health()
+    writer_end.close()
+    assert reader.join().endswith(b'{"n":0}\n')
+
+
+def test_health_of_the_process_sums_every_writer(tmp_path: Path) -> None:
+    from mina.observability import stream
+
+    with open(tmp_path / "a.log", "wb") as ok_file:
+        ok = LineWriter(ok_file, name="a")
+        closed = LineWriter(None, name="b")
+        closed.submit(b"lost\n")
+        closed.submit(b"lost\n")
+        try:
+            total = stream.health()
+        finally:
+            ok.close()
+            closed.close()
+
+    assert total is not None
+    assert ("degraded", "b_closed") == (total.state, total.reason)
+    assert total.dropped >= 2
+
+
+def test_a_closed_text_stream_is_said_once_and_its_lines_counted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = io.StringIO()
+    writer = LineWriter(stream, name="capture")
+    assert writer.submit("é\n".encode())  # a text stream gets text
+    written = stream.getvalue()
+    stream.close()
+
+    accepted = [writer.submit(b"x\n") for _ in range(3)]
+
+    assert ("é\n", [False, False, False]) == (written, accepted)
+    assert ("degraded", 3, "capture_closed") == writer.health()
+    assert (
+        "mina: cannot write to capture: EBADF (closed); log lines are dropped and counted\n"
+    ) == capsys.readouterr().err
+
+
+def test_a_binary_stream_without_a_descriptor_gets_the_bytes() -> None:
+    stream = io.BytesIO()
+    writer = LineWriter(stream)
+
+    assert writer.submit("é\n".encode())
+    assert "é\n".encode() == stream.getvalue()
+
+
+def record(message: str) -> logging.LogRecord:
+    """An info record of *message*."""
+    return logging.LogRecord("mina.test", logging.INFO, __file__, 0, message, (), None)
+
+
+def test_set_stream_writes_what_the_old_stream_was_given_then_switches(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    handler = LineHandler(writer_end)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    fill(writer_end)
+    reader = Reader(reader_end).start()
+    handler.emit(record("to the pipe"))
+    new = io.StringIO()
+
+    old = handler.setStream(new)
+    handler.emit(record("to the new stream"))
+    same = handler.setStream(new)
+    handler.close()
+    writer_end.close()
+
+    assert (writer_end, None) == (old, same)
+    assert reader.join().replace(b"#", b"") == b"to the pipe\n"
+    assert "to the new stream\n" == new.getvalue()
+    assert "<LineHandler stream (NOTSET)>" == repr(handler)
+
+
+def test_a_closed_writer_starts_again_for_a_later_line(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end)
+    writer.submit(b"before\n")
+    writer.close()
+    fill(writer_end)  # the next line needs the writer thread
+
+    writer.submit(b"after\n")
+    reader = Reader(reader_end).start()
+    assert writer.flush(timeout=BOUND)
+    writer_end.close()
+
+    assert b"before\nafter\n" == reader.join().replace(b"#", b"")
+
+
+def test_exit_with_one_line_lost_says_it_in_the_singular(tmp_path: Path) -> None:
+    result = run_with_stdout(tmp_path, ">&-", 'log.info("one")\n')
+
+    assert [
+        "mina: stdout is closed; log lines are dropped and counted",
+        "mina: 1 log line not written to stdout (closed)",
+    ] == result.stderr.splitlines()
+
+
+def test_a_reader_that_went_away_is_said_once_and_later_lines_are_counted(
+    pipe: tuple[IO[bytes], IO[bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, name="out")
+    reader_end.close()
+
+    writer.submit(b'{"n":0}\n')
+    writer.flush(timeout=BOUND)
+    later = [writer.submit(b'{"n":%d}\n' % n) for n in (1, 2)]
+
+    assert [False, False] == later
+    assert ("degraded", 3, "out_broken_pipe") == writer.health()
+    assert (
+        "mina: out: broken pipe (its reader went away); log lines are dropped and counted\n"
+    ) == capsys.readouterr().err
+
+
+def test_a_descriptor_someone_made_non_blocking_still_gets_every_line(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, buffer_bytes=64 * 1024 * 1024)
+    fill(writer_end)
+    os.set_blocking(writer_end.fileno(), False)
+    lines = [b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * 300) for n in range(1000)]
+    try:
+        accepted = [writer.submit(line) for line in lines]
+        reader = Reader(reader_end).start()
+        assert writer.flush(timeout=BOUND)
+    finally:
+        os.set_blocking(writer_end.fileno(), True)
+    writer_end.close()
+
+    assert all(accepted)
+    assert b"".join(lines) == reader.join().replace(b"#", b"")
+    assert ("ok", 0, None) == writer.health()
+
+
+def test_a_forked_child_writes_its_own_lines_not_the_parents_again(tmp_path: Path) -> None:
+    # gunicorn forks workers from a master that logged: what the master had buffered is
+    # the master's to write, once.
+    path = tmp_path / "fork.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            from mina.observability.stream import LineWriter
+
+            writer = LineWriter(sys.stdout.buffer)
+            for n in range(2000):  # far more than the pipe holds: most wait in the buffer
+                writer.submit(b'{"n":%d,"pad":"%s"}\\n' % (n, b"x" * 100))
+            pid = os.fork()
+            if pid == 0:
+                writer.submit(b'{"n":"child"}\\n')
+                writer.flush(timeout=60)
+                os._exit(0)
+            sys.stderr.write("forked\\n")
+            sys.stderr.flush()
+            os.waitpid(pid, 0)
+            writer.flush(timeout=60)
+            """
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+        start_new_session=True,  # the child too can be killed, if it hangs
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        assert "forked\n" == read_line(process.stderr)
+        reader = Reader(process.stdout).start()
+        process.wait(timeout=BOUND)
+        lines = [line["n"] for line in parse(reader.join())]
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # gone already: nothing to stop
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=BOUND)
+
+    assert 0 == process.returncode
+    assert sorted([*range(2000), "child"], key=str) == sorted(lines, key=str)
+    assert list(range(2000)) == [n for n in lines if n != "child"]
+
+
+def test_flush_gives_up_after_its_timeout_on_a_stream_nobody_reads(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end)
+    fill(writer_end)
+    writer.submit(b'{"n":0}\n')
+
+    stuck = writer.flush(timeout=0.2)
+    reader = Reader(reader_end).start()
+    drained = writer.flush(timeout=BOUND)
+    writer_end.close()
+
+    assert (False, True) == (stuck, drained)
+    assert reader.join().endswith(b'{"n":0}\n')
+
+
+def test_block_waits_once_for_a_stalled_stream_then_drops_without_waiting(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    writer = LineWriter(writer_end, buffer_bytes=64, when_full="block", block_timeout=0.3)
+    fill(writer_end)
+    line = b'{"pad":"' + b"x" * 40 + b'"}\n'
+    writer.submit(line)  # taken by the writer thread, which waits for the reader
+    writer.submit(line)  # queued
+
+    first = writer.submit(line)  # waits 0.3 s for room, then drops
+    submitted_at = time.monotonic()
+    rest = [writer.submit(line) for _ in range(20)]
+    rest_took = time.monotonic() - submitted_at
+    reader = Reader(reader_end).start()
+    assert writer.flush(timeout=BOUND)
+    writer_end.close()
+
+    assert (False, [False] * 20) == (first, rest)
+    assert rest_took < 3.0  # 20 waits of 0.3 s would be 6 s; none is made
+    assert 2 == reader.join().replace(b"#", b"").count(line)
+    assert 21 == writer.health().dropped
+
+
+def test_a_record_a_filter_refuses_is_not_written(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    handler = LineHandler(writer_end)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(lambda r: r.getMessage() != "secret")
+
+    handled = [handler.handle(record(message)) for message in ("secret", "kept")]
+    handler.close()
+
+    assert [False, True] == handled
+    assert b"kept\n" == readable(reader_end)
+
+
+def read_exactly(stream: IO[bytes], size: int) -> bytes:
+    """*size* bytes of the pipe *stream*, waiting at most BOUND seconds for them."""
+    data = b""
+    deadline = time.monotonic() + BOUND
+    while len(data) < size:
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"{len(data)} of {size} bytes after {BOUND}s"
+        data += os.read(stream.fileno(), size - len(data))
+    return data
+
+
+def test_a_long_line_in_a_batch_goes_at_once_after_what_was_held(
+    batched: tuple[IO[bytes], LineWriter],
+) -> None:
+    reader_end, writer = batched
+    long = b'{"pad":"' + b"x" * (select.PIPE_BUF + 100) + b'"}\n'
+    token = begin_batch()
+    writer.submit(b'{"n":0}\n')
+    writer.submit(long)
+    at_once = read_exactly(reader_end, len(b'{"n":0}\n' + long))  # by the writer thread
+    writer.submit(b'{"n":1}\n')
+    held = readable(reader_end)
+    end_batch(token)
+
+    assert (b'{"n":0}\n' + long, b"") == (at_once, held)
+    assert b'{"n":1}\n' == readable(reader_end)
+
+
+def test_text_a_print_left_in_the_stream_comes_before_the_first_line(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    reader_end, writer_end = pipe
+    text = io.TextIOWrapper(writer_end, encoding="utf-8", write_through=False)
+    text.write("printed before logging was set up\n")  # still in the wrapper's buffer
+
+    writer = LineWriter(text)
+    writer.submit(b'{"n":0}\n')
+
+    assert b'printed before logging was set up\n{"n":0}\n' == readable(reader_end)

@@ -146,8 +146,10 @@ class Outbox:
         self._lock = threading.Lock()  # one pruning at a time
         self._stats_lock = threading.Lock()  # never held for I/O: put() takes it
         # This process's live claims: a claim under our pid that is not here was left by
-        # an earlier process that had the same pid (containers reuse small pids).
-        self._mine: set[str] = set()
+        # an earlier process that had the same pid (containers reuse small pids). Counted:
+        # two threads may claim one envelope in the same second (the sender, the janitor's
+        # bounds), and the one that loses must not make the process forget the winner's.
+        self._mine: dict[str, int] = {}
         # Held while a claim changes hands (claim, release, done, recover of our own):
         # several threads of this process send, and the janitor must never see a claim
         # between its file and its entry in `_mine` and take it for a predecessor's.
@@ -164,7 +166,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._claims_lock = threading.Lock()
-        self._mine = set()
+        self._mine = {}
         self._unsynced = []
 
     def _make_dirs(self) -> None:
@@ -310,15 +312,18 @@ class Outbox:
         target = self._sending / f"{entry.id}.{os.getpid()}.{int(time.time())}"
         # Known as ours before it exists: `recover` on another thread must never take a
         # claim of this process for a dead predecessor's and put it back while it is sent.
+        name = target.name
         with self._claims_lock:
-            self._mine.add(target.name)
+            self._mine[name] = self._mine.get(name, 0) + 1
             try:
                 os.rename(self._pending / (entry.id + _SUFFIX), target)
-            except FileNotFoundError:
-                self._mine.discard(target.name)
-                return None
-            except OSError as exc:  # read-only, gone: the outbox cannot be changed now
-                self._mine.discard(target.name)
+            except OSError as exc:
+                left = self._mine.pop(name, 0) - 1
+                if left > 0:  # another thread of this process holds it
+                    self._mine[name] = left
+                if isinstance(exc, FileNotFoundError):  # another process was first
+                    return None
+                # read-only, gone: the outbox cannot be changed now
                 raise _failed(exc) from exc
         return Claim(entry.id, target)
 
@@ -332,14 +337,14 @@ class Outbox:
         with self._claims_lock:
             with contextlib.suppress(FileNotFoundError):  # purged meanwhile
                 os.rename(claim.path, self._pending / (claim.id + _SUFFIX))
-            self._mine.discard(claim.path.name)
+            self._mine.pop(claim.path.name, None)
 
     def done(self, claim: Claim) -> None:
         """Delete a claimed envelope: it was delivered (or dropped and counted)."""
         with self._claims_lock:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(claim.path)
-            self._mine.discard(claim.path.name)
+            self._mine.pop(claim.path.name, None)
 
     def recover(self) -> int:
         """Return abandoned claims to ``pending/`` and delete abandoned temporary files (at

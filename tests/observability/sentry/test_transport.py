@@ -4,6 +4,7 @@ what they drop, and a request-side capture never touches the network."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -282,3 +283,152 @@ def test_a_category_rate_limit_holds_its_envelopes_and_lets_errors_through(
     assert (["transaction"], 0.0 < limited["retry_in"] <= 3.0) == (limited["categories"], True)
     assert [] == lines.events("sentry.recovered")  # errors kept going: the link never broke
     assert ["limited"] == [transaction["transaction"] for transaction in transactions]
+
+
+def test_transactions_dropped_by_the_bounds_are_counted_with_their_spans(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    # Sentry unreachable while 8 transactions of 3 spans each meet an outbox of 5: the
+    # oldest 3 are dropped, each counted as one transaction and its 4 spans (3 + itself).
+    lines = start(
+        mina_logging,
+        sentry_ingest,
+        tmp_path,
+        traces_sample_rate=1.0,
+        outbox_max_events=5,
+        sentry_retry_max=60.0,
+    )
+    sentry_ingest.stop()
+    for i in range(8):
+        with sentry_sdk.start_transaction(name=f"job {i}"):
+            for j in range(3):
+                with sentry_sdk.start_span(op="step", name=f"step {j}"):
+                    pass
+    wait_for(lambda: bool(lines.events("sentry.outbox_dropped")))
+    _recover(sentry_ingest)
+    sentry_sdk.flush(timeout=5)
+    sentry_ingest.wait(lambda ingest: len(ingest.transactions) >= 5, timeout=10)
+    sentry_sdk.flush(timeout=5)
+
+    [dropped] = lines.events("sentry.outbox_dropped")
+    assert (0, 0, 5) == (dropped["errors"], dropped["reports"], dropped["max_events"])
+    assert Settings().outbox_max_bytes == dropped["max_bytes"]
+    assert 5 == dropped["outbox_depth"] and dropped["outbox_bytes"] > 0
+    # Every transaction arrived or was counted, each counted one with its 4 spans.
+    counted = client_reports(sentry_ingest)
+    lost = counted.get(("transaction", "cache_overflow"), 0)
+    assert 3 <= lost == 8 - len(sentry_ingest.transactions)
+    assert 4 * lost == counted[("span", "cache_overflow")]
+
+
+def test_a_503_with_retry_after_waits_as_long_as_sentry_asked(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(mina_logging, sentry_ingest, tmp_path, sentry_retry_max=30.0)
+    sentry_ingest.respond_with(503, {"Retry-After": "2"})
+
+    [event_id] = capture_errors(1, "later")
+    wait_for(lambda: bool(lines.events("sentry.unreachable")))
+    sentry_ingest.respond_with()
+    sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 1, timeout=15)
+
+    [unreachable] = lines.events("sentry.unreachable")
+    # The wait is Sentry's 2 s, not the 0.25-0.5 s of a first retry.
+    assert ("HTTP 503", 2.0) == (unreachable["error"], unreachable["retry_in"])
+    assert [event_id] == [event["event_id"] for event in sentry_ingest.accepted_events]
+    statuses = [request.status for request in sentry_ingest.requests]
+    assert [503] * (len(statuses) - 1) + [200] == statuses
+
+
+def test_the_outbox_files_each_envelope_by_what_it_holds(
+    mina_logging: PipelineFactory, tmp_path: Path
+) -> None:
+    # Without a DSN everything stays on disk: the outbox's names say what each holds
+    # (c: client report, e: error, t: the rest), which decides what is sent and dropped
+    # first.
+    outbox = tmp_path / "outbox"
+    mina_logging(sentry_outbox=outbox)
+    settings = Settings(sentry_outbox=outbox, traces_sample_rate=1.0, outbox_max_events=3)
+    init_sentry(settings, current_redactor())
+
+    sentry_sdk.capture_message("kept", level="error")
+    for i in range(3):
+        with sentry_sdk.start_transaction(name=f"job {i}"), sentry_sdk.start_span(op="step"):
+            pass
+    pending = outbox / "pending"
+    wait_for(lambda: sorted(p.name[0] for p in pending.iterdir()) == ["e", "t", "t"])
+    sentry_sdk.flush(timeout=2)  # writes the client report of what the bounds dropped
+
+    kinds = sorted(path.name[0] for path in pending.iterdir())
+    [report] = [path for path in pending.iterdir() if path.name.startswith("c")]
+    body = json.loads(report.read_bytes().splitlines()[2])
+    assert ["c", "e", "t", "t"] == kinds
+    assert [
+        {"reason": "cache_overflow", "category": "span", "quantity": 2},
+        {"reason": "cache_overflow", "category": "transaction", "quantity": 1},
+    ] == body["discarded_events"]
+
+
+@pytest.mark.parametrize("status", [408, 502])
+def test_an_answer_that_says_try_again_keeps_the_envelope(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path, status: int
+) -> None:
+    lines = start(mina_logging, sentry_ingest, tmp_path)
+    sentry_ingest.respond_with(status)
+
+    [event_id] = capture_errors(1, "again")
+    wait_for(lambda: bool(lines.events("sentry.unreachable")))
+    sentry_ingest.respond_with()
+    sentry_ingest.wait(lambda ingest: len(ingest.accepted_events) == 1, timeout=15)
+
+    assert f"HTTP {status}" == lines.events("sentry.unreachable")[0]["error"]
+    assert [event_id] == [event["event_id"] for event in sentry_ingest.accepted_events]
+    assert [] == lines.events("sentry.envelope_rejected")
+
+
+def test_an_outage_is_retried_with_backoff_not_in_a_loop(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(mina_logging, sentry_ingest, tmp_path, sentry_retry_max=0.4)
+    sentry_ingest.respond_with(503)
+
+    capture_errors(1, "down")
+    wait_for(lambda: bool(lines.events("sentry.unreachable")))
+    threading.Event().wait(1.0)
+    attempts = len(sentry_ingest.requests)
+    sentry_ingest.respond_with()
+
+    # Retries 0.2-0.4 s apart: a handful in a second (fewer on a busy machine), never
+    # the hundreds of a sender that does not wait.
+    assert 1 <= attempts <= 15
+
+
+def test_a_batch_of_sentry_logs_dropped_by_the_bounds_counts_each_log(
+    mina_logging: PipelineFactory, sentry_ingest: SentryIngest, tmp_path: Path
+) -> None:
+    lines = start(
+        mina_logging,
+        sentry_ingest,
+        tmp_path,
+        sentry_enable_logs=True,
+        outbox_max_events=1,
+        sentry_retry_max=60.0,
+    )
+    sentry_ingest.stop()
+    event_id = sentry_sdk.capture_message("kept", level="error")  # no log line of its own
+    for i in range(3):
+        sentry_sdk.logger.info("step {n}", n=i)
+    sentry_sdk.flush(timeout=1)  # the SDK hands its batch of logs to the transport
+    wait_for(lambda: bool(lines.events("sentry.outbox_dropped")))
+    _recover(sentry_ingest)
+    sentry_sdk.flush(timeout=5)
+    sentry_ingest.wait(lambda ingest: bool(client_reports(ingest)), timeout=10)
+
+    assert [event_id] == [event["event_id"] for event in sentry_ingest.accepted_events]
+    # The three steps went in one envelope, maybe with Mina's own lines about the link:
+    # the drop of that envelope counts every log in it, not one.
+    assert [] == [log for log in sentry_ingest.logs if log["body"].startswith("step")]
+    counted = client_reports(sentry_ingest)
+    assert ["log_item"] == [category for category, _ in counted]
+    assert counted[("log_item", "cache_overflow")] >= 3
+    assert 0 == lines.events("sentry.outbox_dropped")[0]["errors"]
