@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -12,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import require_system_tool
+
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
@@ -19,11 +19,7 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
     Skipped without ``redis-server`` (Debian package ``redis-server``), except in CI.
     """
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is missing: .ci/run installs the Debian package")
-        pytest.skip("needs redis-server (Debian package redis-server)")
+    server = require_system_tool("redis-server", package="redis-server")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
