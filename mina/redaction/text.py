@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from mina.redaction.cards import CARD, is_card
+from mina.redaction.decode import encoded_spans, may_be_encoded
 from mina.redaction.keys import (
     COUNT_OK,
     DIRTY,
@@ -251,6 +252,14 @@ class TextRedactor:
         return True
 
     def _scan(self, text: str, *, code: bool) -> str:
+        spans = self._spans(text, code=code)
+        if may_be_encoded(text):
+            # What an encoding hides (%3D, \t, base64): found in decoded views, replaced
+            # where it stands in the text.
+            encoded_spans(text, lambda view: self._spans(view, code=code), spans.append)
+        return splice(text, spans) if spans else text
+
+    def _spans(self, text: str, *, code: bool) -> list[Span]:
         # Cheap substring checks gate each pattern: typical short values run two regexes.
         spans: list[Span] = []
         add = spans.append
@@ -284,7 +293,7 @@ class TextRedactor:
                 span = m.span(1) if pattern.groups else m.span()
                 if span[1] > span[0]:
                     add(span)
-        return splice(text, spans) if spans else text
+        return spans
 
     def _pairs(self, text: str, spans: list[Span], *, code: bool) -> None:
         # In source code only string literals count: password="hunter2" is a hard-coded
