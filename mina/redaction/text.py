@@ -43,6 +43,7 @@ from mina.redaction.keys import (
     JUDGED,
     PII_PHRASES,
     SECRET,
+    class_name,
     classify,
     kept_text,
     phrases,
@@ -74,6 +75,11 @@ FLAG_ITEM: Final = re.compile(r"(['\"]?)--?([A-Za-z][\w.\-]*)\1")
 _EMAIL: Final = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 )
+# What follows user@host in an SSH remote (scp syntax): ":org/repo.git", ":~/backups/".
+_SSH_PATH: Final = re.compile(r":[\w.~\-]*(?:/|\.git(?![\w.\-]))")
+# After a hard-coded secret's closing quote in a source line: the value is the literal
+# alone ("token": "abc"} or password="abc", x), not an expression built from it.
+_CODE_VALUE_END: Final = re.compile(r"[ \t]*(?:[,)}\];#]|$)")
 _IPV4: Final = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6: Final = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
@@ -101,6 +107,16 @@ def _client_ip(text: str) -> bool:
     except ValueError:
         return False
     return not (address.is_unspecified or address in _SERVER_ADDRESSES)
+
+
+def _literals(line: str) -> list[Span]:
+    # The string literals of a source line, in order (an unclosed one ends the line).
+    return [m.span() for m in QUOTED.finditer(line)] if "'" in line or '"' in line else []
+
+
+def _inside(literals: list[Span], pos: int) -> bool:
+    i = bisect.bisect_right([a for a, _ in literals], pos) - 1
+    return i >= 0 and literals[i][0] < pos < literals[i][1]
 
 
 def splice(text: str, spans: list[Span]) -> str:
@@ -180,6 +196,8 @@ class TextRedactor:
 
     def _classify(self, key: str) -> int:
         dirty = DIRTY if self._scan(key, code=False) is not key else 0
+        if class_name(key):
+            return dirty  # "TokenExpiredError: ...": an exception's message follows
         return dirty | classify(words(key), self._extra_keys, self._pii_keys)
 
     # -- text -----------------------------------------------------------------------------
@@ -279,7 +297,8 @@ class TextRedactor:
                 for m in _EMAIL.finditer(text):
                     i = bisect.bisect_right(starts, m.start()) - 1
                     if i < 0 or m.start() >= authorities[i][1]:  # not a URL's user:password@
-                        add(m.span())
+                        if _SSH_PATH.match(text, m.end()) is None:  # not git@host:org/repo
+                            add(m.span())
             if text.count(".") >= 3:
                 for m in _IPV4.finditer(text):
                     if _client_ip(m.group()):
@@ -302,10 +321,13 @@ class TextRedactor:
         # has its value inside that value too: skipping it keeps the scan linear.
         covered = -1
         covered_sep = ""
+        literals = _literals(text) if code else None
         for m in _PAIR.finditer(text):
             pos = m.end()
             if pos < covered and bare_kind(text, m) == covered_sep:
                 continue
+            if literals is not None and _inside(literals, m.start()):
+                continue  # '"session=" + sid': text in a string literal, not a pair
             state = self._key_state(m.group(2))
             if not state & JUDGED:
                 continue
@@ -322,8 +344,8 @@ class TextRedactor:
         # Add *span*, the value of a pair or flag under a key in *state*, unless it is kept.
         start, end = span
         quoted = text[start - 1 : start] in ("'", '"')
-        if code and not quoted:
-            return
+        if code and (not quoted or _CODE_VALUE_END.match(text, end + 1) is None):
+            return  # code, or a literal that is only part of the value ('"a=" + b')
         value = text[start:end]
         if not value or value == REDACTED or (not quoted and value in _LITERALS):
             return

@@ -19,7 +19,7 @@ REDACTED: Final = "[REDACTED]"
 QUOTED: Final = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'")
 _BARE_VALUE: Final = re.compile(r"[^\s&#;\"'<>]+")
 _JSON_VALUE: Final = re.compile(r"[^\s,}\]]+")
-# A line's value ends at its line's end, also an escaped one: a repr's or JSON's \\n (the
+# A line's value ends at its line's end, also an escaped one: a repr's or JSON's \n (the
 # headers in http.client's request bytes, the lines of a YAML blob in a frame local).
 _LINE_VALUE: Final = re.compile(r"(?:(?i:bearer|basic)[ \t]+)?((?:[^\r\n\\]|\\(?![rn]))+)")
 _CLOSERS: Final = {")": "(", "]": "[", "}": "{"}

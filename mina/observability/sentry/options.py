@@ -110,8 +110,10 @@ def _ignored_status(hint: Any, codes: frozenset[int]) -> bool:
 
 
 #: Header, cookie and query names Sentry's integrations treat as personal (its own list
-#: for ``send_default_pii=False``): kept out unless ``MINA_SEND_PII=1``.
-_PERSONAL_NAMES: Final = ["forwarded", "-ip", "remote-", "via", "-user"]
+#: for ``send_default_pii=False``, matched as substrings): kept out unless
+#: ``MINA_SEND_PII=1``. "forwarded-for", not "forwarded": ``X-Forwarded-Proto`` and
+#: ``-Host`` name no client (Mina's redactor takes the ``Forwarded`` header itself).
+_PERSONAL_NAMES: Final = ["forwarded-for", "-ip", "remote-", "via", "-user"]
 
 
 def _data_collection(send_pii: bool) -> dict[str, Any]:
