@@ -64,6 +64,8 @@ _BENIGN_MAX: Final = 256  # recent ids and timestamps found benign
 _PAIR: Final = re.compile(
     r"(?<![\w.\-\[\]])(?:--?)?(\\?[\"']|)([A-Za-z_][\w.\-\[\]]*)\1([ \t]*[:=][ \t]*)(?![/=:])"
 )
+# The name half of a pair in a repr of pairs: ('X-Api-Key', 'k1'), ("token", "abc").
+_TUPLE_PAIR: Final = re.compile(r"\((['\"])([A-Za-z_][\w.\-]*)\1,[ \t]*(?=['\"])")
 _PLACEHOLDER: Final = re.compile(r"%(?:\([\w.]*\))?[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|\{[\w.!:\[\]]*\}")
 # "--password value" on a command line; "'--password', 'value'" in a list's repr.
 _FLAG_TEXT: Final = re.compile(
@@ -284,6 +286,8 @@ class TextRedactor:
         authorities = credentials(text, add)
         if "=" in text or ":" in text:
             self._pairs(text, spans, code=code)
+        if "('" in text or '("' in text:
+            self._tuple_pairs(text, spans, code=code)
         if not code and "--" in text:
             self._flags(text, spans)
         first = CARD.search(text)
@@ -296,9 +300,10 @@ class TextRedactor:
                 starts = [a for a, _ in authorities]  # in order: bisect, not a scan
                 for m in _EMAIL.finditer(text):
                     i = bisect.bisect_right(starts, m.start()) - 1
-                    if i < 0 or m.start() >= authorities[i][1]:  # not a URL's user:password@
-                        if _SSH_PATH.match(text, m.end()) is None:  # not git@host:org/repo
-                            add(m.span())
+                    # Not a URL's user:password@, not an SSH remote's git@host:org/repo.
+                    in_url = i >= 0 and m.start() < authorities[i][1]
+                    if not in_url and _SSH_PATH.match(text, m.end()) is None:
+                        add(m.span())
             if text.count(".") >= 3:
                 for m in _IPV4.finditer(text):
                     if _client_ip(m.group()):
@@ -339,6 +344,19 @@ class TextRedactor:
                     kind = bare_kind(text, m)
                     if kind:
                         covered, covered_sep = span[1], kind
+
+    def _tuple_pairs(self, text: str, spans: list[Span], *, code: bool) -> None:
+        # ('X-Api-Key', 'k1') in the repr of a list of pairs (werkzeug's EnvironHeaders and
+        # MultiDicts, http.client's header lists, urlencode input).
+        literals = _literals(text) if code else None
+        for m in _TUPLE_PAIR.finditer(text):
+            if literals is not None and _inside(literals, m.start()):
+                continue
+            state = self._key_state(m.group(2))
+            if state & JUDGED:
+                span = value_span(text, m.end(), quoted_name=True, sep=",")
+                if span is not None:
+                    self._judge(text, span, state, spans, code=code)
 
     def _judge(self, text: str, span: Span, state: int, spans: list[Span], *, code: bool) -> None:
         # Add *span*, the value of a pair or flag under a key in *state*, unless it is kept.

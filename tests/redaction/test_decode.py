@@ -41,7 +41,10 @@ ENCODED = [
     ('{"\\u0070assword": "hunter2"}', f'{{"\\u0070assword": "{R}"}}'),
     ("'\\x70assword=hunter2 ok'", f"'\\x70assword={R} ok'"),
     ("'\\\\u0070assword=hunter2'", f"'\\\\u0070assword={R}'"),
-    ('"{\\"token\\": \\"abc123\\", \\"page\\": 2}"', f'"{{\\"token\\": \\"{R}\\", \\"page\\": 2}}"'),
+    (
+        '"{\\"token\\": \\"abc123\\", \\"page\\": 2}"',
+        f'"{{\\"token\\": \\"{R}\\", \\"page\\": 2}}"',
+    ),
     # http.client's request bytes in a frame local: only the credential goes.
     (
         "b'GET /x HTTP/1.1\\r\\nHost: 127.0.0.1:8000\\r\\nAuthorization: Basic dXNlcjpodW50ZXIy"

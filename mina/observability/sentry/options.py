@@ -23,6 +23,7 @@ from mina.observability.context import tag_value
 from mina.observability.pipeline import get_logger
 from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
+from mina.observability.sentry.body_locals import body_locals, drop_body_locals
 from mina.observability.sentry.deferred import DeferredEvents
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
@@ -38,6 +39,7 @@ from mina.observability.sentry.sdk import (
 )
 from mina.observability.sentry.storm import StormGuard
 from mina.observability.sentry.transport import LOGGER, build_transport
+from mina.observability.sentry.wellformed import wellformed
 from mina.redaction import Redactor
 from mina.settings import Settings
 
@@ -162,12 +164,14 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
             # Presented breadcrumbs (sdk.present_serialized) are redacted and final.
             redacted = type(crumbs) is RedactedCrumbs
             event["breadcrumbs"] = crumbs if redacted else _redact_crumbs(redactor, crumbs)
-        return event
+        return wellformed(event)  # typed fields as Relay reads them (errno numbers, levels)
 
     def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         if _ignored_status(hint, ignored) or not storm.admit(event, hint):
             return None
         _context_of_line(event, hint)
+        if not settings.send_pii:  # a local holding the request's body is the body
+            drop_body_locals(event, body_locals(hint))
         return before_send_transaction(event, hint)  # the same redaction for both
 
     def before_breadcrumb(crumb: dict[str, Any], hint: Any) -> dict[str, Any] | None:
