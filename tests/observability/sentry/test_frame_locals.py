@@ -103,9 +103,7 @@ def test_flask_request_objects_lose_their_query(
     assert [f"<RequestContext 'http://localhost/api/notes?{REDACTED}' [POST] of mina>"] == (
         vars_named(event, "ctx")
     )
-    assert [f"<Request 'http://localhost/api/notes?{REDACTED}' [POST]>"] == vars_named(
-        event, "req"
-    )
+    assert [f"<Request 'http://localhost/api/notes?{REDACTED}' [POST]>"] == vars_named(event, "req")
     [environ] = vars_named(event, "environ")
     assert "'/api/notes'" == environ["PATH_INFO"]
     assert "'POST'" == environ["REQUEST_METHOD"]
