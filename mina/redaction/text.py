@@ -82,7 +82,8 @@ _SSH_PATH: Final = re.compile(r":[\w.~\-]*(?:/|\.git(?![\w.\-]))")
 # After a hard-coded secret's closing quote in a source line: the value is the literal
 # alone ("token": "abc"} or password="abc", x), not an expression built from it.
 _CODE_VALUE_END: Final = re.compile(r"[ \t]*(?:[,)}\];#]|$)")
-_IPV4: Final = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+# Not after "Name/": "Chrome/57.0.0.0" is a product's version (a URL's host follows "//").
+_IPV4: Final = re.compile(r"(?<![\w.])(?<![A-Za-z]/)(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6: Final = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
 )

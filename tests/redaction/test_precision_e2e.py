@@ -41,7 +41,7 @@ def failing_app(
     @app.get("/api/expired")
     def expired() -> str:
         sid = flask.request.args.get("sid", "")
-        headers = {"Cookie": "session=" + sid, "X-Trace": ["cookie_out"] + [sid]}
+        headers = {"Cookie": "session=" + sid, "X-Trace": ["cookie_out", sid]}
         hard_coded = {"upstream": "Bearer ghp_Zq9xWv8uZq9xWv8uZq9xWv8uZq9xWv8uZq9xWv8u", "page": 2}
         del hard_coded  # the line above is a secret in a source line
         raise TokenExpiredError(f"expired at 2026-12-01T10:00:00Z for user 42 ({len(headers)})")
@@ -67,7 +67,7 @@ def test_exception_message_and_source_lines_are_kept(
     assert "expired" == frame["function"]
     code = [*frame["pre_context"], frame["context_line"]]
     assert (
-        '        headers = {"Cookie": "session=" + sid, "X-Trace": ["cookie_out"] + [sid]}'
+        '        headers = {"Cookie": "session=" + sid, "X-Trace": ["cookie_out", sid]}'
     ) in code
     # Only the detected secret goes from its line.
     assert f'        hard_coded = {{"upstream": "Bearer {REDACTED}", "page": 2}}' in code
