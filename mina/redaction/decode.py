@@ -46,12 +46,24 @@ _BASE64_MAX: Final = 64 * 1024
 _PERCENT: Final = re.compile(r"%[0-7][0-9A-Fa-f]")
 _ESCAPE: Final = re.compile(
     r"%([0-7][0-9A-Fa-f])"
-    r"|\\(?:x([0-9A-Fa-f]{2})|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|([\\\"'/bfnrt]))"
+    r"|\\(?:x([0-9A-Fa-f]{2})|u([0-9A-Fa-f]{4})|U(00(?:0[0-9A-Fa-f]|10)[0-9A-Fa-f]{4})"
+    r"|([\\\"'/bfnrt]))"
 )
 _ESCAPE_PLUS: Final = re.compile(f"{_ESCAPE.pattern}|(\\+)")
 _SIMPLE_GROUP: Final = 5
 _PLUS_GROUP: Final = 6
 _SIMPLE: Final = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f"}
+# The escapes of ASCII characters, decoded in advance: a text full of escapes costs one
+# look-up per escape.
+_COMMON: Final = {
+    **{f"%{c:02X}": chr(c) for c in range(128)},
+    **{f"%{c:02x}": chr(c) for c in range(128)},
+    **{f"\\x{c:02x}": chr(c) for c in range(128)},
+    **{f"\\u{c:04x}": chr(c) for c in range(128)},
+    **{f"\\{k}": v for k, v in _SIMPLE.items()},
+    **{f"\\{c}": c for c in "\\\"'/"},
+    "+": " ",
+}
 _BASE64: Final = re.compile(
     r"(?:;base64,|(?<![A-Za-z])(?i:basic)[ \t]+)([A-Za-z0-9+/_\-]{4,}={0,2})(?![A-Za-z0-9+/=])"
 )
@@ -102,20 +114,34 @@ def _has_escape(text: str) -> bool:
 
 
 class _Map:
-    """Where each character of a decoded view came from in the text it was decoded from."""
+    """Where each character of a decoded view came from in the text it was decoded from.
 
-    __slots__ = ("ends", "positions")
+    Built only when a secret is found in the view (most views hold none).
+    """
 
-    def __init__(self) -> None:
-        self.positions: list[int] = []  # in the view: where each escape's character is
-        self.ends: list[int] = []  # in the text: where that escape ends
+    __slots__ = ("_ends", "_pattern", "_positions", "_text")
+
+    def __init__(self, text: str, pattern: re.Pattern[str]) -> None:
+        self._text = text
+        self._pattern = pattern
+        self._positions: list[int] | None = None  # in the view: each escape's character
+        self._ends: list[int] = []  # in the text: where that escape ends
 
     def back(self, pos: int) -> int:
+        """Return where the view's offset *pos* is in the text."""
+        if self._positions is None:
+            self._positions = []
+            shift = 0
+            for m in self._pattern.finditer(self._text):
+                start, end = m.span()
+                self._positions.append(start - shift)
+                self._ends.append(end)
+                shift += end - start - 1
         # Escapes before *pos* each took (end - start) characters for one: shift by them.
-        i = bisect.bisect_left(self.positions, pos)
+        i = bisect.bisect_left(self._positions, pos)
         if not i:
             return pos
-        return self.ends[i - 1] + pos - self.positions[i - 1] - 1
+        return self._ends[i - 1] + pos - self._positions[i - 1] - 1
 
 
 def _back(maps: list[_Map], start: int, end: int) -> Span:
@@ -128,38 +154,22 @@ def _decode(text: str) -> tuple[str, _Map] | None:
     """Return *text* with one layer of escapes undone and its map; None if it has none."""
     plus = "+" in text and ("=" in text or _PERCENT.search(text) is not None)
     pattern = _ESCAPE_PLUS if plus else _ESCAPE
-    step = _Map()
-    parts: list[str] = []
-    pos = 0
-    out_len = 0
-    for m in pattern.finditer(text):
-        char = _char(m)
-        if char is None:
-            continue
-        parts.append(text[pos : m.start()])
-        out_len += m.start() - pos
-        step.positions.append(out_len)
-        step.ends.append(m.end())
-        parts.append(char)
-        out_len += 1
-        pos = m.end()
-    if not step.positions:
-        return None
-    parts.append(text[pos:])
-    return "".join(parts), step
+    view, count = pattern.subn(_char, text)
+    return (view, _Map(text, pattern)) if count else None
 
 
-def _char(m: re.Match[str]) -> str | None:
+def _char(m: re.Match[str]) -> str:
+    # Every match is one character: the pattern takes no escape beyond U+10FFFF.
+    common = _COMMON.get(m[0])
+    if common is not None:
+        return common
     group = m.lastindex
     if group == _PLUS_GROUP:
         return " "
     if group == _SIMPLE_GROUP:
         simple = m.group(group)
         return _SIMPLE.get(simple, simple)
-    code = int(m.group(group or 0), 16)  # %NN, \xNN, \uNNNN, \UNNNNNNNN
-    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-        return None  # not a character (a lone surrogate half): leave it escaped
-    return chr(code)
+    return chr(int(m.group(group or 0), 16))  # %NN, \xNN, \uNNNN, \UNNNNNNNN
 
 
 def _base64_spans(text: str, find: Find) -> list[Span]:
