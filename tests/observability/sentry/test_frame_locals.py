@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import http.client
+import http.server
 import json
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,17 @@ def app_for(
             fields = flask.request.form
             title = fields["title"]
             raise ValueError(f"form title of {len(title)} characters rejected")
+
+        @app.get("/api/called")
+        def called() -> str:
+            # A call that succeeds, to a loopback server: the SDK records it as a
+            # breadcrumb with its URL and query.
+            port = flask.current_app.config["UPSTREAM_PORT"]
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", f"/v1/items?{QUERY}")
+            status = connection.getresponse().status
+            connection.close()
+            raise ValueError(f"upstream answered {status}")
 
         @app.get("/api/upstream")
         def upstream() -> str:
@@ -180,3 +193,38 @@ def test_http_client_frames_lose_only_the_credential_and_the_query(
     assert f"\\r\\nAuthorization: Basic {REDACTED}\\r\\n" in sent[0]
     assert "\\r\\nAccept-Encoding: identity\\r\\n" in sent[0]
     assert f"%3Fpassword%3D{REDACTED}%26api_key%3D{REDACTED}" in sent[0]
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads Sentry, not this server's log."""
+
+
+def test_breadcrumb_of_an_outgoing_call_loses_only_the_secrets(
+    app_for: Callable[..., flask.Flask], sentry_ingest: SentryIngest
+) -> None:
+    app = app_for()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    app.config["UPSTREAM_PORT"] = server.server_port
+    try:
+        response = app.test_client().get("/api/called")
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    sentry_sdk.flush(timeout=5)
+
+    assert 500 == response.status_code
+    [event] = sentry_ingest.wait_for_events()
+    wire = b"".join(sentry_ingest.raw_bodies)
+    assert [] == [s for s in (PASSWORD, KEY, "victim") if s.encode() in wire]
+    [crumb] = [c for c in event["breadcrumbs"]["values"] if c.get("category") == "httplib"]
+    assert (
+        f"next=%2Fcb%3Fpassword%3D{REDACTED}%26api_key%3D{REDACTED}&q={REDACTED}&page=2"
+        == crumb["data"]["http.query"]
+    )
