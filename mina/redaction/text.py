@@ -50,7 +50,16 @@ from mina.redaction.keys import (
     words,
 )
 from mina.redaction.shapes import Span, credentials
-from mina.redaction.values import QUOTED, REDACTED, bare_kind, line_end, value_span
+from mina.redaction.values import (
+    QUOTED,
+    REDACTED,
+    bare_kind,
+    inside,
+    line_end,
+    literals_of,
+    value_span,
+    whole_literal,
+)
 
 __all__ = ["REDACTED", "TextRedactor"]
 
@@ -79,9 +88,6 @@ _EMAIL: Final = re.compile(
 )
 # What follows user@host in an SSH remote (scp syntax): ":org/repo.git", ":~/backups/".
 _SSH_PATH: Final = re.compile(r":[\w.~\-]*(?:/|\.git(?![\w.\-]))")
-# After a hard-coded secret's closing quote in a source line: the value is the literal
-# alone ("token": "abc"} or password="abc", x), not an expression built from it.
-_CODE_VALUE_END: Final = re.compile(r"[ \t]*(?:[,)}\];#]|$)")
 # Not after "Name/": "Chrome/57.0.0.0" is a product's version (a URL's host follows "//").
 _IPV4: Final = re.compile(r"(?<![\w.])(?<![A-Za-z]/)(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6: Final = re.compile(
@@ -110,16 +116,6 @@ def _client_ip(text: str) -> bool:
     except ValueError:
         return False
     return not (address.is_unspecified or address in _SERVER_ADDRESSES)
-
-
-def _literals(line: str) -> list[Span]:
-    # The string literals of a source line, in order (an unclosed one ends the line).
-    return [m.span() for m in QUOTED.finditer(line)] if "'" in line or '"' in line else []
-
-
-def _inside(literals: list[Span], pos: int) -> bool:
-    i = bisect.bisect_right([a for a, _ in literals], pos) - 1
-    return i >= 0 and literals[i][0] < pos < literals[i][1]
 
 
 def splice(text: str, spans: list[Span]) -> str:
@@ -327,12 +323,12 @@ class TextRedactor:
         # has its value inside that value too: skipping it keeps the scan linear.
         covered = -1
         covered_sep = ""
-        literals = _literals(text) if code else None
+        literals = literals_of(text) if code else None
         for m in _PAIR.finditer(text):
             pos = m.end()
             if pos < covered and bare_kind(text, m) == covered_sep:
                 continue
-            if literals is not None and _inside(literals, m.start()):
+            if literals is not None and inside(literals, m.start()):
                 continue  # '"session=" + sid': text in a string literal, not a pair
             state = self._key_state(m.group(2))
             if not state & JUDGED:
@@ -349,9 +345,9 @@ class TextRedactor:
     def _tuple_pairs(self, text: str, spans: list[Span], *, code: bool) -> None:
         # ('X-Api-Key', 'k1') in the repr of a list of pairs (werkzeug's EnvironHeaders and
         # MultiDicts, http.client's header lists, urlencode input).
-        literals = _literals(text) if code else None
+        literals = literals_of(text) if code else None
         for m in _TUPLE_PAIR.finditer(text):
-            if literals is not None and _inside(literals, m.start()):
+            if literals is not None and inside(literals, m.start()):
                 continue
             state = self._key_state(m.group(2))
             if state & JUDGED:
@@ -363,7 +359,7 @@ class TextRedactor:
         # Add *span*, the value of a pair or flag under a key in *state*, unless it is kept.
         start, end = span
         quoted = text[start - 1 : start] in ("'", '"')
-        if code and (not quoted or _CODE_VALUE_END.match(text, end + 1) is None):
+        if code and (not quoted or not whole_literal(text, end + 1)):
             return  # code, or a literal that is only part of the value ('"a=" + b')
         value = text[start:end]
         if not value or value == REDACTED or (not quoted and value in _LITERALS):
