@@ -41,6 +41,7 @@ from mina.redaction.keys import (
     COUNT_OK,
     DIRTY,
     JUDGED,
+    PII,
     PII_PHRASES,
     SECRET,
     class_name,
@@ -392,6 +393,6 @@ class TextRedactor:
         # The key state of a command-line flag's name; 0 for "--no-auth" (a switch).
         if name[:3].lower() in ("no-", "no_"):
             return 0
-        return self._key_state(name) & JUDGED
+        return self._key_state(name) & (JUDGED | PII)  # "--ip 127.0.0.1" stays
 
     # -- structures -----------------------------------------------------------------------

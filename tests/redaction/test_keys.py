@@ -450,3 +450,14 @@ class TestNotKeys:
 
         assert {header: REDACTED} == Redactor().redact({header: value})
         assert {header: value} == Redactor(send_pii=True).redact({header: value})
+
+    def test_own_address_after_a_flag(self, redactor: Redactor) -> None:
+        """A command line's client-address flag keeps the machine's own address only."""
+        argv = ["gunicorn", "--ip", "127.0.0.1", "--peer-address", "198.51.100.7"]
+
+        assert ["gunicorn", "--ip", "127.0.0.1", "--peer-address", REDACTED] == (
+            redactor.redact(argv)
+        )
+        assert f"run --ip 127.0.0.1 --peer-address {REDACTED}" == redactor.redact_text(
+            "run --ip 127.0.0.1 --peer-address 198.51.100.7"
+        )

@@ -107,7 +107,11 @@ def test_flask_request_objects_lose_their_query(
 ) -> None:
     app = app_for(send_pii=send_pii)
 
-    app.test_client().post(f"/api/notes?{QUERY}", json={"comment": PRIVATE})
+    app.test_client().post(
+        f"/api/notes?{QUERY}",
+        json={"comment": PRIVATE},
+        headers={"Referer": f"http://localhost/login?{QUERY}"},
+    )
     sentry_sdk.flush(timeout=5)
 
     [event] = sentry_ingest.wait_for_events()
@@ -124,10 +128,10 @@ def test_flask_request_objects_lose_their_query(
     # The query itself arrives once, in the request, with only the secrets (and, without
     # PII, the e-mail) gone.
     email = "victim%40example.org" if send_pii else REDACTED
-    assert (
-        f"next=%2Fcb%3Fpassword%3D{REDACTED}%26api_key%3D{REDACTED}&q={email}&page=2"
-        == event["request"]["query_string"]
-    )
+    query = f"next=%2Fcb%3Fpassword%3D{REDACTED}%26api_key%3D{REDACTED}&q={email}&page=2"
+    assert query == event["request"]["query_string"]
+    # So does a header carrying a URL.
+    assert f"http://localhost/login?{query}" == event["request"]["headers"]["Referer"]
     assert send_pii == (b"victim" in wire)
 
 
