@@ -39,6 +39,7 @@ import yaml
 from structlog.typing import Processor
 
 from mina.observability import fastpath, pipeline, process_hooks
+from mina.observability.fastpath_config import Fast
 from mina.observability.formatters import ConsoleFormatter, JsonFormatter
 from mina.observability.pipeline import PIPELINE, MinaBoundLogger, context_processors, get_logger
 from mina.observability.processors import (
@@ -203,7 +204,7 @@ def configure_logging(
         PIPELINE.install(key, redactor, foreign, build_processors(redactor))
         process_hooks.install()  # uncaught exceptions and warnings: one line each, too
         fastpath.configure(
-            fastpath.Fast.build(redactor, PIPELINE.processors) if fast and not caller_info else None
+            Fast.build(redactor, PIPELINE.processors) if fast and not caller_info else None
         )
         return redactor
 

@@ -27,13 +27,9 @@ from typing import IO, Any
 
 import pytest
 
-from mina.observability.stream import (
-    LineHandler,
-    LineWriter,
-    _never_blocks,
-    begin_batch,
-    end_batch,
-)
+from mina.observability.stream import LineHandler, begin_batch, end_batch
+from mina.observability.stream_thread import _never_blocks
+from mina.observability.stream_writer import LineWriter
 from tests.support import ROOT, free_port
 
 BOUND = 60  # seconds any subprocess or server may take before the test gives up

@@ -14,7 +14,7 @@ import click
 from sentry_sdk.envelope import Envelope
 
 from mina.observability.sentry.outbox import Outbox
-from mina.observability.sentry.sdk import OutboxSender
+from mina.observability.sentry.sdk_http import OutboxSender
 from mina.observability.sentry.transport import sdk_options
 from mina.settings import ConfigError, Settings
 

@@ -22,7 +22,8 @@ from sentry_sdk.utils import Dsn
 
 from mina.logging_config import configure_logging
 from mina.observability.sentry import sentry_options
-from mina.observability.sentry.sdk import Delivery, RecordingTransport, quiet_sdk_logger
+from mina.observability.sentry.sdk import quiet_sdk_logger
+from mina.observability.sentry.sdk_http import Delivery, RecordingTransport
 from mina.settings import ConfigError, Settings
 
 __all__ = ["ExitCode", "SentryCheckError", "sentry_check"]

@@ -72,7 +72,7 @@ def _give_back(
     for key in sorted(cut, key=cut.__getitem__, reverse=True):
         value = data.get(key)
         room = limit - len(encoded) - len(dumps({key: None}))
-        if key in out or not isinstance(value, str) or room < _KEEP_MIN:
+        if key in out or key == MARKER or not isinstance(value, str) or room < _KEEP_MIN:
             continue
         trial = {
             name: out[name] if name in out else _shorten(value, room, dumps)
@@ -107,6 +107,8 @@ def fit(
         return encoded
     out = dict(data)
     cut: dict[str, int] = {}
+    if MARKER in out:  # a call's own key named like the marker would be overwritten by it
+        cut[MARKER] = _size(out.pop(MARKER), dumps)
     shortened: set[str] = set()
     for in_head in (False, True):
         while True:

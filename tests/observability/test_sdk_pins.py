@@ -1,6 +1,6 @@
 """What the fast path and the presented breadcrumbs take from sentry-sdk and structlog.
 
-Each private name or behaviour `mina.observability.sentry.sdk` and
+Each private name or behaviour `mina.observability.sentry.sdk`, `.sdk_present` and
 `mina.observability.fastpath` rely on is pinned here, so an upgrade that changes one
 fails loudly instead of changing what reaches stdout or Sentry. The central one: an event
 whose breadcrumbs, ``modules`` and ``sdk`` were presented by `present_serialized` serialises to
@@ -33,14 +33,16 @@ from sentry_sdk.utils import AnnotatedValue
 
 from mina.logging_config import configure_logging
 from mina.observability.sentry.sdk import (
-    REDACTED_MARK,
     CrumbRoute,
     MinaLoggingIntegration,
-    RedactedCrumbs,
     active_client,
     append_breadcrumb,
-    install_presenter,
     is_sentry_call_handlers,
+)
+from mina.observability.sentry.sdk_present import (
+    REDACTED_MARK,
+    RedactedCrumbs,
+    install_presenter,
     present_serialized,
 )
 from mina.settings import Settings

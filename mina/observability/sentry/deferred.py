@@ -51,9 +51,9 @@ from mina.observability.sentry.sdk import (
     DEFERRED_HINT,
     CallerPart,
     prepare_in_caller_scope,
-    present_serialized,
     update_session,
 )
+from mina.observability.sentry.sdk_present import present_serialized
 from mina.observability.sentry.transport import LOGGER
 
 __all__ = ["EVENTS_MAX", "DeferredEvents"]

@@ -29,14 +29,12 @@ from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
 from mina.observability.sentry.payloads import redact_breadcrumb, redact_sentry_event
 from mina.observability.sentry.sdk import (
-    REDACTED_MARK,
     MinaLoggingIntegration,
-    RedactedCrumbs,
     bound_spotlight,
-    install_presenter,
-    install_serializer,
     quiet_sdk_logger,
 )
+from mina.observability.sentry.sdk_present import REDACTED_MARK, RedactedCrumbs, install_presenter
+from mina.observability.sentry.sdk_serialize import install_serializer
 from mina.observability.sentry.storm import StormGuard
 from mina.observability.sentry.transport import LOGGER, build_transport
 from mina.observability.sentry.wellformed import wellformed
@@ -161,7 +159,7 @@ def sentry_options(settings: Settings, redactor: Redactor) -> dict[str, Any]:
         crumbs = event.pop("breadcrumbs", None)
         event = redact_sentry_event(redactor, event)
         if crumbs is not None:
-            # Presented breadcrumbs (sdk.present_serialized) are redacted and final.
+            # Presented breadcrumbs (sdk_present.present_serialized) are redacted and final.
             redacted = type(crumbs) is RedactedCrumbs
             event["breadcrumbs"] = crumbs if redacted else _redact_crumbs(redactor, crumbs)
         return wellformed(event)  # typed fields as Relay reads them (errno numbers, levels)

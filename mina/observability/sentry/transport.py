@@ -47,7 +47,7 @@ from sentry_sdk.transport import Transport
 
 from mina.observability.pipeline import get_logger
 from mina.observability.sentry.outbox import Claim, Kind, Outbox, OutboxFull
-from mina.observability.sentry.sdk import OutboxSender
+from mina.observability.sentry.sdk_http import OutboxSender
 
 __all__ = [
     "EXIT_FLUSH_SECONDS",

@@ -22,8 +22,8 @@ from sentry_sdk import serializer
 from sentry_sdk.serializer import serialize
 from sentry_sdk.utils import AnnotatedValue
 
-from mina.observability.sentry.sdk import (
-    _Presented,
+from mina.observability.sentry.sdk_present import _Presented
+from mina.observability.sentry.sdk_serialize import (
     install_serializer,
     serialize_event,
     serialize_plain,
