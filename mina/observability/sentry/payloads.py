@@ -63,6 +63,7 @@ _ENVIRON_KEEP: Final = frozenset(
     | {"CONTENT_LENGTH"}
 )
 _REQUEST_DEPTH: Final = 3
+_PLAIN: Final = frozenset({int, float, bool, type(None)})
 _LOG_PARAMETER: Final = "sentry.message.parameter."
 
 
@@ -280,7 +281,16 @@ def _request_objects(redactor: Redactor, value: Any, depth: int) -> Any:
     if isinstance(value, Mapping):
         if len(_ENVIRON_MARKERS.intersection(value)) >= 2:
             return {k: v if k in _ENVIRON_KEEP else REDACTED for k, v in value.items()}
-        return {k: _request_objects(redactor, v, depth + 1) for k, v in value.items()}
+        out: dict[Any, Any] | None = None
+        for key, item in value.items():
+            if (type(item) is str and not item.startswith("<")) or type(item) in _PLAIN:
+                continue  # most locals: nothing to summarise, no call
+            new = _request_objects(redactor, item, depth + 1)
+            if new is not item:
+                out = dict(value) if out is None else out
+                out[key] = new
+        return value if out is None else out  # unchanged: the same object, nothing copied
     if isinstance(value, list):
-        return [_request_objects(redactor, v, depth + 1) for v in value]
+        listed = [_request_objects(redactor, v, depth + 1) for v in value]
+        return value if all(a is b for a, b in zip(listed, value, strict=True)) else listed
     return value
