@@ -35,6 +35,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from mina.redaction.keys import class_name
+
 __all__ = ["KEYED", "assignments", "keyed_value", "names_secret"]
 
 Span = tuple[int, int]
@@ -257,8 +259,9 @@ def _rules_for(name: str) -> tuple[int, ...] | None:
     lower = name.lower()
     ends = [m.end() for m in _TELLING.finditer(lower)]
     # As in gitleaks: at most 20 characters between the name's last telling word and the
-    # separator ("twitter api key = ..."), so a sentence is not a name.
-    if ends and len(lower) - ends[-1] <= 20:
+    # separator ("twitter api key = ..."), so a sentence is not a name. An exception's
+    # class ("raise TokenExpiredError: token=...") is no name: its message follows.
+    if ends and len(lower) - ends[-1] <= 20 and not class_name(name.rsplit(None, 1)[-1]):
         found = [i for i, (names, _) in enumerate(KEYED) if any(n in lower for n in names)]
         if _NOT_SECRET_NAME.search(lower) is None and _SECRET_WORD.search(lower):
             found.append(-1)
