@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from mina.redaction.cards import CARD, is_card
-from mina.redaction.catalogue import names_secret
+from mina.redaction.catalogue import assignments, names_secret
 from mina.redaction.decode import encoded_spans, may_be_encoded
 from mina.redaction.keys import (
     COUNT_OK,
@@ -269,6 +269,7 @@ class TextRedactor:
             self._tuple_pairs(text, spans, code=code)
         if not code and "--" in text:
             self._flags(text, spans)
+        assignments(text, add, spans)  # after the pairs: a value they took is not read again
         first = CARD.search(text)
         for m in () if first is None else CARD.finditer(text, first.start()):
             digits = m.group().replace(" ", "").replace("-", "")
