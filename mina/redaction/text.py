@@ -78,9 +78,10 @@ _PAIR: Final = re.compile(
 # The name half of a pair in a repr of pairs: ('X-Api-Key', 'k1'), ("token", "abc").
 _TUPLE_PAIR: Final = re.compile(r"\((['\"])([A-Za-z_][\w.\-]*)\1,[ \t]*(?=['\"])")
 _PLACEHOLDER: Final = re.compile(r"%(?:\([\w.]*\))?[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|\{[\w.!:\[\]]*\}")
-# "--password value" on a command line; "'--password', 'value'" in a list's repr.
+# "--password value" on a command line; "'--password', 'value'" in a list's repr. A value
+# that is another flag, quoted or not, is none ("'--token', '--verbose'").
 _FLAG_TEXT: Final = re.compile(
-    r"(?<![\w\-])--([A-Za-z][\w.\-]*)(?:[ \t]+|(['\"]),[ \t]*(?=['\"]))(?!--)"
+    r"(?<![\w\-])--([A-Za-z][\w.\-]*)(?:[ \t]+|(['\"]),[ \t]*(?=['\"]))(?!['\"]?--)"
 )
 _FLAG_VALUE: Final = re.compile(r"[^\s\"']+")
 # A flag as an item of an argv-like list (also as Sentry's repr of it: "'--token'").
