@@ -233,8 +233,11 @@ def vendor_tokens(text: str, start: int, end: int) -> list[tuple[int, int]]:
     if core is None:
         return []
     start = max(start, core.start() - _CORE_LEAD)
-    spans = [m.span() for m in VENDOR_TOKEN.finditer(text, start, end)]
-    if "\\" in text[start:end]:
+    first = VENDOR_TOKEN.search(text, start, end)  # most runs have none: no list, no loop
+    spans = (
+        [] if first is None else [m.span() for m in VENDOR_TOKEN.finditer(text, first.start(), end)]
+    )
+    if text.find("\\", start, end) >= 0:
         spans.extend(m.span() for m in VENDOR_TOKEN_AFTER_ESCAPE.finditer(text, start, end))
     return spans
 
