@@ -221,7 +221,6 @@ _ASSIGNMENT_HINT: Final = re.compile(r"[=:,>|]")
 # Characters between a telling word's end and the separator: 20 name characters, quotes,
 # and a repr's escapes of them.
 _NAME_GAP: Final = 40
-_SHORT_TEXT: Final = 256
 _names: dict[str, tuple[int, ...] | None] = {}
 _kept: set[tuple[str, str, int]] = set()
 
@@ -333,14 +332,12 @@ def assignments(text: str, add: Callable[[Span], object], found: Iterable[Span] 
     """
     if len(text) < 10 or _ASSIGNMENT_HINT.search(text) is None:
         return  # shorter than a name, a separator and 8 characters; no separator
-    # In a long text, telling words first (one pass of a trie over the lower-cased text):
-    # a separator with none ending shortly before it is skipped without reading its name.
-    # A short line has few separators: reading their names (cached) costs less.
-    ends: list[int] = []
-    if len(text) > _SHORT_TEXT:
-        ends = [m.end() for m in _TELLING.finditer(text.lower())]
-        if not ends:
-            return others(text, add)
+    # Telling words first (one pass of a trie over the lower-cased text): a text with none,
+    # most clean lines and hostile runs of separators, costs nothing more; a separator with
+    # none ending shortly before it is skipped without reading its name.
+    ends = [m.end() for m in _TELLING.finditer(text.lower())]
+    if not ends:
+        return others(text, add)
     covered = _merged(found)
     covered_starts = [a for a, _ in covered]
     pos = 0
@@ -353,7 +350,7 @@ def assignments(text: str, add: Callable[[Span], object], found: Iterable[Span] 
                 pos = max(pos, covered[j][1] - _READ_MAX)
                 continue
         i = bisect.bisect_right(ends, m.start())
-        if ends and (not i or m.start() - ends[i - 1] > _NAME_GAP):
+        if not i or m.start() - ends[i - 1] > _NAME_GAP:
             continue
         start = m.end()
         run = _VALUE_RUN.match(text, start)

@@ -38,7 +38,6 @@ _USERINFO: Final = re.compile(
     r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://([^\s:/?#@]*)(?::([^\s/?#]*))?@(?=[^\s/?#@]*[A-Za-z0-9\]])"
 )
 _DSN_KEY: Final = re.compile(r"[0-9a-f]{32}")
-_SHORT_TEXT: Final = 256
 
 
 def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
@@ -51,13 +50,10 @@ def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
         for m in _PEM.finditer(text):
             if m.end() > m.end(1):
                 add((m.end(1), m.end()))
-    if len(text) > _SHORT_TEXT:
+    if len(text) >= 12:  # shorter than any format
         for run in TOKEN_RUN.finditer(text):  # most texts have none: short words, numbers
             for span in vendor_tokens(text, run.start(), run.end()):
                 add(span)
-    elif len(text) >= 12:  # a line: one search costs less than finding its runs
-        for span in vendor_tokens(text, 0, len(text)):
-            add(span)
     if any(hint in text for hint in URL_HINTS):
         for m in URL_TOKEN.finditer(text):
             add(m.span())
