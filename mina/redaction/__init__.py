@@ -12,12 +12,15 @@ The package is pure (no Flask, no Sentry SDK, no app) and split by concern:
 ==========  ==================================================================
 `keys`      word lists and key rules: secret, measure (``token_count``), label
             (``token_type``), id keys
-`text`      text rules: ``name=value`` pairs, flags, PII; `TextRedactor` holds
+`text`      text rules: ``name=value`` pairs, flags; `TextRedactor` holds
             the options and caches
+`decode`    decoded views of encoded text (percent, ``+``, escapes, base64)
+`pii`       e-mail and client IP addresses in text
 `values`    where a pair's value ends (quoted, bracketed, bare); `REDACTED`
 `shapes`    credentials found by their shape: JWTs, PEM keys, URL passwords, DSN
             keys, ``Bearer``, Mina tokens, and `vendors`' formats
 `vendors`   the catalogue of vendors' credential formats (AWS, GitHub, Slack...)
+`catalogue` vendor-named assignments and values beside a secret word
 `cards`     payment card numbers (brand prefixes, lengths, Luhn)
 `walk`      `Redactor`: values, mappings, sequences, objects, structlog events
 ==========  ==================================================================

@@ -19,8 +19,7 @@ name: the name is the only evidence there is, a log reader loses little, and the
 treat them the same way. The same value alone, or under another name (``order_id``), is
 kept: an id is not a secret by itself.
 
-Also ``curl`` command lines: the credential after ``-u``/``--user`` and the value of an
-``Authorization`` or ``*-Key``/``*-Token`` header given with ``-H``/``--header``.
+Also ``curl`` command lines and configuration snippets (`mina.redaction.commands`).
 
 The vendor formats and the generic rule follow gitleaks' rules (MIT licence, copyright
 (c) 2019 Zachary Rice; see ``LICENSES/gitleaks.txt``).
@@ -34,6 +33,9 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Final
+
+from mina.redaction.commands import others
+from mina.redaction.keys import class_name
 
 __all__ = ["KEYED", "assignments", "keyed_value", "names_secret"]
 
@@ -205,6 +207,8 @@ _CANDIDATE: Final = re.compile(
     r"(?:[=>:,]|\|\|)(?:\\[tnr]|[\\`'\"\s=:>?|,]){0,16}(?=[^\s'\"`\\]{8})"
 )
 _VALUE_RUN: Final = re.compile(r"[\w.=+/~%:\-]{1,200}")
+# What a candidate reads at most: a separator (2), its fill (16) and a value (200).
+_READ_MAX: Final = 218
 # What may follow a value: the end, a space, a quote, a repr's escape, or punctuation that
 # ends a value in text ("key=abc; next", "f(key=abc)", "?key=abc&b=1").
 _VALUE_END: Final = re.compile(r"$|[\s'\"`;,)\]}>&|\\]")
@@ -212,33 +216,13 @@ _VALUE_END: Final = re.compile(r"$|[\s'\"`;,)\]}>&|\\]")
 # name characters and spaces (gitleaks: up to 50 name characters and 20 more).
 _NAME_BEFORE: Final = re.compile(r"[\s'\"\\?:|=>,]{0,10}([\w.\- \t]{1,72})")
 _NAME_CACHE_MAX: Final = 2048
+# Texts that may hold an assignment: a separator.
+_ASSIGNMENT_HINT: Final = re.compile(r"[=:,>|]")
 # Characters between a telling word's end and the separator: 20 name characters, quotes,
 # and a repr's escapes of them.
 _NAME_GAP: Final = 40
 _names: dict[str, tuple[int, ...] | None] = {}
 _kept: set[tuple[str, str, int]] = set()
-
-# curl: "-u user:password", "--user=...", and "-H 'Authorization: ...'" / "--header".
-_SP: Final = r"(?:[ \t]|\\t)"  # a space, a tab, or a repr's "\t"
-_QUOTED: Final = r"""(?:"[^"\n]{3,}"|'[^'\n]{3,}')"""
-_CURL_USER: Final = re.compile(
-    rf"""(?:^|\s)(?:-u|--user)(?:=|{_SP}{{0,5}})"""
-    rf"""({_QUOTED}|(?:{_QUOTED}|[\w$@.-]+):(?:{_QUOTED}|[\w${{}}@.-]+))"""
-)
-_CURL_HEADER: Final = re.compile(
-    rf"""(?i)(?:-H|--header)(?:=|{_SP}{{0,5}})(\\?["'])"""
-    rf"""(?:authorization:{_SP}*(?:(?:basic|bearer|(?:api-)?token)[ \t]+)?"""
-    rf"""|(?:x-(?:[a-z]+-)?)?(?:api-?)?(?:key|token):{_SP}*)([^"'\n]{{4,}}?)[ \t]*\1"""
-)
-# NuGet's <add key="Password" value="..."/>.
-_XML_PASSWORD: Final = re.compile(
-    r"""(?i)<add key=\\?"(?:cleartext)?password\\?"(?:\s|\\[tnr])*"""
-    r"""value=\\?"((?:[^"\\]|\\[^"]){4,})"""
-)
-# Freemius' PHP configuration: 'secret_key' => 'sk_...' (any 29 characters but spaces).
-_FREEMIUS: Final = re.compile(
-    r"""(?i)\\?["']secret_key\\?["'](?:\s|\\t)*=>(?:\s|\\t)*\\?["'](sk_\S{29})\\?["']"""
-)
 
 
 def entropy(text: str) -> float:
@@ -257,8 +241,9 @@ def _rules_for(name: str) -> tuple[int, ...] | None:
     lower = name.lower()
     ends = [m.end() for m in _TELLING.finditer(lower)]
     # As in gitleaks: at most 20 characters between the name's last telling word and the
-    # separator ("twitter api key = ..."), so a sentence is not a name.
-    if ends and len(lower) - ends[-1] <= 20:
+    # separator ("twitter api key = ..."), so a sentence is not a name. An exception's
+    # class ("raise TokenExpiredError: token=...") is no name: its message follows.
+    if ends and len(lower) - ends[-1] <= 20 and not class_name(name.rsplit(None, 1)[-1]):
         found = [i for i, (names, _) in enumerate(KEYED) if any(n in lower for n in names)]
         if _NOT_SECRET_NAME.search(lower) is None and _SECRET_WORD.search(lower):
             found.append(-1)
@@ -338,15 +323,32 @@ def _name_before(text: str, pos: int) -> str:
     return "" if m is None else m.group(1)[::-1].strip()
 
 
-def assignments(text: str, add: Callable[[Span], object]) -> None:
-    """Call *add* with the span of every secret value assigned in *text* (see above)."""
+def assignments(text: str, add: Callable[[Span], object], found: Iterable[Span] = ()) -> None:
+    """Call *add* with the span of every secret value assigned in *text* (see above).
+
+    *found* are spans already redacted by other rules: a value inside one is not judged
+    again (in nested pairs, ``password: password: ...``, the first pair's value holds every
+    other one).
+    """
+    if len(text) < 10 or _ASSIGNMENT_HINT.search(text) is None:
+        return  # shorter than a name, a separator and 8 characters; no separator
     # Telling words first (one pass of a trie over the lower-cased text): a text with none,
     # most clean lines and hostile runs of separators, costs nothing more; a separator with
     # none ending shortly before it is skipped without reading its name.
     ends = [m.end() for m in _TELLING.finditer(text.lower())]
     if not ends:
-        return _others(text, add)
-    for m in _CANDIDATE.finditer(text):
+        return others(text, add)
+    covered = _merged(found)
+    covered_starts = [a for a, _ in covered]
+    pos = 0
+    while (m := _CANDIDATE.search(text, pos)) is not None:
+        pos = m.end()
+        if covered:
+            j = bisect.bisect_right(covered_starts, m.start()) - 1
+            if j >= 0 and m.start() < covered[j][1] - _READ_MAX:
+                # Every value read from here on ends inside that span: skip to near its end.
+                pos = max(pos, covered[j][1] - _READ_MAX)
+                continue
         i = bisect.bisect_right(ends, m.start())
         if not i or m.start() - ends[i - 1] > _NAME_GAP:
             continue
@@ -354,6 +356,13 @@ def assignments(text: str, add: Callable[[Span], object]) -> None:
         run = _VALUE_RUN.match(text, start)
         if run is None or run.end() - start == 200:
             continue  # longer than any format: not one (and nested pairs stay linear)
+        # Everything the rules may read: the run, or up to a space for a password.
+        bare = _BARE.match(text, start)
+        stop = max(run.end(), bare.end() if bare else 0)
+        if covered:
+            j = bisect.bisect_right(covered_starts, start) - 1
+            if j >= 0 and covered[j][1] >= stop:
+                continue  # redacted already
         name = _name_before(text, m.start())
         if not name or _rules_for(name) is None:
             continue
@@ -361,9 +370,7 @@ def assignments(text: str, add: Callable[[Span], object]) -> None:
         pad = 0
         while pad < 2 and start - pad - 1 > m.start() and text[start - pad - 1] == "=":
             pad += 1
-        # Everything the rules may read: the run, or up to a space for a password.
-        bare = _BARE.match(text, start)
-        seen = (name, text[start : max(run.end(), bare.end() if bare else 0)], pad)
+        seen = (name, text[start:stop], pad)
         if seen in _kept:  # judged harmless before: log lines and nested pairs repeat
             continue
         span = _secret_span(text, name, start, run, pad)
@@ -373,19 +380,16 @@ def assignments(text: str, add: Callable[[Span], object]) -> None:
             if len(_kept) >= _NAME_CACHE_MAX:
                 _kept.clear()
             _kept.add(seen)  # only harmless values: no secret is kept alive here
-    _others(text, add)
+    others(text, add)
 
 
-def _others(text: str, add: Callable[[Span], object]) -> None:
-    # curl command lines, NuGet and Freemius configuration.
-    if "curl" in text:
-        for m in _CURL_USER.finditer(text):
-            add(m.span(1))
-        for m in _CURL_HEADER.finditer(text):
-            add(m.span(2))
-    if "<" in text:
-        for m in _XML_PASSWORD.finditer(text):
-            add(m.span(1))
-    if "=>" in text:
-        for m in _FREEMIUS.finditer(text):
-            add(m.span(1))
+def _merged(spans: Iterable[Span]) -> list[Span]:
+    # Sorted, overlapping and touching spans joined.
+    out: list[Span] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out

@@ -109,8 +109,25 @@ SECRET_KEYS: Final = (
 #: text are kept, but not under these keys: ``raddr`` in a socket's repr is the client's.
 PII_KEYS: Final = (
     *("ip", "ip address", "remote addr", "remote address", "remote port"),
-    *("x forwarded for", "x real ip", "forwarded"),
+    *("x forwarded for", "x real ip"),
     *("raddr", "laddr", "peername", "client address", "client addr", "peer address"),
+)
+
+#: Client-address words that count only as a key's last word: ``Forwarded`` (RFC 7239,
+#: ``for=<client>``) and ``HTTP_FORWARDED`` are a client's; ``X-Forwarded-Proto``,
+#: ``-Host``, ``-Port`` and ``-Prefix`` name a proxy's protocol and host, and stay.
+PII_LAST_WORDS: Final = frozenset({"forwarded"})
+# A class name ending like an exception's ("TokenExpiredError", "mod.SessionError"): the
+# name of a type, never a key, though it holds a secret word ("TokenExpiredError: expired
+# at ..." is an exception's message, not a token).
+_CLASS_NAME: Final = re.compile(
+    r"(?:[A-Za-z_]\w*\.)*[A-Z][A-Za-z0-9]*[a-z0-9](?:Error|Exception|Warning|Exit|Interrupt)"
+)
+# Addresses that identify nobody, under a client-address key too: the machine itself
+# ("ip=127.0.0.1" when a client on the same host calls) and "any" ("0.0.0.0"), with or
+# without a port ("127.0.0.1:5000", "[::1]:80", "('127.0.0.1', 5000)").
+_OWN_ADDRESS: Final = re.compile(
+    r"[\[(]?'?(?:127\.0\.0\.1|::1|0\.0\.0\.0|::)'?(?:\]?:\d{1,5}|,[ ]?\d{1,5})?[\])]?"
 )
 
 _TIME_WORDS: Final = frozenset(
@@ -167,6 +184,7 @@ DIGITS_OK: Final = 64  # a harmless id or time key: bare digit strings are not c
 # "monkey_key"): a value of the vendor's format, or a random one, is redacted
 # (mina.redaction.catalogue); any other value stays.
 NAMED: Final = 128
+PII: Final = 256  # a client-address key: the machine's own addresses are kept
 JUDGED: Final = SECRET | COUNT_OK | MEASURE | LABEL  # the value decides
 PASS: Final = frozenset({KEEP, DIGITS_OK})  # the fast paths' harmless states
 
@@ -215,13 +233,22 @@ PII_PHRASES: Final = phrases(PII_KEYS)
 _SINGULAR_KEYS: Final = tuple(p for p in BUILTIN_KEYS if p != ("tokens",))
 
 
+def class_name(key: str) -> bool:
+    """Whether *key* is an exception class's name (``TokenExpiredError``), not a key."""
+    return len(key) <= 200 and _CLASS_NAME.fullmatch(key) is not None
+
+
 def classify(key_words: tuple[str, ...], extra_keys: Phrases, pii_keys: Phrases) -> int:
     """Return the state (`SECRET`, `MEASURE`, ...) of a key made of *key_words*."""
     if not key_words:
         return KEEP
     if find(key_words, extra_keys) >= 0:
         return SECRET
-    end = max(find(key_words, pii_keys), find(key_words, BUILTIN_KEYS))
+    pii = find(key_words, pii_keys)
+    if pii_keys and key_words[-1] in PII_LAST_WORDS:
+        pii = len(key_words)
+    secret = find(key_words, BUILTIN_KEYS)
+    end = max(pii, secret)
     if end < 0:
         return DIGITS_OK if key_words[-1] in _DIGITS_KEY_WORDS else KEEP
     tail = key_words[end:]
@@ -229,7 +256,9 @@ def classify(key_words: tuple[str, ...], extra_keys: Phrases, pii_keys: Phrases)
         return MEASURE | (TIME if not _TIME_WORDS.isdisjoint(tail) else 0)
     if not _LABEL_WORDS.isdisjoint(tail):
         return LABEL
-    if find(key_words, pii_keys) < 0 and find(key_words, _SINGULAR_KEYS) < 0:
+    if secret < 0:
+        return SECRET | PII
+    if pii < 0 and find(key_words, _SINGULAR_KEYS) < 0:
         return COUNT_OK  # only the plural "tokens": maybe an amount
     return SECRET
 
@@ -238,8 +267,11 @@ def keeps(state: int, value: Any) -> bool:
     """Return whether *value*, under a key in *state* (`JUDGED`), cannot be a secret."""
     if type(value) is bool or value is None:
         return True  # "has_password": True, "token": None
+    if state & PII and isinstance(value, tuple | list) and value:
+        value = str(value[0]) if len(value) == 2 and type(value[1]) is int else None
+        return value is not None and own_address(value)  # ("127.0.0.1", 5000)
     if state & SECRET:
-        return False
+        return kept_text(state, value) if state & PII and isinstance(value, str) else False
     if isinstance(value, _MEASURES):
         return True
     if isinstance(value, str):
@@ -249,6 +281,8 @@ def keeps(state: int, value: Any) -> bool:
 
 def kept_text(state: int, text: str) -> bool:
     """Return whether *text*, the value of a measure or label key, cannot be a secret."""
+    if state & PII and own_address(text):
+        return True
     if state & SECRET or len(text) > 40:
         return False
     if _NUMBER.fullmatch(text):
@@ -256,3 +290,8 @@ def kept_text(state: int, text: str) -> bool:
     if state & TIME and _TIMESTAMP.fullmatch(text):
         return True
     return bool(state & LABEL) and _LABEL_VALUE.fullmatch(text) is not None
+
+
+def own_address(text: str) -> bool:
+    """Whether *text* is the machine's own address or "any" (``127.0.0.1``, ``[::1]:80``)."""
+    return len(text) <= 32 and _OWN_ADDRESS.fullmatch(text.strip("'\"")) is not None

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from mina.redaction.catalogue import assignments
 from mina.redaction.vendors import TOKEN_RUN, URL_HINTS, URL_TOKEN, vendor_tokens
 
 __all__ = ["Span", "credentials"]
@@ -39,8 +38,6 @@ _USERINFO: Final = re.compile(
     r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://([^\s:/?#@]*)(?::([^\s/?#]*))?@(?=[^\s/?#@]*[A-Za-z0-9\]])"
 )
 _DSN_KEY: Final = re.compile(r"[0-9a-f]{32}")
-# Texts that may hold an assignment (mina.redaction.catalogue): a separator.
-_ASSIGNMENT_HINT: Final = re.compile(r"[=:,>|]")
 
 
 def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
@@ -53,12 +50,10 @@ def credentials(text: str, add: Callable[[Span], object]) -> list[Span]:
         for m in _PEM.finditer(text):
             if m.end() > m.end(1):
                 add((m.end(1), m.end()))
-    if len(text) >= 10:  # shorter than a name, a separator and 8 characters: no secret
+    if len(text) >= 12:  # shorter than any format
         for run in TOKEN_RUN.finditer(text):  # most texts have none: short words, numbers
             for span in vendor_tokens(text, run.start(), run.end()):
                 add(span)
-        if _ASSIGNMENT_HINT.search(text) is not None:
-            assignments(text, add)
     if any(hint in text for hint in URL_HINTS):
         for m in URL_TOKEN.finditer(text):
             add(m.span())

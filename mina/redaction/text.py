@@ -21,7 +21,7 @@ Each rule has a near miss in the tests that is kept:
   bodies, URL passwords (``postgres://u:[REDACTED]@host``), Sentry DSN keys, Mina's own API
   tokens; and card numbers (`mina.redaction.cards`).
 - Unless *send_pii*: e-mail addresses and IP addresses other than loopback and unspecified
-  ones.
+  ones (`mina.redaction.pii`).
 - Source lines (`TextRedactor.redact_code`) get only the shapes and string literals under
   sensitive names (``password="hunter2"``), no other pairs and no PII: code stays readable
   while a hard-coded secret still goes.
@@ -29,28 +29,39 @@ Each rule has a near miss in the tests that is kept:
 
 from __future__ import annotations
 
-import bisect
-import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Final
 
 from mina.redaction.cards import CARD, is_card
-from mina.redaction.catalogue import names_secret
+from mina.redaction.catalogue import assignments, names_secret
+from mina.redaction.decode import encoded_spans, may_be_encoded
 from mina.redaction.keys import (
     COUNT_OK,
     DIRTY,
     JUDGED,
     NAMED,
+    PII,
     PII_PHRASES,
     SECRET,
+    class_name,
     classify,
     kept_text,
     phrases,
     words,
 )
+from mina.redaction.pii import personal_data
 from mina.redaction.shapes import Span, credentials
-from mina.redaction.values import QUOTED, REDACTED, bare_kind, line_end, value_span
+from mina.redaction.values import (
+    QUOTED,
+    REDACTED,
+    bare_kind,
+    inside,
+    line_end,
+    literals_of,
+    value_span,
+    whole_literal,
+)
 
 __all__ = ["REDACTED", "TextRedactor"]
 
@@ -64,21 +75,17 @@ _BENIGN_MAX: Final = 256  # recent ids and timestamps found benign
 _PAIR: Final = re.compile(
     r"(?<![\w.\-\[\]])(?:--?)?(\\?[\"']|)([A-Za-z_][\w.\-\[\]]*)\1([ \t]*[:=][ \t]*)(?![/=:])"
 )
+# The name half of a pair in a repr of pairs: ('X-Api-Key', 'k1'), ("token", "abc").
+_TUPLE_PAIR: Final = re.compile(r"\((['\"])([A-Za-z_][\w.\-]*)\1,[ \t]*(?=['\"])")
 _PLACEHOLDER: Final = re.compile(r"%(?:\([\w.]*\))?[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|\{[\w.!:\[\]]*\}")
-# "--password value" on a command line; "'--password', 'value'" in a list's repr.
+# "--password value" on a command line; "'--password', 'value'" in a list's repr. A value
+# that is another flag, quoted or not, is none ("'--token', '--verbose'").
 _FLAG_TEXT: Final = re.compile(
-    r"(?<![\w\-])--([A-Za-z][\w.\-]*)(?:[ \t]+|(['\"]),[ \t]*(?=['\"]))(?!--)"
+    r"(?<![\w\-])--([A-Za-z][\w.\-]*)(?:[ \t]+|(['\"]),[ \t]*(?=['\"]))(?!['\"]?--)"
 )
 _FLAG_VALUE: Final = re.compile(r"[^\s\"']+")
 # A flag as an item of an argv-like list (also as Sentry's repr of it: "'--token'").
 FLAG_ITEM: Final = re.compile(r"(['\"]?)--?([A-Za-z][\w.\-]*)\1")
-_EMAIL: Final = re.compile(
-    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
-)
-_IPV4: Final = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
-_IPV6: Final = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
-)
 # UUIDs (dashed, or 32 lowercase hex digits as uuid4().hex makes Mina's request and
 # meeting ids) and ISO timestamps: no pattern above can find a secret in them
 # (tests/redaction/test_text.py holds the scan to that).
@@ -88,20 +95,7 @@ _BENIGN: Final = re.compile(
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
 )
 # Unquoted literals that are never secrets (JSON, Python reprs): "token": null, token=None.
-_SERVER_ADDRESSES: Final = frozenset(
-    {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
-)
 _LITERALS: Final = frozenset({"null", "None", "true", "True", "false", "False"})
-
-
-def _client_ip(text: str) -> bool:
-    # The addresses servers print ("listening on 127.0.0.1:5000", "bind 0.0.0.0") identify
-    # nobody; any other one, other loopback addresses included, may be a client's.
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return not (address.is_unspecified or address in _SERVER_ADDRESSES)
 
 
 def splice(text: str, spans: list[Span]) -> str:
@@ -181,6 +175,8 @@ class TextRedactor:
 
     def _classify(self, key: str) -> int:
         dirty = DIRTY if self._scan(key, code=False) is not key else 0
+        if class_name(key):
+            return dirty  # "TokenExpiredError: ...": an exception's message follows
         state = classify(words(key), self._extra_keys, self._pii_keys)
         if not state & JUDGED and names_secret(key):
             state |= NAMED
@@ -256,40 +252,38 @@ class TextRedactor:
         return True
 
     def _scan(self, text: str, *, code: bool) -> str:
+        spans = self._spans(text, code=code)
+        if may_be_encoded(text):
+            # What an encoding hides (%3D, \t, base64): found in decoded views, replaced
+            # where it stands in the text.
+            encoded_spans(text, lambda view: self._spans(view, code=code), spans.append)
+        return splice(text, spans) if spans else text
+
+    def _spans(self, text: str, *, code: bool) -> list[Span]:
         # Cheap substring checks gate each pattern: typical short values run two regexes.
         spans: list[Span] = []
         add = spans.append
         authorities = credentials(text, add)
         if "=" in text or ":" in text:
             self._pairs(text, spans, code=code)
+        if "('" in text or '("' in text:
+            self._tuple_pairs(text, spans, code=code)
         if not code and "--" in text:
             self._flags(text, spans)
+        assignments(text, add, spans)  # after the pairs: a value they took is not read again
         first = CARD.search(text)
         for m in () if first is None else CARD.finditer(text, first.start()):
             digits = m.group().replace(" ", "").replace("-", "")
             if is_card(digits):
                 add(m.span())
         if not self.send_pii and not code:
-            if "@" in text:
-                starts = [a for a, _ in authorities]  # in order: bisect, not a scan
-                for m in _EMAIL.finditer(text):
-                    i = bisect.bisect_right(starts, m.start()) - 1
-                    if i < 0 or m.start() >= authorities[i][1]:  # not a URL's user:password@
-                        add(m.span())
-            if text.count(".") >= 3:
-                for m in _IPV4.finditer(text):
-                    if _client_ip(m.group()):
-                        add(m.span())
-            if "::" in text or text.count(":") >= 5:
-                for m in _IPV6.finditer(text):
-                    if _client_ip(m.group()):
-                        add(m.span())
+            personal_data(text, authorities, add)
         for pattern in self._patterns:
             for m in pattern.finditer(text):
                 span = m.span(1) if pattern.groups else m.span()
                 if span[1] > span[0]:
                     add(span)
-        return splice(text, spans) if spans else text
+        return spans
 
     def _pairs(self, text: str, spans: list[Span], *, code: bool) -> None:
         # In source code only string literals count: password="hunter2" is a hard-coded
@@ -298,10 +292,13 @@ class TextRedactor:
         # has its value inside that value too: skipping it keeps the scan linear.
         covered = -1
         covered_sep = ""
+        literals = literals_of(text) if code else None
         for m in _PAIR.finditer(text):
             pos = m.end()
             if pos < covered and bare_kind(text, m) == covered_sep:
                 continue
+            if literals is not None and inside(literals, m.start()):
+                continue  # '"session=" + sid': text in a string literal, not a pair
             state = self._key_state(m.group(2))
             if not state & JUDGED:
                 continue
@@ -314,12 +311,25 @@ class TextRedactor:
                     if kind:
                         covered, covered_sep = span[1], kind
 
+    def _tuple_pairs(self, text: str, spans: list[Span], *, code: bool) -> None:
+        # ('X-Api-Key', 'k1') in the repr of a list of pairs (werkzeug's EnvironHeaders and
+        # MultiDicts, http.client's header lists, urlencode input).
+        literals = literals_of(text) if code else None
+        for m in _TUPLE_PAIR.finditer(text):
+            if literals is not None and inside(literals, m.start()):
+                continue
+            state = self._key_state(m.group(2))
+            if state & JUDGED:
+                span = value_span(text, m.end(), quoted_name=True, sep=",")
+                if span is not None:
+                    self._judge(text, span, state, spans, code=code)
+
     def _judge(self, text: str, span: Span, state: int, spans: list[Span], *, code: bool) -> None:
         # Add *span*, the value of a pair or flag under a key in *state*, unless it is kept.
         start, end = span
         quoted = text[start - 1 : start] in ("'", '"')
-        if code and not quoted:
-            return
+        if code and (not quoted or not whole_literal(text, end + 1)):
+            return  # code, or a literal that is only part of the value ('"a=" + b')
         value = text[start:end]
         if not value or value == REDACTED or (not quoted and value in _LITERALS):
             return
@@ -351,6 +361,6 @@ class TextRedactor:
         # The key state of a command-line flag's name; 0 for "--no-auth" (a switch).
         if name[:3].lower() in ("no-", "no_"):
             return 0
-        return self._key_state(name) & JUDGED
+        return self._key_state(name) & (JUDGED | PII)  # "--ip 127.0.0.1" stays
 
     # -- structures -----------------------------------------------------------------------

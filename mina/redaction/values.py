@@ -6,12 +6,22 @@ that only the value is replaced and the text around it stays readable.
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Final
 
 from mina.redaction.shapes import Span
 
-__all__ = ["QUOTED", "REDACTED", "bare_kind", "line_end", "value_span"]
+__all__ = [
+    "QUOTED",
+    "REDACTED",
+    "bare_kind",
+    "inside",
+    "line_end",
+    "literals_of",
+    "value_span",
+    "whole_literal",
+]
 
 #: What every secret is replaced by, in values and inside text alike.
 REDACTED: Final = "[REDACTED]"
@@ -19,7 +29,12 @@ REDACTED: Final = "[REDACTED]"
 QUOTED: Final = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'")
 _BARE_VALUE: Final = re.compile(r"[^\s&#;\"'<>]+")
 _JSON_VALUE: Final = re.compile(r"[^\s,}\]]+")
-_LINE_VALUE: Final = re.compile(r"(?:(?i:bearer|basic)[ \t]+)?([^\r\n]+)")
+# A line's value ends at its line's end, also an escaped one: a repr's or JSON's \n (the
+# headers in http.client's request bytes, the lines of a YAML blob in a frame local).
+_LINE_VALUE: Final = re.compile(r"(?:(?i:bearer|basic)[ \t]+)?((?:[^\r\n\\]|\\(?![rn]))+)")
+# After a hard-coded secret's closing quote in a source line: the value is the literal
+# alone ("token": "abc"} or password="abc", x), not an expression built from it.
+_CODE_VALUE_END: Final = re.compile(r"[ \t]*(?:[,)}\];#]|$)")
 _CLOSERS: Final = {")": "(", "]": "[", "}": "{"}
 _OPENERS: Final = frozenset("([{")
 
@@ -108,3 +123,19 @@ def bare_kind(text: str, pair: re.Match[str]) -> str:
 def line_end(text: str, pos: int) -> int:
     end = text.find("\n", pos)
     return len(text) if end < 0 else end
+
+
+def literals_of(line: str) -> list[Span]:
+    """The string literals of a source line, in order (an unclosed one ends the line)."""
+    return [m.span() for m in QUOTED.finditer(line)] if "'" in line or '"' in line else []
+
+
+def inside(literals: list[Span], pos: int) -> bool:
+    """Whether *pos* is strictly inside one of *literals* (not at its opening quote)."""
+    i = bisect.bisect_right([a for a, _ in literals], pos) - 1
+    return i >= 0 and literals[i][0] < pos < literals[i][1]
+
+
+def whole_literal(line: str, pos: int) -> bool:
+    """Whether the string literal closing before *pos* is a whole value in *line*."""
+    return _CODE_VALUE_END.match(line, pos) is not None

@@ -342,8 +342,23 @@ class TestOwnWords:
     @pytest.mark.parametrize("key", OWN_PII_KEYS)
     def test_pii_words(self, key: str) -> None:
         """Each client-address word hides its value unless PII may be sent."""
-        assert {key: REDACTED} == Redactor().redact({key: "127.0.0.1"})
-        assert {key: "127.0.0.1"} == Redactor(send_pii=True).redact({key: "127.0.0.1"})
+        assert {key: REDACTED} == Redactor().redact({key: "198.51.100.7"})
+        assert {key: "198.51.100.7"} == Redactor(send_pii=True).redact({key: "198.51.100.7"})
+
+    @pytest.mark.parametrize("key", OWN_PII_KEYS)
+    @pytest.mark.parametrize(
+        "address", ["127.0.0.1", "::1", "0.0.0.0", "127.0.0.1:8000", "[::1]:5000"]
+    )
+    def test_own_addresses_stay_under_pii_words(self, key: str, address: str) -> None:
+        """The machine's own address identifies nobody: kept under a client-address key."""
+        assert {key: address} == Redactor().redact({key: address})
+        assert f"{key}={address} ok" == Redactor().redact_text(f"{key}={address} ok")
+
+    def test_own_address_as_a_socket_pair(self, redactor: Redactor) -> None:
+        """A peer's (host, port) pair is kept only for the machine's own address."""
+        assert {"raddr": ("127.0.0.1", 5000)} == redactor.redact({"raddr": ("127.0.0.1", 5000)})
+        assert {"raddr": REDACTED} == redactor.redact({"raddr": ("127.0.0.7", 5000)})
+        assert {"raddr": REDACTED} == redactor.redact({"raddr": ("127.0.0.1", "x")})
 
     @pytest.mark.parametrize("word", MEASURE_WORDS + TIME_WORDS)
     def test_measure_words(self, redactor: Redactor, word: str) -> None:
@@ -382,3 +397,67 @@ class TestOwnWords:
         """An id or time key's digits are an id or an epoch; a number key's are a card."""
         assert {f"row_{word}": CARD} == redactor.redact({f"row_{word}": CARD})
         assert {"row_number": REDACTED} == redactor.redact({"row_number": CARD})
+
+
+class TestNotKeys:
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "TokenExpiredError",
+            "mina.auth.InvalidPasswordError",
+            "SessionTimeoutException",
+            "AuthWarning",
+            "jwt.exceptions.ExpiredSignatureError",
+        ],
+    )
+    def test_exception_class_names(self, redactor: Redactor, name: str) -> None:
+        """An exception's class name holding a secret word names a type: its message stays."""
+        line = f"{name}: expired at 2026-12-01T10:00:00Z for user 42"
+
+        assert line == redactor.redact_text(line)
+        assert {name: "expired for user 42"} == redactor.redact({name: "expired for user 42"})
+
+    @pytest.mark.parametrize("name", ["AuthToken", "X-Auth-Token", "token_error", "SessionId"])
+    def test_other_names_with_secret_words_are_keys(self, redactor: Redactor, name: str) -> None:
+        """Only a class name ending like an exception's is exempt."""
+        assert f"{name}: {REDACTED}" == redactor.redact_text(f"{name}: hunter2-value")
+
+    def test_a_secret_in_the_message_still_goes(self, redactor: Redactor) -> None:
+        """The message is text like any other: shapes and pairs in it are found."""
+        line = "TokenExpiredError: token=abc123 for user 42"
+
+        assert f"TokenExpiredError: token={REDACTED} for user 42" == redactor.redact_text(line)
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            "X-Forwarded-Proto",
+            "X-Forwarded-Host",
+            "X-Forwarded-Port",
+            "X-Forwarded-Prefix",
+            "HTTP_X_FORWARDED_PROTO",
+        ],
+    )
+    def test_proxy_headers_stay(self, redactor: Redactor, header: str) -> None:
+        """A proxy's protocol, host and port headers name no client."""
+        assert {header: "https"} == redactor.redact({header: "https"})
+        assert f"{header}: https" == redactor.redact_text(f"{header}: https")
+
+    @pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "HTTP_FORWARDED"])
+    def test_client_address_headers_follow_pii(self, header: str) -> None:
+        """The headers that carry the client's address are PII."""
+        value = "for=198.51.100.7;proto=https"
+
+        assert {header: REDACTED} == Redactor().redact({header: value})
+        assert {header: value} == Redactor(send_pii=True).redact({header: value})
+
+    def test_own_address_after_a_flag(self, redactor: Redactor) -> None:
+        """A command line's client-address flag keeps the machine's own address only."""
+        argv = ["gunicorn", "--ip", "127.0.0.1", "--peer-address", "198.51.100.7"]
+
+        assert ["gunicorn", "--ip", "127.0.0.1", "--peer-address", REDACTED] == (
+            redactor.redact(argv)
+        )
+        assert f"run --ip 127.0.0.1 --peer-address {REDACTED}" == redactor.redact_text(
+            "run --ip 127.0.0.1 --peer-address 198.51.100.7"
+        )

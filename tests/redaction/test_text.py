@@ -270,6 +270,7 @@ FLAG_TEXT_CASES = [
     ("run --password=hunter2 -token=abc", f"run --password={REDACTED} -token={REDACTED}"),
     ("run --port=5000 --author=ann", "run --port=5000 --author=ann"),
     ("run --token --verbose", "run --token --verbose"),
+    ("['mina', '--token', '--verbose']", "['mina', '--token', '--verbose']"),
     ("run --max-tokens 100", "run --max-tokens 100"),
     ("run --no-auth now", "run --no-auth now"),
     ("run --port 5000 --author ann", "run --port 5000 --author ann"),

@@ -16,7 +16,8 @@ import pytest
 
 from mina.observability.sentry.payloads import redact_sentry_event
 from mina.redaction import REDACTED, Redactor
-from mina.redaction.vendors import FORMATS, URL_FORMATS
+from mina.redaction.vendors import _CORE_LEAD, FORMATS, TOKEN_CORE, URL_FORMATS
+from tools.regex_sample import Sampler
 
 _rng = random.Random(20261201)
 ALNUM = string.ascii_letters + string.digits
@@ -353,3 +354,16 @@ def test_every_catalogued_format_has_a_sample(name: str, pattern: str) -> None:
     compiled = re.compile(pattern)
 
     assert [sample for _, sample, _ in VENDORS if compiled.search(sample)]
+
+
+@pytest.mark.parametrize(("name", "pattern"), FORMATS)
+def test_every_format_has_a_core_near_its_start(name: str, pattern: str) -> None:
+    """Random tokens of each format hold 6 letters, digits, _ or - in a row, starting at most
+    `_CORE_LEAD` characters in: runs without one are not searched (vendors.vendor_tokens)."""
+    compiled = re.compile(pattern)
+    sampler = Sampler(pattern, random.Random(name))
+    samples = [t for t in (sampler.sample() for _ in range(300)) if compiled.fullmatch(t)]
+    far = [t for t in samples if not TOKEN_CORE.search(t, 0, _CORE_LEAD + 6)]
+
+    assert len(samples) >= 50
+    assert [] == far

@@ -23,6 +23,7 @@ from mina.observability.context import tag_value
 from mina.observability.pipeline import get_logger
 from mina.observability.record import BREADCRUMB_HINT, rendered
 from mina.observability.schema import CONTEXT, SentryField
+from mina.observability.sentry.body_locals import body_locals, drop_body_locals
 from mina.observability.sentry.deferred import DeferredEvents
 from mina.observability.sentry.logs import STRING_MAX, LogShaper
 from mina.observability.sentry.os_context import os_context
@@ -36,6 +37,7 @@ from mina.observability.sentry.sdk_present import REDACTED_MARK, RedactedCrumbs,
 from mina.observability.sentry.sdk_serialize import install_serializer
 from mina.observability.sentry.storm import StormGuard
 from mina.observability.sentry.transport import LOGGER, build_transport
+from mina.observability.sentry.wellformed import wellformed
 from mina.redaction import Redactor
 from mina.settings import Settings
 
@@ -108,8 +110,10 @@ def _ignored_status(hint: Any, codes: frozenset[int]) -> bool:
 
 
 #: Header, cookie and query names Sentry's integrations treat as personal (its own list
-#: for ``send_default_pii=False``): kept out unless ``MINA_SEND_PII=1``.
-_PERSONAL_NAMES: Final = ["forwarded", "-ip", "remote-", "via", "-user"]
+#: for ``send_default_pii=False``, matched as substrings): kept out unless
+#: ``MINA_SEND_PII=1``. "forwarded-for", not "forwarded": ``X-Forwarded-Proto`` and
+#: ``-Host`` name no client (Mina's redactor takes the ``Forwarded`` header itself).
+_PERSONAL_NAMES: Final = ["forwarded-for", "-ip", "remote-", "via", "-user"]
 
 
 def _data_collection(send_pii: bool) -> dict[str, Any]:
@@ -162,12 +166,14 @@ def sentry_options(
             # Presented breadcrumbs (sdk_present.present_serialized) are redacted and final.
             redacted = type(crumbs) is RedactedCrumbs
             event["breadcrumbs"] = crumbs if redacted else _redact_crumbs(redactor, crumbs)
-        return event
+        return wellformed(event)  # typed fields as Relay reads them (errno numbers, levels)
 
     def before_send(event: dict[str, Any], hint: Any) -> dict[str, Any] | None:
         if _ignored_status(hint, ignored) or not storm.admit(event, hint):
             return None
         _context_of_line(event, hint)
+        if not settings.send_pii:  # a local holding the request's body is the body
+            drop_body_locals(event, body_locals(hint))
         return before_send_transaction(event, hint)  # the same redaction for both
 
     def before_breadcrumb(crumb: dict[str, Any], hint: Any) -> dict[str, Any] | None:

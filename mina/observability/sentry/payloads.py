@@ -7,6 +7,7 @@ only lose hard-coded secrets (`Redactor.redact_code`), so code stays readable.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -44,6 +45,25 @@ _SENTRY_STRUCTURE: Final = frozenset(
     }
 )
 _CODE_LINES: Final = ("pre_context", "post_context")
+# Sentry's repr of a request object: Flask's and werkzeug's Request and RequestContext
+# ("<RequestContext 'http://host/path?query' [GET] of mina>").
+_REQUEST_REPR: Final = re.compile(
+    r"<(?P<type>[A-Za-z_][\w.]*) '(?P<url>[A-Za-z][A-Za-z0-9+.\-]*://[^']*)'"
+    r" (?P<rest>\[[A-Z]+\][^>]*)>"
+)
+# A WSGI environ, told by its keys (Sentry sends the first few only).
+_ENVIRON_MARKERS: Final = frozenset(
+    {"REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL", "wsgi.version"}
+    | {"wsgi.url_scheme", "REQUEST_URI", "RAW_URI", "SCRIPT_NAME", "SERVER_NAME"}
+)
+_ENVIRON_KEEP: Final = frozenset(
+    {"REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "SERVER_NAME", "SERVER_PORT"}
+    | {"SERVER_PROTOCOL", "SERVER_SOFTWARE", "wsgi.url_scheme", "wsgi.version"}
+    | {"wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once", "CONTENT_TYPE"}
+    | {"CONTENT_LENGTH"}
+)
+_REQUEST_DEPTH: Final = 3
+_PLAIN: Final = frozenset({int, float, bool, type(None)})
 _LOG_PARAMETER: Final = "sentry.message.parameter."
 
 
@@ -225,7 +245,7 @@ def _frame(redactor: Redactor, frame: Any) -> Any:
         return redactor.redact(frame)
     out = dict(frame)
     if "vars" in out:
-        out["vars"] = redactor.redact(out["vars"])
+        out["vars"] = redactor.redact(_request_objects(redactor, out["vars"], 0))
     line = out.get("context_line")
     if isinstance(line, str):
         out["context_line"] = redactor.redact_code(line)
@@ -241,3 +261,36 @@ def _drop(parent: dict[str, Any], name: str, keys: tuple[str, ...]) -> None:
     mapping = parent.get(name)
     if isinstance(mapping, Mapping):
         parent[name] = {k: v for k, v in mapping.items() if k not in keys}
+
+
+def _request_objects(redactor: Redactor, value: Any, depth: int) -> Any:
+    """Frame locals with the request's own objects summarised: the request is in the
+    event's ``request`` already (redacted, under the PII rules), so a frame carries only
+    its method and path. Flask's ``ctx`` and ``req`` (and ``request``) lose their URL's
+    query; a WSGI ``environ`` keeps its structural keys, every other value is replaced
+    (the query, the raw URI, headers, cookies, the client's address)."""
+    if isinstance(value, str):
+        m = _REQUEST_REPR.fullmatch(value) if value.startswith("<") else None
+        if m is None:
+            return value
+        url, query, _ = m.group("url").partition("?")
+        shown = f"{url}?{REDACTED}" if query else url
+        return f"<{m.group('type')} '{redactor.redact_text(shown)}' {m.group('rest')}>"
+    if depth >= _REQUEST_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        if len(_ENVIRON_MARKERS.intersection(value)) >= 2:
+            return {k: v if k in _ENVIRON_KEEP else REDACTED for k, v in value.items()}
+        out: dict[Any, Any] | None = None
+        for key, item in value.items():
+            if (type(item) is str and not item.startswith("<")) or type(item) in _PLAIN:
+                continue  # most locals: nothing to summarise, no call
+            new = _request_objects(redactor, item, depth + 1)
+            if new is not item:
+                out = dict(value) if out is None else out
+                out[key] = new
+        return value if out is None else out  # unchanged: the same object, nothing copied
+    if isinstance(value, list):
+        listed = [_request_objects(redactor, v, depth + 1) for v in value]
+        return value if all(a is b for a, b in zip(listed, value, strict=True)) else listed
+    return value

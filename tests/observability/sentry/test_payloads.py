@@ -383,3 +383,48 @@ def test_canary_never_reaches_sentry(canary: str, slot: int) -> None:
 
     assert canary not in json.dumps(result, default=str)
     assert "m-77" == result["tags"]["meeting_id"]
+
+
+class TestRequestObjectsInFrames:
+    def frame_vars(self, redactor: Redactor, variables: dict[str, Any]) -> Any:
+        event = {"stacktrace": {"frames": [{"function": "f", "vars": variables}]}}
+        return redact_sentry_event(redactor, event)["stacktrace"]["frames"][0]["vars"]
+
+    def test_request_reprs_keep_method_and_path(self, redactor: Redactor) -> None:
+        """Any request-like repr with a URL, at any of the first levels, loses its query."""
+        variables = {
+            "ctx": "<RequestContext 'http://localhost/api/x?q=ada' [GET] of mina>",
+            "pending": ["<Request 'https://h/cb?state=abc#frag' [POST]>"],
+            "plain": "<Request 'http://localhost/healthz' [HEAD]>",
+            "other": "<Response 12 bytes [200 OK]>",
+        }
+
+        assert {
+            "ctx": f"<RequestContext 'http://localhost/api/x?{REDACTED}' [GET] of mina>",
+            "pending": [f"<Request 'https://h/cb?{REDACTED}' [POST]>"],
+            "plain": "<Request 'http://localhost/healthz' [HEAD]>",
+            "other": "<Response 12 bytes [200 OK]>",
+        } == self.frame_vars(redactor, variables)
+
+    def test_an_environ_keeps_only_its_structure(self, redactor: Redactor) -> None:
+        """Told by two of its keys; anything else in it is replaced."""
+        environ = {
+            "REQUEST_METHOD": "'GET'",
+            "PATH_INFO": "'/api/x'",
+            "HTTP_USER_AGENT": "'curl/8'",
+            "HTTP_X_CUSTOM": "'anything'",
+        }
+
+        assert {
+            "environ": {
+                "REQUEST_METHOD": "'GET'",
+                "PATH_INFO": "'/api/x'",
+                "HTTP_USER_AGENT": REDACTED,
+                "HTTP_X_CUSTOM": REDACTED,
+            }
+        } == self.frame_vars(redactor, {"environ": environ})
+
+    def test_a_dict_with_one_environ_key_is_not_an_environ(self, redactor: Redactor) -> None:
+        variables = {"route": {"PATH_INFO": "'/api/x'", "owner": "'ada'"}}
+
+        assert variables == self.frame_vars(redactor, variables)
