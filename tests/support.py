@@ -30,9 +30,11 @@ import flask
 import pytest
 import sentry_sdk
 import structlog
+from dramatiq import Worker
 
 import mina
 from mina import auth, db
+from mina.jobs.chunks import QUEUE, Jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A value that must never reach stdout or Sentry once redaction ran.
@@ -225,3 +227,13 @@ class Server:
 def flush() -> None:
     """Send everything the Sentry client holds to the ingest now."""
     sentry_sdk.flush(timeout=5)
+
+
+def run_jobs(jobs: Jobs, timeout_s: float = 20.0) -> None:
+    """Run *jobs*' queued chunk jobs (retries included) in this process, until none is left."""
+    worker = Worker(jobs.broker, worker_timeout=50, worker_threads=1)
+    worker.start()
+    try:
+        jobs.broker.join(QUEUE, timeout=int(timeout_s * 1000))
+    finally:
+        worker.stop()
