@@ -560,15 +560,18 @@ def settle_chunk(
     *,
     rms_dbfs: float | None = None,
 ) -> bool:
-    """Move chunk *chunk_id* from ``received`` to *status*, once.
+    """Settle chunk *chunk_id*: ``processed`` is final, ``failed`` only replaces ``received``.
 
-    :returns: False when the chunk is not (or no longer) ``received``: a job delivered
-        twice changes nothing the second time.
+    A job delivered twice changes nothing the second time; a failed chunk's job replayed
+    from the dead letters (``mina jobs retry``) may still process it.
+
+    :returns: False when nothing changed (already processed, or no such chunk).
     """
+    allowed = "('received', 'failed')" if status == "processed" else "('received')"
     cursor = _execute(
         conn,
         "UPDATE chunks",
-        "UPDATE chunks SET status = ?, rms_dbfs = ? WHERE id = ? AND status = 'received'",
+        f"UPDATE chunks SET status = ?, rms_dbfs = ? WHERE id = ? AND status IN {allowed}",
         (status, rms_dbfs, chunk_id),
     )
     return cursor.rowcount == 1

@@ -119,14 +119,16 @@ def test_chunks_are_numbered_and_totalled(conn: sqlite3.Connection) -> None:
     assert (2, 1250) == (loaded.chunk_count, loaded.duration_ms)
 
 
-def test_settle_chunk_moves_a_received_chunk_once(conn: sqlite3.Connection) -> None:
+def test_settle_chunk_makes_processed_final(conn: sqlite3.Connection) -> None:
     meeting = db.create_meeting(conn, db.create_user(conn, "ada").id, "Weekly sync")
     chunk = db.add_chunk(
         conn, meeting.id, duration_ms=10, sample_rate=8000, channels=2, size_bytes=3, wav=b"RIF"
     )
-    assert (True, False) == (
-        db.settle_chunk(conn, chunk.id, "processed", rms_dbfs=-20.5),
-        db.settle_chunk(conn, chunk.id, "failed"),  # a second delivery changes nothing
+    assert (True, True, False, False) == (
+        db.settle_chunk(conn, chunk.id, "failed"),
+        db.settle_chunk(conn, chunk.id, "processed", rms_dbfs=-20.5),  # a replayed job
+        db.settle_chunk(conn, chunk.id, "failed"),  # processed is final
+        db.settle_chunk(conn, chunk.id, "processed", rms_dbfs=-1.0),  # a second delivery
     )
     settled = db.get_chunk(conn, chunk.id)
     assert settled is not None

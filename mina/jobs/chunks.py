@@ -5,9 +5,10 @@ actors declared on it and `mina.jobs.middleware` installed. The upload stores th
 and its WAV in one transaction, then sends ``process_chunk`` with the chunk's id:
 
 - delivered twice (a worker killed after its commit, a re-drive), the job changes
-  nothing the second time: the chunk moves from ``received`` once (`mina.db.settle_chunk`);
+  nothing the second time: a ``processed`` chunk stays as it is (`mina.db.settle_chunk`);
 - failing past `MAX_RETRIES` retries, it marks the chunk ``failed`` and stays a dead
-  letter (``mina jobs list``), with one ``job.failed`` line: one Sentry event;
+  letter (``mina jobs list``), with one ``job.failed`` line: one Sentry event; replayed
+  (``mina jobs retry``), it may still process the chunk;
 - lost between the commit and the send (the process died, the broker was down), it is
   sent again by `Jobs.redrive`, which `Runner` calls every `REDRIVE_EVERY_S` for chunks
   still ``received`` `REDRIVE_AFTER` after upload.
@@ -91,7 +92,7 @@ class Jobs:
     def _process_chunk(self, chunk_id: int) -> None:
         conn = db.thread_connection(self.database)
         chunk = db.get_chunk(conn, chunk_id)
-        if chunk is None or chunk.status != "received":
+        if chunk is None or chunk.status == "processed":
             # Delivered again after it finished, or the meeting was deleted meanwhile.
             log.info("chunk.skipped", chunk_id=chunk_id, status=chunk and chunk.status)
             return
