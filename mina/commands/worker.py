@@ -62,16 +62,16 @@ def worker(processes: int, threads: int, queues: str) -> None:
 
 
 def _run(settings: Settings, threads: int, queues: set[str]) -> None:
-    redactor = configure_logging(settings)
-    init_sentry(settings, redactor)
-    db.initialize(settings.database)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    for signum in _STOP_SIGNALS:
+    for signum in _STOP_SIGNALS:  # first: a signal during start-up stops it after
         signal.signal(signum, on_signal)
+    redactor = configure_logging(settings)
+    init_sentry(settings, redactor)
+    db.initialize(settings.database)
     runner = Runner(Jobs(settings), threads=threads, queues=queues)
     runner.start()
     broker = "embedded" if settings.broker_url is None else mask_dsn(settings.broker_url)
@@ -87,14 +87,21 @@ def _supervise(processes: int, threads: int, queues: str) -> int:
     # Children, not forks: this process starts no threads (the pipeline's writer, Sentry's
     # sender) that a fork would copy half-way. Each child is a whole `mina worker`.
     argv = [sys.executable, "-m", "mina", "worker", "--threads", str(threads), "-Q", queues]
-    children = [subprocess.Popen(argv) for _ in range(processes)]
+    children: list[subprocess.Popen[bytes]] = []
+    forwarded: set[int] = set()
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        forwarded.add(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
-    for signum in _STOP_SIGNALS:
+    for signum in _STOP_SIGNALS:  # before the children: none is left behind by a signal
         signal.signal(signum, forward)
+    for _ in range(processes):
+        if forwarded:
+            break
+        children.append(subprocess.Popen(argv))
     codes = [child.wait() for child in children]
-    return max(codes, key=abs)
+    # A child still starting when the signal came ends by it: stopped as asked, not failed.
+    return max((0 if -code in forwarded else code for code in codes), key=abs)

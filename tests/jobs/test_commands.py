@@ -106,6 +106,46 @@ def test_mina_worker_processes_a_queued_chunk_and_stops_on_a_signal(
     assert chunk_id == processed["chunk_id"]
 
 
+def test_mina_worker_processes_chunks_sent_through_redis(
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    worker_process: list[subprocess.Popen[bytes]],
+) -> None:
+    # Many hosts in one: the app's side sends through Redis, a `mina worker` takes the job.
+    monkeypatch.setenv("MINA_BROKER_URL", redis_url)
+    settings = Settings.from_env()
+    db.initialize(settings.database)
+    jobs = Jobs(settings)
+    chunk_id = queue_chunk(jobs)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mina", "worker", "--processes", "2", "--threads", "1"],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    worker_process.append(process)
+    out: list[bytes] = []
+    reader = threading.Thread(target=lambda: out.extend(process.stdout or []), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        status(jobs, chunk_id) == "received" or sum(b"worker.started" in line for line in out) < 2
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert 0 == process.wait(timeout=60), (process.stderr or b"").read()
+    reader.join(timeout=5)
+
+    assert "processed" == status(jobs, chunk_id)
+    lines = [json.loads(line) for line in out]
+    started = [line for line in lines if line["event"] == "worker.started"]
+    assert [redis_url] * 2 == [line["broker"] for line in started]  # no password to mask
+    assert 2 == sum(line["event"] == "worker.stopped" for line in lines)
+    assert not (tmp_path / "instance" / "jobs.sqlite3").exists()
+
+
 def test_mina_worker_refuses_a_bad_broker_url_in_one_line(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mina", "worker"],
