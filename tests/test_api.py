@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from mina.settings import Settings
 from mina.testing import SentryIngest
 from mina.testing.plugin import PipelineFactory
 
-from .support import make_wav, run_jobs
+from .support import free_port, make_wav, run_jobs
 
 
 @pytest.fixture
@@ -436,3 +437,26 @@ def test_through_the_whole_app_401_carries_the_request_id(
     response = mina.create_app().test_client().get("/api/meetings/abc")
     assert 401 == response.status_code
     assert response.headers["X-Request-ID"] == response.get_json()["request_id"]
+
+
+def test_an_upload_whose_job_cannot_be_sent_is_kept_for_the_redrive(
+    mina_logging: PipelineFactory,
+) -> None:
+    lines = mina_logging()
+    # A broker that is down: nothing listens on this port.
+    app = mina.create_app({"MINA_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    ada = Client(app, "ada")
+    meeting = ada.create_meeting()
+
+    response = ada.upload(meeting["id"], make_wav([0] * 160))
+
+    assert (202, "received") == (response.status_code, response.get_json()["status"])
+    [failed] = lines.events("chunk.enqueue_failed")
+    assert ("error", response.get_json()["id"], response.headers["X-Request-ID"]) == (
+        failed["level"],
+        failed["chunk_id"],
+        failed["request_id"],
+    )
+    assert "ConnectionError" in failed["exception"]
+    with closing(db.connect(app.config["MINA_DATABASE"])) as conn:
+        assert [failed["chunk_id"]] == db.received_chunks(conn, timedelta(0), 10)
