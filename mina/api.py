@@ -4,8 +4,9 @@ Every route needs a bearer token (`mina.auth`). A meeting is visible to its owne
 404 when it does not exist, 403 when it is someone else's. Errors answer
 ``{"error": <code word>, "message": <readable>, "request_id": ...}``.
 
-An uploaded chunk is validated and stored as ``received`` within the request; measuring
-its level happens in the background (`process_chunk`), which marks it ``processed``.
+An uploaded chunk is validated and stored as ``received`` with its WAV within the
+request; once that is committed, its job is sent to the queue (`mina.jobs.chunks`), which
+measures its level and marks it ``processed``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mina import audio, auth, bodies, db
 from mina.errors import http_error
-from mina.observability import background, context
+from mina.jobs.chunks import Jobs
+from mina.observability import context
 from mina.observability.pipeline import get_logger
-from mina.observability.tracing import span
 
-__all__ = ["ApiError", "bp", "process_chunk"]
+__all__ = ["ApiError", "bp"]
 
 #: The API's blueprint, mounted at ``/api``.
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -139,7 +140,7 @@ def get_meeting(meeting_id: str) -> Response:
 def upload_chunk(meeting_id: str) -> tuple[Response, int]:
     """Append a WAV chunk (the raw body, ``Content-Type: audio/wav``); 202 with the chunk.
 
-    The chunk is stored as ``received``; its level is measured in the background.
+    The chunk is stored as ``received``; a job measures its level (`mina.jobs.chunks`).
     """
     meeting = _owned_meeting(meeting_id)
     if request.mimetype not in _WAV_TYPES:
@@ -166,6 +167,7 @@ def upload_chunk(meeting_id: str) -> tuple[Response, int]:
         sample_rate=wav.sample_rate,
         channels=wav.channels,
         size_bytes=len(data),
+        wav=data,
     )
     context.bind_meeting(
         meeting.id,
@@ -182,12 +184,13 @@ def upload_chunk(meeting_id: str) -> tuple[Response, int]:
         audio_ms=chunk.duration_ms,  # duration_ms is a request's latency on every line
         size_bytes=chunk.size_bytes,
     )
-    # The job gets the path, not this request's connection: that one closes with the request.
+    # Sent after the commit (add_chunk's): a worker never looks for a chunk not yet
+    # visible. Lost here, the job is sent again by the re-drive: the upload has succeeded.
+    jobs: Jobs = current_app.extensions["mina.jobs"]
     try:
-        background.submit(process_chunk, current_app.config["MINA_DATABASE"], chunk.id, wav)
-    except background.BackgroundBusy:
-        db.mark_chunk(db.get_db(), chunk.id, "failed")
-        raise ApiError(503, "busy", "too many chunks are being processed; retry shortly") from None
+        jobs.process_chunk.send(chunk.id)
+    except Exception:
+        log.exception("chunk.enqueue_failed", chunk_id=chunk.id)
     return jsonify(chunk.to_json()), 202
 
 
@@ -214,28 +217,3 @@ def list_chunks(meeting_id: str) -> Response:
         else None
     )
     return _page("chunks", [row.to_json() for row in page], next_url)
-
-
-def process_chunk(database: str, chunk_id: int, wav: audio.Wav) -> float:
-    """Measure a received chunk's level and mark it ``processed``; return the level.
-
-    Runs as a background job, with its worker thread's connection to *database*. On
-    failure the chunk is marked ``failed`` and the exception propagates
-    (`mina.observability.background` logs it).
-    """
-    conn = db.thread_connection(database)
-    try:
-        with span("audio", "RMS level", size_bytes=len(wav.frames)):
-            rms_dbfs = audio.rms_dbfs(wav.frames, wav.sample_width)
-        db.mark_chunk(conn, chunk_id, "processed", rms_dbfs=rms_dbfs)
-    except Exception:
-        db.mark_chunk(conn, chunk_id, "failed")
-        raise
-    # "rms_dbfs", not "level": that key is the log line's own level.
-    log.info(
-        "chunk.processed",
-        chunk_id=chunk_id,
-        audio_ms=wav.duration_ms,
-        rms_dbfs=round(rms_dbfs, 2),
-    )
-    return rms_dbfs

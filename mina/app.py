@@ -16,6 +16,7 @@ from mina.commands import sentry_check as sentry_check_command
 from mina.commands import users as users_command
 from mina.envfile import loaded_env_file
 from mina.errors import http_error
+from mina.jobs.chunks import Jobs
 from mina.logging_config import configure_logging, get_logger
 from mina.observability.flask import Observability
 from mina.observability.sentry import init_sentry
@@ -57,6 +58,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
     app.config.update(config)
     Observability(app, settings)
     db.init_app(app)
+    # The broker of this app's process; its worker threads start elsewhere (`mina worker`,
+    # or gunicorn's post_worker_init in the embedded mode), not in every app.
+    app.extensions["mina.jobs"] = Jobs(settings)
     auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)

@@ -23,11 +23,13 @@ __all__ = ["COMMANDS", "main"]
 #: Command name -> ``module:attribute`` of the click command.
 COMMANDS: Final = {
     "config": "mina.commands.config:config",
+    "jobs": "mina.commands.jobs:jobs",
     "logs": "mina.commands.logs:logs",
     "outbox": "mina.commands.outbox:outbox",
     "sentry-check": "mina.commands.sentry_check:sentry_check",
     "serve": "mina.commands.serve:serve",
     "users": "mina.commands.users:users",
+    "worker": "mina.commands.worker:worker",
 }
 
 

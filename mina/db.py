@@ -28,12 +28,13 @@ import secrets
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal
 
 from flask import Flask, current_app
 
@@ -50,6 +51,7 @@ __all__ = [
     "UserRow",
     "UserSummary",
     "add_chunk",
+    "chunk_wav",
     "connect",
     "create_meeting",
     "create_token",
@@ -64,8 +66,9 @@ __all__ = [
     "list_meetings",
     "list_tokens",
     "list_users",
-    "mark_chunk",
+    "received_chunks",
     "revoke_tokens",
+    "settle_chunk",
     "thread_connection",
     "user_for_token",
 ]
@@ -126,6 +129,12 @@ CREATE TABLE IF NOT EXISTS chunks (
     created_at TEXT NOT NULL,
     UNIQUE (meeting_id, seq)
 );
+-- A chunk's WAV as uploaded: what its job reads, on whichever host the job runs.
+CREATE TABLE IF NOT EXISTS chunk_audio (
+    chunk_id INTEGER PRIMARY KEY REFERENCES chunks (id) ON DELETE CASCADE,
+    wav BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_received ON chunks (created_at) WHERE status = 'received';
 """
 
 
@@ -484,54 +493,105 @@ def add_chunk(
     channels: int,
     size_bytes: int,
     rms_dbfs: float | None = None,
+    wav: bytes | None = None,
 ) -> ChunkRow:
-    """Append a chunk to *meeting_id* with status ``received`` and return it.
+    """Append a chunk to *meeting_id* with status ``received`` and return it, committed.
 
     Its ``seq`` is the next number in the meeting (0 for the first), assigned inside the
-    INSERT itself so concurrent uploads cannot pick the same one.
+    INSERT itself so concurrent uploads cannot pick the same one. *wav*, when given, is
+    stored with it in the same transaction (`chunk_wav`): a job never finds a chunk
+    without its audio.
     """
+    with _transaction(conn):
+        row = _fetchone(
+            conn,
+            "INSERT chunks",
+            "INSERT INTO chunks (meeting_id, seq, duration_ms, rms_dbfs, sample_rate, channels,"
+            " size_bytes, status, created_at)"
+            " VALUES (?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM chunks WHERE meeting_id = ?),"
+            " ?, ?, ?, ?, ?, 'received', ?) RETURNING *",
+            (
+                meeting_id,
+                meeting_id,
+                duration_ms,
+                rms_dbfs,
+                sample_rate,
+                channels,
+                size_bytes,
+                _now(),
+            ),
+        )
+        assert row is not None  # RETURNING always yields the inserted row
+        chunk = ChunkRow(**_fields(row))
+        if wav is not None:
+            _execute(
+                conn,
+                "INSERT chunk_audio",
+                "INSERT INTO chunk_audio (chunk_id, wav) VALUES (?, ?)",
+                (chunk.id, wav),
+            )
+    return chunk
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # The connections are in autocommit mode; this groups statements, committed on exit.
+    _execute(conn, "BEGIN IMMEDIATE", "BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+def chunk_wav(conn: sqlite3.Connection, chunk_id: int) -> bytes | None:
+    """The WAV stored with chunk *chunk_id* (`add_chunk`), or None."""
     row = _fetchone(
-        conn,
-        "INSERT chunks",
-        "INSERT INTO chunks (meeting_id, seq, duration_ms, rms_dbfs, sample_rate, channels,"
-        " size_bytes, status, created_at)"
-        " VALUES (?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM chunks WHERE meeting_id = ?),"
-        " ?, ?, ?, ?, ?, 'received', ?) RETURNING *",
-        (meeting_id, meeting_id, duration_ms, rms_dbfs, sample_rate, channels, size_bytes, _now()),
+        conn, "SELECT chunk_audio", "SELECT wav FROM chunk_audio WHERE chunk_id = ?", (chunk_id,)
     )
-    assert row is not None  # RETURNING always yields the inserted row
-    return ChunkRow(**_fields(row))
+    return None if row is None else bytes(row[0])
+
+
+def settle_chunk(
+    conn: sqlite3.Connection,
+    chunk_id: int,
+    status: Literal["processed", "failed"],
+    *,
+    rms_dbfs: float | None = None,
+) -> bool:
+    """Settle chunk *chunk_id*: ``processed`` is final, ``failed`` only replaces ``received``.
+
+    A job delivered twice changes nothing the second time; a failed chunk's job replayed
+    from the dead letters (``mina jobs retry``) may still process it.
+
+    :returns: False when nothing changed (already processed, or no such chunk).
+    """
+    allowed = "('received', 'failed')" if status == "processed" else "('received')"
+    cursor = _execute(
+        conn,
+        "UPDATE chunks",
+        f"UPDATE chunks SET status = ?, rms_dbfs = ? WHERE id = ? AND status IN {allowed}",
+        (status, rms_dbfs, chunk_id),
+    )
+    return cursor.rowcount == 1
+
+
+def received_chunks(conn: sqlite3.Connection, older_than: timedelta, limit: int) -> list[int]:
+    """Ids of at most *limit* chunks still ``received`` *older_than* after upload, oldest first."""
+    with span("db", "SELECT chunks", **_SPAN_DATA):
+        rows = conn.execute(
+            "SELECT id FROM chunks WHERE status = 'received' AND created_at < ?"
+            " ORDER BY created_at LIMIT ?",
+            (_now(-older_than), limit),
+        ).fetchall()
+    return [row[0] for row in rows]
 
 
 def get_chunk(conn: sqlite3.Connection, chunk_id: int) -> ChunkRow | None:
     """The chunk *chunk_id*, or None."""
     row = _fetchone(conn, "SELECT chunks", "SELECT * FROM chunks WHERE id = ?", (chunk_id,))
     return None if row is None else ChunkRow(**_fields(row))
-
-
-def mark_chunk(
-    conn: sqlite3.Connection,
-    chunk_id: int,
-    status: ChunkStatus,
-    *,
-    rms_dbfs: float | None = None,
-) -> None:
-    """Set a chunk's *status* and, when given, its measured level *rms_dbfs*.
-
-    :raises ValueError: on an unknown status, or when no chunk has this id.
-    """
-    if status not in get_args(ChunkStatus):
-        raise ValueError(
-            f"unknown chunk status {status!r}; expected one of {get_args(ChunkStatus)}"
-        )
-    cursor = _execute(
-        conn,
-        "UPDATE chunks",
-        "UPDATE chunks SET status = ?, rms_dbfs = COALESCE(?, rms_dbfs) WHERE id = ?",
-        (status, rms_dbfs, chunk_id),
-    )
-    if cursor.rowcount != 1:
-        raise ValueError(f"no chunk with id {chunk_id}")
 
 
 @dataclass(frozen=True, slots=True)

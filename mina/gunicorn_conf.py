@@ -16,10 +16,12 @@ import socket
 import sys
 from typing import Any
 
+from flask import Flask
 from gunicorn import glogging
 
 from mina import db
 from mina.envfile import load_env_file
+from mina.jobs.chunks import Runner
 from mina.logging_config import configure_logging
 from mina.observability.sentry.transport import flush_on_exit
 from mina.settings import SERVER_DEFAULTS, ConfigError, Settings, bind_address, whole_number
@@ -82,9 +84,30 @@ def on_starting(server: Any) -> None:
                 raise SystemExit(1) from None
 
 
+#: Job threads per gunicorn worker in the embedded mode (``MINA_BROKER_URL`` unset).
+EMBEDDED_JOB_THREADS = 2
+_runner: Runner | None = None
+
+
+def post_worker_init(worker: Any) -> None:
+    """Without ``MINA_BROKER_URL``, run the job worker inside this gunicorn worker.
+
+    So ``mina serve`` alone processes chunks, from the SQLite queue every worker shares;
+    with a broker URL, ``mina worker`` processes run them instead.
+    """
+    global _runner
+    app = worker.wsgi
+    if _settings.broker_url is None and isinstance(app, Flask):
+        _runner = Runner(app.extensions["mina.jobs"], threads=EMBEDDED_JOB_THREADS)
+        _runner.start()
+
+
 def worker_exit(server: Any, worker: Any) -> None:
-    """Flush Sentry as a worker exits (graceful shutdown), so its last events are sent:
-    what Sentry takes within a bound; with the outbox, the rest stays on disk."""
+    """Finish the running jobs (embedded mode), then flush Sentry as a worker exits
+    (graceful shutdown), so its last events are sent: what Sentry takes within a bound;
+    with the outbox, the rest stays on disk."""
+    if _runner is not None:
+        _runner.stop(timeout_ms=int(worker.cfg.graceful_timeout * 1000))
     flush_on_exit()
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
     "LOG_FORMATS",
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "bind_address",
+    "check_broker_url",
     "default_instance_path",
     "default_log_format",
     "mask_dsn",
@@ -242,6 +244,44 @@ def _database(env: Mapping[str, str], instance: Path) -> Path:
     return _existing_parent("MINA_DATABASE", raw, _absolute(raw))
 
 
+#: The broker URL schemes Dramatiq's Redis broker takes.
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
+
+def check_broker_url(url: str | None) -> str | None:
+    """Return ``MINA_BROKER_URL``'s value stripped, None when unset or empty.
+
+    :raises ConfigError: naming ``MINA_BROKER_URL``, with the password masked, for a URL
+        Dramatiq's Redis broker cannot use.
+    """
+    if url is None or not url.strip():
+        return None
+    url = url.strip()
+
+    def invalid(reason: str) -> ConfigError:
+        return ConfigError("MINA_BROKER_URL", mask_dsn(url), reason)
+
+    parts = urlsplit(url)
+    if parts.scheme not in _REDIS_SCHEMES:
+        raise invalid("expected redis://host:port/db, rediss://... or unix://path, or unset")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise invalid("unix:// needs the socket's path")
+        return url
+    try:
+        port = parts.port
+    except ValueError:
+        raise invalid("the port is not a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise invalid("no host")
+    if port == 0:
+        raise invalid("the port is not a number from 1 to 65535")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise invalid("the database (the path) is not a number")
+    return url
+
+
 def _outbox(env: Mapping[str, str], instance: Path) -> Path | None:
     raw = env.get("MINA_SENTRY_OUTBOX")
     if raw is None or not raw.strip():
@@ -394,6 +434,7 @@ class Settings:
         default_factory=lambda: default_instance_path() / "mina.sqlite3",
         metadata=_meta("MINA_DATABASE"),
     )
+    broker_url: str | None = field(default=None, metadata=_meta("MINA_BROKER_URL"))
     max_json_bytes: int = field(default=1024 * 1024, metadata=_meta("MINA_MAX_JSON_BYTES"))
     log_when_full: str = field(
         default="drop_newest", metadata=_meta("MINA_LOG_WHEN_FULL", "logging")
@@ -423,6 +464,11 @@ class Settings:
     sentry_retry_max: float = field(default=60.0, metadata=_meta("MINA_SENTRY_RETRY_MAX", "sentry"))
     storm_budget: int = field(default=20, metadata=_meta("MINA_SENTRY_STORM_BUDGET", "sentry"))
     storm_window: float = field(default=60.0, metadata=_meta("MINA_SENTRY_STORM_WINDOW", "sentry"))
+
+    @property
+    def queue_file(self) -> Path:
+        """The embedded broker's SQLite file (used when ``MINA_BROKER_URL`` is unset)."""
+        return self.instance_path / "jobs.sqlite3"
 
     def part(self, name: str) -> tuple[Any, ...]:
         """Return the values of the settings that part *name* (``"logging"``, ``"sentry"``)
@@ -482,6 +528,7 @@ class Settings:
             trusted_proxies=whole_number(env, "MINA_TRUSTED_PROXIES", 0),
             instance_path=instance,
             database=_database(env, instance),
+            broker_url=check_broker_url(env.get("MINA_BROKER_URL")),
             max_json_bytes=whole_number(env, "MINA_MAX_JSON_BYTES", 1024 * 1024, minimum=1024),
             log_when_full=_choice(env, "MINA_LOG_WHEN_FULL", "drop_newest", LOG_WHEN_FULL),
             log_buffer_bytes=whole_number(env, "MINA_LOG_BUFFER_BYTES", 4 * 1024 * 1024, 1024),

@@ -31,9 +31,11 @@ import flask
 import pytest
 import sentry_sdk
 import structlog
+from dramatiq import Worker
 
 import mina
 from mina import auth, db
+from mina.jobs.chunks import QUEUE, Jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A value that must never reach stdout or Sentry once redaction ran.
@@ -309,3 +311,13 @@ class Nginx:
         self.process.stdout.close()
         log = self.directory / "error.log"
         return log.read_text() if log.exists() else ""
+
+
+def run_jobs(jobs: Jobs, timeout_s: float = 20.0) -> None:
+    """Run *jobs*' queued chunk jobs (retries included) in this process, until none is left."""
+    worker = Worker(jobs.broker, worker_timeout=50, worker_threads=1)
+    worker.start()
+    try:
+        jobs.broker.join(QUEUE, timeout=int(timeout_s * 1000))
+    finally:
+        worker.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ from structlog.testing import capture_logs
 
 import mina
 from mina import api, audio, auth, db
-from mina.observability import background
+from mina.jobs.chunks import Jobs
+from mina.settings import Settings
 from mina.testing import SentryIngest
 from mina.testing.plugin import PipelineFactory
 
-from .support import make_wav
+from .support import free_port, make_wav, run_jobs
 
 
 @pytest.fixture
@@ -30,6 +32,8 @@ def app(tmp_path: Path) -> flask.Flask:
     db.init_app(app)
     auth.init_app(app)
     app.register_blueprint(api.bp)
+    settings = Settings(instance_path=tmp_path, database=tmp_path / "mina.sqlite3")
+    app.extensions["mina.jobs"] = Jobs(settings, min_backoff_ms=10)  # retries in ms, not s
 
     @app.before_request
     def set_request_id() -> None:  # what mina's request middleware provides
@@ -78,8 +82,8 @@ def bob(app: flask.Flask) -> Client:
 
 
 def finished_chunk(app: flask.Flask, chunk_id: int) -> db.ChunkRow:
-    """The chunk row once every background job has finished."""
-    background.shutdown(wait=True)  # the pool starts again on the next submit
+    """The chunk row once every queued job has run."""
+    run_jobs(app.extensions["mina.jobs"])
     with closing(db.connect(app.config["MINA_DATABASE"])) as conn:
         chunk = db.get_chunk(conn, chunk_id)
     assert chunk is not None
@@ -187,7 +191,7 @@ def test_every_route_needs_a_token(app: flask.Flask, method: str, url: str) -> N
     assert (401, "unauthorized") == (response.status_code, response.get_json()["error"])
 
 
-def test_upload_a_chunk_and_process_it_in_the_background(
+def test_upload_a_chunk_and_process_it_through_the_queue(
     ada: Client, app: flask.Flask, mina_logging: PipelineFactory
 ) -> None:
     mina_logging()  # structlog's capture_logs stands in for a configured pipeline's processors
@@ -273,10 +277,10 @@ def test_list_chunks_with_seq_status_and_level(
 ) -> None:
     meeting = ada.create_meeting()
     ada.upload(meeting["id"], make_wav([16384, -16384] * 80))
-    background.shutdown(wait=True)
+    run_jobs(app.extensions["mina.jobs"])
     monkeypatch.setattr(audio, "rms_dbfs", lambda frames, width: 1 / 0)  # the analysis fails
     ada.upload(meeting["id"], make_wav([0] * 160))
-    background.shutdown(wait=True)
+    run_jobs(app.extensions["mina.jobs"])
 
     response = ada.request("GET", f"/api/meetings/{meeting['id']}/chunks")
 
@@ -293,7 +297,6 @@ def test_list_chunks_pages_by_seq(ada: Client) -> None:
     meeting = ada.create_meeting()
     for _ in range(3):
         ada.upload(meeting["id"], make_wav([0] * 160))
-    background.shutdown(wait=True)
     url = f"/api/meetings/{meeting['id']}/chunks"
 
     first = ada.request("GET", url + "?limit=2").get_json()
@@ -385,7 +388,7 @@ def test_through_the_whole_app_logs_and_sentry_carry_user_and_meeting(
     ada = Client(app, "ada")
     meeting = ada.create_meeting()
     response = ada.upload(meeting["id"], make_wav([1000, -1000] * 800))
-    background.shutdown(wait=True)
+    run_jobs(app.extensions["mina.jobs"])
     sentry_sdk.flush(timeout=5)
 
     assert 202 == response.status_code
@@ -395,14 +398,14 @@ def test_through_the_whole_app_logs_and_sentry_carry_user_and_meeting(
     [received] = lines.events("chunk.received")
     [processed] = lines.events("chunk.processed")
     assert expected == tuple(received[key] for key in context_keys)
-    assert expected == tuple(processed[key] for key in context_keys)  # from the background
+    assert expected == tuple(processed[key] for key in context_keys)  # from the job
     assert ("info", -30.31) == (processed["level"], processed["rms_dbfs"])
 
-    transactions = sentry_ingest.wait_for_transactions(n=3)  # 2 requests, 1 background job
+    transactions = sentry_ingest.wait_for_transactions(n=3)  # 2 requests, 1 job
     # The job's transaction carries the request it was submitted from, and may finish first.
     upload = next(t for t in transactions if t["contexts"]["trace"]["op"] == "http.server"
                   and t["request"]["url"].endswith("/chunks"))  # fmt: skip
-    job = next(t for t in transactions if t["contexts"]["trace"]["op"] == "task")
+    job = next(t for t in transactions if t["contexts"]["trace"]["op"] == "queue.task")
     assert upload["contexts"]["trace"]["trace_id"] == job["contexts"]["trace"]["trace_id"]
     assert {"id": str(ada.user.id), "username": "ada"} == upload["user"]
     assert meeting["id"] == upload["tags"]["meeting_id"]
@@ -418,7 +421,13 @@ def test_through_the_whole_app_logs_and_sentry_carry_user_and_meeting(
     db_spans = [s["description"] for s in upload["spans"] if s["op"] == "db"]
     assert {"SELECT api_tokens", "SELECT meetings", "INSERT chunks"} <= set(db_spans)
     job_spans = [(s["op"], s["description"]) for s in job["spans"]]
-    assert [("db", "CONNECT"), ("audio", "RMS level"), ("db", "UPDATE chunks")] == job_spans
+    assert [
+        ("db", "CONNECT"),
+        ("db", "SELECT chunks"),
+        ("db", "SELECT chunk_audio"),
+        ("audio", "RMS level"),
+        ("db", "UPDATE chunks"),
+    ] == job_spans
 
 
 def test_through_the_whole_app_401_carries_the_request_id(
@@ -428,3 +437,26 @@ def test_through_the_whole_app_401_carries_the_request_id(
     response = mina.create_app().test_client().get("/api/meetings/abc")
     assert 401 == response.status_code
     assert response.headers["X-Request-ID"] == response.get_json()["request_id"]
+
+
+def test_an_upload_whose_job_cannot_be_sent_is_kept_for_the_redrive(
+    mina_logging: PipelineFactory,
+) -> None:
+    lines = mina_logging()
+    # A broker that is down: nothing listens on this port.
+    app = mina.create_app({"MINA_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    ada = Client(app, "ada")
+    meeting = ada.create_meeting()
+
+    response = ada.upload(meeting["id"], make_wav([0] * 160))
+
+    assert (202, "received") == (response.status_code, response.get_json()["status"])
+    [failed] = lines.events("chunk.enqueue_failed")
+    assert ("error", response.get_json()["id"], response.headers["X-Request-ID"]) == (
+        failed["level"],
+        failed["chunk_id"],
+        failed["request_id"],
+    )
+    assert "ConnectionError" in failed["exception"]
+    with closing(db.connect(app.config["MINA_DATABASE"])) as conn:
+        assert [failed["chunk_id"]] == db.received_chunks(conn, timedelta(0), 10)

@@ -114,7 +114,16 @@ def test_version_and_help_list_every_command() -> None:
     assert (0, f"mina, version {package_version()}\n") == (result.exit_code, result.stdout)
     result = CliRunner().invoke(cli.main, ["--help"])
     listed = [line.split()[0] for line in result.stdout.split("Commands:\n")[1].splitlines()]
-    assert ["config", "logs", "outbox", "sentry-check", "serve", "users"] == listed
+    assert [
+        "config",
+        "jobs",
+        "logs",
+        "outbox",
+        "sentry-check",
+        "serve",
+        "users",
+        "worker",
+    ] == listed
 
 
 def test_python_dash_m_mina_is_mina() -> None:

@@ -29,6 +29,7 @@ def test_every_setting_with_value_and_source(
     monkeypatch.setenv("MINA_REDACT_KEYS", "iban, pin")
     monkeypatch.setenv("MINA_LOGGING_CONFIG", str(yaml_file))
     monkeypatch.setenv("MINA_WORKERS", "8")
+    monkeypatch.setenv("MINA_BROKER_URL", "redis://:hunter2@127.0.0.1:6379/0")
     database = Settings.from_env().database
 
     result = CliRunner().invoke(cli.main, ["config", "--json"])
@@ -56,6 +57,7 @@ def test_every_setting_with_value_and_source(
         ["MINA_TRUSTED_PROXIES", "0", "default"],
         ["MINA_INSTANCE_PATH", str(tmp_path / "instance"), "environment"],
         ["MINA_DATABASE", str(database), "environment"],
+        ["MINA_BROKER_URL", "redis://***@127.0.0.1:6379/0", "environment"],
         ["MINA_MAX_JSON_BYTES", "1048576", "default"],
         ["MINA_LOG_WHEN_FULL", "drop_newest", "default"],
         ["MINA_LOG_BUFFER_BYTES", "4194304", "default"],
@@ -79,6 +81,7 @@ def test_every_setting_with_value_and_source(
         ["mina.redaction.patterns", "ACME-\\d+", "logging YAML"],
     ] == [[row["name"], row["value"], row["source"]] for row in rows]
     assert "0123456789abcdef" not in result.output
+    assert "hunter2" not in result.output
 
 
 def test_the_table_lines_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

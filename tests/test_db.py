@@ -37,7 +37,7 @@ def test_initialize_creates_parent_dirs_in_wal_mode(path: Path, conn: sqlite3.Co
     assert path.is_file()
     assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"users", "api_tokens", "user_activity", "meetings", "chunks"} == tables
+    assert {"users", "api_tokens", "user_activity", "meetings", "chunks", "chunk_audio"} == tables
 
 
 def test_initialize_is_idempotent(path: Path) -> None:
@@ -119,22 +119,39 @@ def test_chunks_are_numbered_and_totalled(conn: sqlite3.Connection) -> None:
     assert (2, 1250) == (loaded.chunk_count, loaded.duration_ms)
 
 
-def test_mark_chunk(conn: sqlite3.Connection) -> None:
+def test_settle_chunk_makes_processed_final(conn: sqlite3.Connection) -> None:
     meeting = db.create_meeting(conn, db.create_user(conn, "ada").id, "Weekly sync")
     chunk = db.add_chunk(
-        conn, meeting.id, duration_ms=10, sample_rate=8000, channels=2, size_bytes=100
+        conn, meeting.id, duration_ms=10, sample_rate=8000, channels=2, size_bytes=3, wav=b"RIF"
     )
-    db.mark_chunk(conn, chunk.id, "processed", rms_dbfs=-20.5)
-    marked = db.get_chunk(conn, chunk.id)
-    assert marked is not None
-    assert ("processed", -20.5) == (marked.status, marked.rms_dbfs)
+    assert (True, True, False, False) == (
+        db.settle_chunk(conn, chunk.id, "failed"),
+        db.settle_chunk(conn, chunk.id, "processed", rms_dbfs=-20.5),  # a replayed job
+        db.settle_chunk(conn, chunk.id, "failed"),  # processed is final
+        db.settle_chunk(conn, chunk.id, "processed", rms_dbfs=-1.0),  # a second delivery
+    )
+    settled = db.get_chunk(conn, chunk.id)
+    assert settled is not None
+    assert ("processed", -20.5, b"RIF") == (
+        settled.status,
+        settled.rms_dbfs,
+        db.chunk_wav(conn, chunk.id),
+    )
+    assert False is db.settle_chunk(conn, 42, "failed")  # no such chunk
 
 
-def test_mark_chunk_rejects_unknown_status_and_id(conn: sqlite3.Connection) -> None:
-    with pytest.raises(ValueError, match="unknown chunk status 'done'"):
-        db.mark_chunk(conn, 1, "done")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="no chunk with id 42"):
-        db.mark_chunk(conn, 42, "failed")
+def test_a_chunk_and_its_audio_are_stored_together_or_not_at_all(
+    conn: sqlite3.Connection,
+) -> None:
+    meeting = db.create_meeting(conn, db.create_user(conn, "ada").id, "Weekly sync")
+    conn.execute("CREATE TRIGGER no_audio BEFORE INSERT ON chunk_audio BEGIN"
+                 " SELECT RAISE(ABORT, 'disk full'); END")  # fmt: skip
+    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+        db.add_chunk(
+            conn, meeting.id, duration_ms=10, sample_rate=8000, channels=1, size_bytes=3, wav=b"x"
+        )
+    assert [] == db.list_chunks(conn, meeting.id, limit=10)
+    assert False is conn.in_transaction
 
 
 def test_get_db_keeps_one_connection_per_thread_across_app_contexts(tmp_path: Path) -> None:

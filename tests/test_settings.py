@@ -161,6 +161,25 @@ def test_malformed_dsn_message_masks_the_key() -> None:
     assert "https://***@example/not-a-project" in str(info.value)
 
 
+def test_the_broker_url_is_checked_once_with_its_password_masked() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"MINA_BROKER_URL": "redis://:hunter2@cache:6379/jobs"})
+
+    assert (
+        "MINA_BROKER_URL='redis://***@cache:6379/jobs' is invalid:"
+        " the database (the path) is not a number"
+    ) == str(info.value)
+    assert (None, None) == (
+        Settings.from_env({}).broker_url,
+        Settings.from_env({"MINA_BROKER_URL": "  "}).broker_url,
+    )
+    settings = Settings.from_env({"MINA_BROKER_URL": " redis://cache:6379/1 "})
+    assert ("redis://cache:6379/1", settings.instance_path / "jobs.sqlite3") == (
+        settings.broker_url,
+        settings.queue_file,
+    )
+
+
 def test_mask_dsn() -> None:
     assert "https://***@o1.ingest.example/42" == mask_dsn(DSN)
     assert "no-key-here" == mask_dsn("no-key-here")

@@ -44,6 +44,7 @@ _DERIVED: Final = {
     "instance_path": "default (Flask's instance folder)",
     "database": "default (in MINA_INSTANCE_PATH)",
     "sentry_outbox": "default (in MINA_INSTANCE_PATH)",
+    "broker_url": "default (embedded: jobs.sqlite3 in MINA_INSTANCE_PATH)",
 }
 
 
@@ -58,7 +59,7 @@ class Row(NamedTuple):
 def _shown(name: str, value: Any) -> str:
     if value is None:
         return "(unset)"
-    if name == "sentry_dsn":
+    if name in ("sentry_dsn", "broker_url"):
         return mask_dsn(str(value))
     if name.endswith("_level"):  # log_level, sentry_logs_level: numbers to names
         return str(logging.getLevelName(value))

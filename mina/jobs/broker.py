@@ -17,13 +17,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
 
 from dramatiq.broker import Broker
 from dramatiq.brokers.redis import RedisBroker
 
 from mina.jobs.sqlite_broker import SQLiteBroker
-from mina.settings import ConfigError, mask_dsn
+from mina.settings import check_broker_url
 
 __all__ = ["BROKER_URL", "REDELIVER_S", "broker_from_url"]
 
@@ -31,7 +30,6 @@ __all__ = ["BROKER_URL", "REDELIVER_S", "broker_from_url"]
 BROKER_URL: Final = "MINA_BROKER_URL"
 #: Seconds after which a dead worker's job runs again (a live worker's never does).
 REDELIVER_S: Final = 30.0
-_REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
 _MAINTENANCE_CHANCE: Final = 100_000  # of Dramatiq's 1_000_000
 
 
@@ -39,39 +37,14 @@ def broker_from_url(url: str | None, queue_file: str | os.PathLike[str]) -> Brok
     """Return the broker *url* names (the value of ``MINA_BROKER_URL``).
 
     :param queue_file: the SQLite file of the embedded broker, used when *url* is unset.
-    :raises ConfigError: *url* is not a URL Mina can use; the message names the variable
-        and hides the password.
+    :raises mina.settings.ConfigError: *url* is not a URL Mina can use; the message
+        names the variable and hides the password.
     """
-    if url is None or not url.strip():
+    url = check_broker_url(url)
+    if url is None:
         return SQLiteBroker(Path(queue_file), lease_s=REDELIVER_S)
-    url = url.strip()
-    _check_redis_url(url)
     return RedisBroker(  # type: ignore[no-untyped-call]  # untyped upstream
         url=url,
         heartbeat_timeout=int(REDELIVER_S * 1000),
         maintenance_chance=_MAINTENANCE_CHANCE,
     )
-
-
-def _check_redis_url(url: str) -> None:
-    def invalid(reason: str) -> ConfigError:
-        return ConfigError(BROKER_URL, mask_dsn(url), reason)
-
-    parts = urlsplit(url)
-    if parts.scheme not in _REDIS_SCHEMES:
-        raise invalid("expected redis://host:port/db, rediss://... or unix://path, or unset")
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise invalid("unix:// needs the socket's path")
-        return
-    try:
-        port = parts.port
-    except ValueError:
-        raise invalid("the port is not a number from 1 to 65535") from None
-    if not parts.hostname:
-        raise invalid("no host")
-    if port == 0:
-        raise invalid("the port is not a number from 1 to 65535")
-    db = parts.path.strip("/")
-    if db and not db.isdigit():
-        raise invalid("the database (the path) is not a number")

@@ -211,6 +211,15 @@ class SQLiteBroker(Broker):
         with self._db() as db:
             return dead_letters(db, queue_name)
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Messages per (queue, state): ``queued``, ``leased`` (running) or ``dead``."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT queue, state, count(*) FROM dramatiq_messages GROUP BY queue, state"
+                " ORDER BY queue, state"
+            ).fetchall()
+        return {(queue, state): count for queue, state, count in rows}
+
     def replay(self, dead_letter_id: int) -> bool:
         """Queue a dead letter again, as new; False when it is not one (any more)."""
         with self._db() as db:

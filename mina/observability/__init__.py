@@ -10,6 +10,5 @@ Read it in the order a line travels:
 - `mina.observability.formatters` writes the stdout JSON line;
 - `mina.observability.sentry` holds Sentry's options and hooks;
 - `mina.observability.flask` is the request-logging Flask extension;
-- `mina.observability.tracing` and `mina.observability.background` carry context into
-  spans and background jobs.
+- `mina.observability.tracing` carries context into spans (`mina.jobs` into queued jobs).
 """

@@ -9,7 +9,6 @@ import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import flask
 import pytest
@@ -20,12 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mina
-from mina.observability import background
 from mina.observability.flask import Observability, request_id_from
 from mina.testing import CapturedLogs, SentryIngest
 from mina.testing.plugin import PipelineFactory
 from tests import support
-from tests.support import EXPLODE_LOGGER, make_user, make_wav
+from tests.support import EXPLODE_LOGGER, make_user
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -289,61 +287,6 @@ def test_email_reaches_outputs_only_with_consent(
     assert "bo@example.org" == created["user_email"]
     [transaction] = sentry_ingest.wait_for_transactions()
     assert "bo@example.org" == transaction["user"]["email"]
-
-
-def test_background_job_keeps_context_and_reports_to_sentry(
-    app_with_sentry: Callable[..., tuple[flask.Flask, CapturedLogs]],
-    sentry_ingest: SentryIngest,
-    tmp_path: Path,
-) -> None:
-    app, lines = app_with_sentry()
-    user_id, token = make_user(str(tmp_path / "web.sqlite3"), "cy")
-    failures: list[Any] = []
-
-    def failing_job() -> None:
-        structlog.get_logger("mina.job").info("job.running")
-        raise ValueError("job broke")
-
-    @app.post("/api/meetings/<meeting_id>/fail-later")
-    @mina.auth.login_required
-    def fail_later(meeting_id: str) -> str:
-        failures.append(background.submit(failing_job))
-        return "queued"
-
-    client = app.test_client()
-    auth = {"Authorization": f"Bearer {token}"}
-    meeting = client.post("/api/meetings", json={"title": "Review"}, headers=auth).json
-
-    response = client.post(
-        f"/api/meetings/{meeting['id']}/chunks",
-        data=make_wav([1000, -1000] * 800),
-        headers={**auth, "Content-Type": "audio/wav"},
-    )
-    queued = client.post(f"/api/meetings/{meeting['id']}/fail-later", headers=auth)
-    background.shutdown(wait=True)
-    sentry_sdk.flush(timeout=5)
-
-    assert 202 == response.status_code
-    [processed] = lines.events("chunk.processed")
-    assert response.headers["X-Request-ID"] == processed["request_id"]
-    assert (user_id, meeting["id"]) == (processed["user_id"], processed["meeting_id"])
-    [running] = lines.events("job.running")
-    assert queued.headers["X-Request-ID"] == running["request_id"]
-    assert isinstance(failures[0].exception(), ValueError)
-    [event] = sentry_ingest.wait_for_events()
-    assert "background.failed" == event["logentry"]["message"]
-    assert meeting["id"] == event["tags"]["meeting_id"]
-    assert queued.headers["X-Request-ID"] == event["tags"]["request_id"]
-    assert str(user_id) == event["user"]["id"]
-    # The job is its own transaction on the request's trace.
-    transactions = sentry_ingest.wait_for_transactions(n=5)
-    job = [t for t in transactions if t["transaction"].endswith("failing_job")]
-    request = [t for t in transactions if t["tags"].get("request_id") == running["request_id"]]
-    assert 1 == len(job)
-    assert job[0]["contexts"]["trace"]["trace_id"] in {
-        t["contexts"]["trace"]["trace_id"] for t in request
-    }
-    assert running["trace_id"] == job[0]["contexts"]["trace"]["trace_id"]
 
 
 def test_a_secret_is_never_kept_as_request_id(mina_logging: PipelineFactory) -> None:

@@ -17,7 +17,7 @@ from mina.observability.schema import CALL_KEYS, CONTEXT, CONTEXT_ORDER, HEAD_KE
 from mina.settings import Settings
 from mina.testing import SentryIngest
 from mina.testing.plugin import PipelineFactory
-from tests.support import make_wav
+from tests.support import make_wav, run_jobs
 
 
 def test_every_context_key_takes_its_registered_place(mina_logging: PipelineFactory) -> None:
@@ -56,7 +56,7 @@ def test_types_on_the_lines_of_a_whole_session_match_the_registry(
     client.get("/api/meetings/nope", headers=auth)
     client.get("/api/meetings")  # 401: no token
     client.get("/boom")
-    mina.observability.background.shutdown(wait=True)
+    run_jobs(app.extensions["mina.jobs"])
 
     seen: dict[str, set[type]] = {}
     for line in lines.all():
