@@ -237,6 +237,8 @@ class OutboxTransport(Transport):
             except OutboxFull as exc:
                 self.fallback.degrade(exc)
             else:
+                # Over a bound: dropped here, not later, so no put rate outruns the bound.
+                self._drop(self.outbox.make_room())
                 self._wake.set()
                 self._tidy.set()
                 return
@@ -478,12 +480,12 @@ class OutboxTransport(Transport):
                         if self.fallback.try_again():
                             self._wake.set()
                 else:
+                    self._enforce_bounds()  # first: what is dropped needs no sync
                     self.outbox.sync()
                     if now - last_recover >= _RECOVER_EVERY:
                         last_recover = now
                         if self.outbox.recover():
                             self._wake.set()
-                    self._enforce_bounds()
                 self._write_client_report(force=False)
             except Exception as exc:  # never let the thread die
                 _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
@@ -494,13 +496,18 @@ class OutboxTransport(Transport):
         self._log_drops(force=True)
 
     def _enforce_bounds(self) -> None:
-        for claim in self.outbox.over_bounds():
+        self._drop(self.outbox.over_bounds())
+        self._log_drops(force=False)
+
+    def _drop(self, claims: list[Claim]) -> None:
+        """Delete envelopes claimed to keep the outbox within its bounds, each counted
+        (``cache_overflow``) for the client report and the ``sentry.outbox_dropped`` line."""
+        for claim in claims:
             with contextlib.suppress(OSError):  # gone: nothing to count
                 self._count_lost("cache_overflow", self.outbox.read(claim))
             with self._lost_lock:
                 self._dropped[claim.kind] += 1
             self.outbox.done(claim)
-        self._log_drops(force=False)
 
     def _log_drops(self, force: bool) -> None:
         now = time.monotonic()
