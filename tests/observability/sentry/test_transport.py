@@ -5,6 +5,7 @@ what they drop, and a request-side capture never touches the network."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import sentry_sdk
 import structlog
+from sentry_sdk.envelope import Envelope
 
 from mina.logging_config import current_redactor
 from mina.observability.sentry import init_sentry
@@ -202,6 +204,46 @@ def test_a_burst_with_sentry_healthy_is_delivered_or_counted(
     assert 300 == len(delivered) + counted
     dropped_lines = sum(line["errors"] for line in lines.events("sentry.outbox_dropped"))
     assert counted == dropped_lines
+
+
+def test_the_outbox_never_holds_more_than_its_bound_however_fast_envelopes_come(
+    mina_logging: PipelineFactory, tmp_path: Path
+) -> None:
+    # No DSN: nothing is sent, so only the bound takes envelopes out. The transport's own
+    # capture_envelope, called back to back, is faster than any janitor pass.
+    lines = mina_logging(sentry_outbox=tmp_path / "outbox")
+    init_sentry(
+        Settings(sentry_outbox=tmp_path / "outbox", outbox_max_events=10), current_redactor()
+    )
+    transport = sentry_sdk.get_client().transport
+    assert transport is not None
+
+    def held() -> int:
+        return sum(len(os.listdir(tmp_path / "outbox" / d)) for d in ("pending", "sending"))
+
+    most = 0
+    for i in range(200):
+        envelope = Envelope(headers={"event_id": f"{i:032x}"})
+        if i % 4:
+            envelope.add_transaction({"type": "transaction", "transaction": f"t{i}", "spans": []})
+        else:
+            envelope.add_event({"event_id": f"{i:032x}", "level": "error"})
+        transport.capture_envelope(envelope)
+        most = max(most, held())
+
+    kept = sorted(
+        Envelope.deserialize(path.read_bytes()).headers["event_id"]
+        for path in (tmp_path / "outbox" / "pending").iterdir()
+    )
+    sentry_sdk.flush(timeout=1)
+    assert 10 == most
+    # Oldest transactions first: the 50 errors outlive them, the newest 10 errors stay.
+    assert [f"{i:032x}" for i in range(160, 200, 4)] == kept
+    dropped = lines.events("sentry.outbox_dropped")
+    assert (40, 150) == (
+        sum(line["errors"] for line in dropped),
+        sum(line["others"] for line in dropped),
+    )
 
 
 def test_without_a_dsn_envelopes_stay_in_the_outbox(
