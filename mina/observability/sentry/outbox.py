@@ -181,9 +181,10 @@ class Outbox:
         # most what the directory holds plus one scan interval of puts.
         self._queues: dict[Kind, deque[tuple[str, int]]] = {k: deque() for k in _DROP_ORDER}
         self._during: list[tuple[Kind, str, int]] | None = None  # puts while scanning
-        # Ids this process deleted since the last scan (already off the count): any other
-        # envelope found gone was removed by another process, and comes off it then.
-        self._gone: set[str] = set()
+        # Ids this process took off the count since the last scan (sent, or dropped): any
+        # other envelope found gone was removed by another process, and comes off it then.
+        self._gone: dict[str, int] = {}  # id -> size
+        self._dropping: set[str] = set()  # claimed by `make_room`, not deleted yet
 
     def after_fork(self) -> None:
         """Start afresh in a forked child: the parent's threads (and the locks they may have
@@ -195,7 +196,8 @@ class Outbox:
         self._unsynced = []
         self._queues = {k: deque() for k in _DROP_ORDER}
         self._during = None
-        self._gone = set()
+        self._gone = {}
+        self._dropping = set()
 
     def _make_dirs(self) -> None:
         if not self._made:
@@ -385,11 +387,14 @@ class Outbox:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(claim.path)
             self._mine.discard(claim.path.name)
-        if not claim.settled:
+        if claim.settled:
+            with self._stats_lock:
+                self._dropping.discard(claim.id)
+        else:
             with self._stats_lock:
                 self._estimate[0] -= 1
                 self._estimate[1] -= claim.size
-                self._gone.add(claim.id)
+                self._gone[claim.id] = claim.size
 
     def recover(self) -> int:
         """Return abandoned claims to ``pending/`` and delete abandoned temporary files (at
@@ -456,23 +461,37 @@ class Outbox:
         # put meanwhile is noted and added to the new queues if the scan missed it.
         with self._stats_lock:
             self._during = []
-            self._gone = set()
+            self._gone = {}
             self._estimate = [0, 0]  # from now on, changes count on top of the scan
+            dropping = set(self._dropping)  # already off the count, maybe still there
         pending: list[Entry] = []
         count = size = 0
+        seen: set[str] = set()
         for entry in self.entries():
+            # Seen twice when claimed between the two directories' listings.
+            if entry.id in seen or entry.id in dropping:
+                continue
             count += 1
             size += entry.size
+            seen.add(entry.id)
             if entry.state == "pending":
                 pending.append(entry)
         queues: dict[Kind, deque[tuple[str, int]]] = {k: deque() for k in _DROP_ORDER}
         for entry in pending:  # in id order: oldest first within each kind
             queues[entry.kind].append((entry.id, entry.size))
-        seen = {entry.id for entry in pending}
         with self._stats_lock:
+            # Changes made during the scan counted once: a put the scan saw is in its
+            # count already, a deletion it did not see was never in it.
             for kind, id_, length in self._during or ():
-                if id_ not in seen:
+                if id_ in seen:
+                    count -= 1
+                    size -= length
+                else:
                     queues[kind].append((id_, length))
+            for id_, length in self._gone.items():
+                if id_ not in seen:
+                    count += 1
+                    size += length
             self._during = None
             self._queues = queues
             self._estimate[0] += count
@@ -505,6 +524,8 @@ class Outbox:
                 with self._stats_lock:  # counted gone now, not when the caller deletes it
                     self._estimate[0] -= 1
                     self._estimate[1] -= length
+                    self._dropping.add(id_)
+                    self._gone[id_] = length
                 claims.append(Claim(claim.id, claim.path, length, settled=True))
 
     def purge(self) -> int:
