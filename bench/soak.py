@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import http.client
 import json
 import os
@@ -454,17 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         "--max-rss-mb", type=int, default=1024, help="end a scenario once a worker passes this"
     )
     parser.add_argument("--json", default=None, help="also write the samples here")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a setting for every scenario's server, e.g. MINA_SENTRY_OUTBOX_MAX_EVENTS=500",
-    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = parser.parse_args(argv)
-    # The server does not inherit MINA_/SENTRY_ variables from this shell: named here.
-    settings = dict(item.partition("=")[::2] for item in args.set)
     by_name = {s.name: s for s in SCENARIOS}
     if args.list:
         for s in SCENARIOS:
@@ -474,11 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in args.scenario or () if name not in by_name]
     if unknown:
         parser.error(f"unknown scenario {unknown[0]!r}; --list shows them")
-    chosen = [
-        dataclasses.replace(s, env={**s.env, **settings})
-        for s in ([by_name[n] for n in args.scenario] if args.scenario else SCENARIOS)
-        if args.scenario or s.default
-    ]
+    chosen = (
+        [by_name[n] for n in args.scenario]
+        if args.scenario
+        else [s for s in SCENARIOS if s.default]
+    )
     seconds = args.minutes * 60 / len(chosen)
 
     def report(line: str) -> None:

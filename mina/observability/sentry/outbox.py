@@ -20,18 +20,9 @@ oldest ``t`` first, errors only when no ``t`` is left, reports last.
 
 Durability: `Outbox.put` writes and renames on the calling thread (a request's), which
 is enough to survive the process being killed (the page cache is the kernel's); `sync`,
-called from a background thread, makes what was put since durable (one ``syncfs`` of the
-outbox's file system on Linux: a per-file fsync costs ~3 ms on a journaled disk, slower
-than a traced service puts envelopes), which is what survives a power cut. A request thus
-never waits for the disk to confirm a write, and a power cut can lose at most what was put
-since the last `sync`.
-
-Bounds: a put that takes this process's count over a bound is followed by `make_room`,
-which claims the drop order's first envelopes at once (a rename each, no scan), so one
-process never holds more than the bound however fast it puts; the janitor's `over_bounds`
-rescans the directory (at least every `_SCAN_EVERY`, every `_SCAN_NEAR_EVERY` near a
-bound) to count what other processes put and sent. The slack is therefore what *other*
-processes put since this one's last scan.
+called from a background thread, fsyncs what was put since (files and directory), which
+is what survives a power cut. A request thus never waits for the disk to confirm a write,
+and a power cut can lose at most what was put since the last `sync` (milliseconds).
 
 Nothing here imports sentry_sdk: the store only knows bytes.
 
@@ -42,15 +33,12 @@ recover, bounds, purge) shares its layout, its id format and the process's claim
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import itertools
 import os
 import re
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -61,9 +49,8 @@ __all__ = ["STALE_CLAIM_SECONDS", "Claim", "Entry", "Outbox", "OutboxFull"]
 #: (the process id may belong to someone else by now). One send takes seconds at most.
 STALE_CLAIM_SECONDS: Final = 120.0
 _STALE_TMP_SECONDS: Final = 60.0
-_SCAN_EVERY: Final = 1.0  # seconds between rescans while well under the bounds
-_SCAN_NEAR_EVERY: Final = 0.1  # ... and above `_NEAR` of a bound (others' puts count)
-_NEAR: Final = 0.9
+_SCAN_EVERY: Final = 1.0  # seconds between bound checks while well under the bounds
+_NEAR: Final = 0.9  # above this share of a bound, every check scans
 _SUFFIX: Final = ".envelope"
 _ID: Final = re.compile(r"[cet]\d{19}-\d+-\d+")
 _CLAIM: Final = re.compile(r"(?P<id>[cet]\d{19}-\d+-\d+)\.(?P<pid>\d+)\.(?P<at>\d+)")
@@ -72,7 +59,6 @@ _CLAIM: Final = re.compile(r"(?P<id>[cet]\d{19}-\d+-\d+)\.(?P<pid>\d+)\.(?P<at>\
 Kind = Literal["report", "error", "other"]
 _RANKS: Final[dict[str, str]] = {"report": "c", "error": "e", "other": "t"}
 _KINDS: Final[dict[str, Kind]] = {"c": "report", "e": "error", "t": "other"}
-_DROP_ORDER: Final[tuple[Kind, ...]] = ("other", "error", "report")
 
 
 class OutboxFull(Exception):
@@ -133,10 +119,6 @@ class Claim:
 
     id: str
     path: Path
-    #: Size in bytes (what deleting it frees).
-    size: int = 0
-    #: Already taken off this process's count (a drop chosen by `Outbox.make_room`).
-    settled: bool = False
 
     @property
     def kind(self) -> Kind:
@@ -173,20 +155,10 @@ class Outbox:
         # between its file and its entry in `_mine` and take it for a predecessor's.
         self._claims_lock = threading.Lock()
         self._unsynced: list[str] = []  # ids put since the last sync()
-        # Count and bytes at the last scan, plus what this process put and minus what it
-        # deleted since: what `make_room` bounds without scanning.
+        # Count and bytes at the last scan plus what this process put since: while well
+        # under the bounds, `over_bounds` scans at most once a `_SCAN_EVERY`.
         self._estimate = [0, 0]
         self._scanned_at = -_SCAN_EVERY
-        # The pending envelopes known to this process, by kind, oldest first: the last
-        # scan's plus this process's puts since (ids and sizes only; some may be gone).
-        # `make_room` drops from their heads; each scan rebuilds them, so they hold at
-        # most what the directory holds plus one scan interval of puts.
-        self._queues: dict[Kind, deque[tuple[str, int]]] = {k: deque() for k in _DROP_ORDER}
-        self._during: list[tuple[Kind, str, int]] | None = None  # puts while scanning
-        # Ids this process took off the count since the last scan (sent, or dropped): any
-        # other envelope found gone was removed by another process, and comes off it then.
-        self._gone: dict[str, int] = {}  # id -> size
-        self._dropping: set[str] = set()  # claimed by `make_room`, not deleted yet
 
     def after_fork(self) -> None:
         """Start afresh in a forked child: the parent's threads (and the locks they may have
@@ -196,10 +168,6 @@ class Outbox:
         self._claims_lock = threading.Lock()
         self._mine = {}
         self._unsynced = []
-        self._queues = {k: deque() for k in _DROP_ORDER}
-        self._during = None
-        self._gone = {}
-        self._dropping = set()
 
     def _make_dirs(self) -> None:
         if not self._made:
@@ -219,9 +187,6 @@ class Outbox:
             self._unsynced.append(id_)
             self._estimate[0] += 1
             self._estimate[1] += len(data)
-            self._queues[kind].append((id_, len(data)))
-            if self._during is not None:
-                self._during.append((kind, id_, len(data)))
         return id_
 
     def _write(self, id_: str, data: bytes) -> None:
@@ -273,22 +238,10 @@ class Outbox:
                     os.unlink(name)
 
     def sync(self) -> int:
-        """Make every envelope this process put since the last call durable (those still
-        pending) and the ``pending/`` directory; return how many files that covered.
-
-        One ``syncfs`` where the C library has it (Linux), else an fsync per file."""
+        """fsync every envelope this process put since the last call (those still pending)
+        and the ``pending/`` directory; return how many files were synced."""
         with self._stats_lock:
             ids, self._unsynced = self._unsynced, []
-        if ids and _syncfs is not None:
-            try:
-                fd = os.open(self._pending, os.O_RDONLY)
-            except FileNotFoundError:  # removed meanwhile: nothing left to make durable
-                return 0
-            try:
-                if _syncfs(fd) == 0:
-                    return sum(os.path.exists(self._pending / (i + _SUFFIX)) for i in ids)
-            finally:
-                os.close(fd)
         synced = 0
         for id_ in ids:
             try:
@@ -372,7 +325,7 @@ class Outbox:
                     return None
                 # read-only, gone: the outbox cannot be changed now
                 raise _failed(exc) from exc
-        return Claim(entry.id, target, entry.size)
+        return Claim(entry.id, target)
 
     @staticmethod
     def read(claim: Claim | Entry) -> bytes:
@@ -392,14 +345,6 @@ class Outbox:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(claim.path)
             self._mine.pop(claim.path.name, None)
-        if claim.settled:
-            with self._stats_lock:
-                self._dropping.discard(claim.id)
-        else:
-            with self._stats_lock:
-                self._estimate[0] -= 1
-                self._estimate[1] -= claim.size
-                self._gone[claim.id] = claim.size
 
     def recover(self) -> int:
         """Return abandoned claims to ``pending/`` and delete abandoned temporary files (at
@@ -449,89 +394,36 @@ class Outbox:
         return recovered
 
     def over_bounds(self) -> list[Claim]:
-        """Rescan the directory when due (its count then includes other processes' puts
-        and sends) and claim what puts it over its bounds, as `make_room` does. Envelopes
-        being sent are counted but never chosen. The caller reads (to count what is lost)
-        and deletes each claim."""
-        with self._stats_lock:
-            count, size = self._estimate
-        near = count > _NEAR * self.max_envelopes or size > _NEAR * self.max_bytes
-        every = _SCAN_NEAR_EVERY if near else _SCAN_EVERY
-        if time.monotonic() - self._scanned_at >= every:
-            self._rescan()
-        return self.make_room()
-
-    def _rescan(self) -> None:
-        # Outside the pruning lock: a put's `make_room` never waits for a scan. What is
-        # put meanwhile is noted and added to the new queues if the scan missed it.
-        with self._stats_lock:
-            self._during = []
-            self._gone = {}
-            self._estimate = [0, 0]  # from now on, changes count on top of the scan
-            dropping = set(self._dropping)  # already off the count, maybe still there
-        pending: list[Entry] = []
-        count = size = 0
-        seen: set[str] = set()
-        for entry in self.entries():
-            # Seen twice when claimed between the two directories' listings.
-            if entry.id in seen or entry.id in dropping:
-                continue
-            count += 1
-            size += entry.size
-            seen.add(entry.id)
-            if entry.state == "pending":
-                pending.append(entry)
-        queues: dict[Kind, deque[tuple[str, int]]] = {k: deque() for k in _DROP_ORDER}
-        for entry in pending:  # in id order: oldest first within each kind
-            queues[entry.kind].append((entry.id, entry.size))
-        with self._stats_lock:
-            # Changes made during the scan counted once: a put the scan saw is in its
-            # count already, a deletion it did not see was never in it.
-            for kind, id_, length in self._during or ():
-                if id_ in seen:
-                    count -= 1
-                    size -= length
-                else:
-                    queues[kind].append((id_, length))
-            for id_, length in self._gone.items():
-                if id_ not in seen:
-                    count += 1
-                    size += length
-            self._during = None
-            self._queues = queues
-            self._estimate[0] += count
-            self._estimate[1] += size
-        self._scanned_at = time.monotonic()
-
-    def make_room(self) -> list[Claim]:
-        """Claim the envelopes that put this process's count over the bounds, to be
-        dropped: oldest non-errors first, then oldest errors, reports last. No scan: a
-        rename per envelope, cheap enough for the thread that put (see `over_bounds` for
-        other processes' envelopes). The caller reads and deletes each claim."""
-        claims: list[Claim] = []
+        """Claim the envelopes that put the outbox over its bounds, to be dropped: oldest
+        non-errors first, then oldest errors. Envelopes being sent are counted but never
+        chosen. The caller reads (to count what is lost) and deletes each claim."""
         with self._lock:  # two threads pruning at once would drop twice as much
-            while True:
-                with self._stats_lock:
-                    count, size = self._estimate
-                    if count <= self.max_envelopes and size <= self.max_bytes:
-                        return claims
-                    queue = next((q for q in self._queues.values() if q), None)
-                    if queue is None:  # only envelopes being sent: they leave on their own
-                        return claims
-                    id_, length = queue.popleft()
-                claim = self.claim(Entry(id_, self._pending / (id_ + _SUFFIX), length, "pending"))
-                if claim is None:  # gone: taken off the count unless our `done` did
-                    with self._stats_lock:
-                        if id_ not in self._gone:
-                            self._estimate[0] -= 1
-                            self._estimate[1] -= length
-                    continue
-                with self._stats_lock:  # counted gone now, not when the caller deletes it
-                    self._estimate[0] -= 1
-                    self._estimate[1] -= length
-                    self._dropping.add(id_)
-                    self._gone[id_] = length
-                claims.append(Claim(claim.id, claim.path, length, settled=True))
+            with self._stats_lock:
+                count, size = self._estimate
+            near = count > _NEAR * self.max_envelopes or size > _NEAR * self.max_bytes
+            if not near and time.monotonic() - self._scanned_at < _SCAN_EVERY:
+                return []
+            with self._stats_lock:  # what is put from now on counts on top of the scan
+                self._estimate = [0, 0]
+            entries = self.entries()
+            self._scanned_at = time.monotonic()
+            count = len(entries)
+            size = sum(entry.size for entry in entries)
+            claims = []
+            pending = [entry for entry in entries if entry.state == "pending"]
+            order = [e for kind in ("other", "error", "report") for e in pending if e.kind == kind]
+            for entry in order:
+                if count <= self.max_envelopes and size <= self.max_bytes:
+                    break
+                claim = self.claim(entry)
+                if claim is not None:
+                    claims.append(claim)
+                count -= 1  # claimed by us or by another process: either way it left
+                size -= entry.size
+            with self._stats_lock:
+                self._estimate[0] += count
+                self._estimate[1] += size
+            return claims
 
     def purge(self) -> int:
         """Delete every pending envelope; return how many. Claimed ones are left to the
@@ -543,18 +435,6 @@ class Outbox:
                 self.done(claim)
                 purged += 1
         return purged
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    # syncfs(2): one call makes a whole file system durable (glibc >= 2.14, Linux only).
-    try:
-        syncfs: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
-    except (AttributeError, OSError):
-        return None
-    return syncfs
-
-
-_syncfs: Final = _load_syncfs()
 
 
 def _alive(pid: int) -> bool:

@@ -251,8 +251,6 @@ class OutboxTransport(Transport):
             except OutboxFull as exc:
                 self.fallback.degrade(exc)
             else:
-                # Over a bound: dropped here, not later, so no put rate outruns the bound.
-                self._drop(self.outbox.make_room())
                 self._wake.set()
                 self._tidy.set()
                 return
@@ -392,11 +390,7 @@ class OutboxTransport(Transport):
                     continue
                 with self._flight:
                     self._in_flight += 1
-                    alone = link.room() == 1
-                if alone:  # quick answers, one at a time: no hand-off to a poster (under
-                    self._post(claim, data)  # load each costs a GIL switch interval)
-                else:
-                    self._posts.put((claim, data))
+                self._posts.put((claim, data))
         finally:
             with self._flight:  # a pass ends when its requests have (flush waits for it)
                 self._flight.wait_for(lambda: not self._in_flight or self._stop.is_set())
@@ -420,20 +414,17 @@ class OutboxTransport(Transport):
 
     def _run_poster(self) -> None:
         while (job := self._posts.get()) is not None:
-            self._post(*job)
-
-    def _post(self, claim: Claim, data: bytes) -> None:
-        """Send one claimed envelope counted in flight (on a poster or the sender)."""
-        go_on = False
-        try:
-            go_on = self._send(claim, data)
-        except Exception as exc:  # never let the thread die; the claim is recovered
-            _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
-        finally:
-            with self._flight:
-                self._in_flight -= 1
-                self._halt = self._halt or not go_on
-                self._flight.notify_all()
+            claim, data = job
+            go_on = False
+            try:
+                go_on = self._send(claim, data)
+            except Exception as exc:  # never let the thread die; the claim is recovered
+                _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
+            finally:
+                with self._flight:
+                    self._in_flight -= 1
+                    self._halt = self._halt or not go_on
+                    self._flight.notify_all()
 
     def _send_memory(self, sender: OutboxSender) -> bool:
         """Send the envelopes kept in memory; return whether to go on with the outbox."""
@@ -509,12 +500,12 @@ class OutboxTransport(Transport):
                         if self.fallback.try_again():
                             self._wake.set()
                 else:
-                    self._enforce_bounds()  # first: what is dropped needs no sync
                     self.outbox.sync()
                     if now - last_recover >= _RECOVER_EVERY:
                         last_recover = now
                         if self.outbox.recover():
                             self._wake.set()
+                    self._enforce_bounds()
                 self._write_client_report(force=False)
             except Exception as exc:  # never let the thread die
                 _log.error("sentry.outbox_failed", error=type(exc).__name__, detail=str(exc)[:200])
@@ -525,18 +516,13 @@ class OutboxTransport(Transport):
         self._log_drops(force=True)
 
     def _enforce_bounds(self) -> None:
-        self._drop(self.outbox.over_bounds())
-        self._log_drops(force=False)
-
-    def _drop(self, claims: list[Claim]) -> None:
-        """Delete envelopes claimed to keep the outbox within its bounds, each counted
-        (``cache_overflow``) for the client report and the ``sentry.outbox_dropped`` line."""
-        for claim in claims:
+        for claim in self.outbox.over_bounds():
             with contextlib.suppress(OSError):  # gone: nothing to count
                 self._count_lost("cache_overflow", self.outbox.read(claim), claim.kind)
             with self._lost_lock:
                 self._dropped[claim.kind] += 1
             self.outbox.done(claim)
+        self._log_drops(force=False)
 
     def _log_drops(self, force: bool) -> None:
         now = time.monotonic()
