@@ -193,6 +193,17 @@ def _acked(lines: list[bytes]) -> list[str]:
 # -- the trials -------------------------------------------------------------------------------
 
 
+def _remount_read_only(fs: Path) -> None:
+    # mount refuses (EBUSY, exit 32) while a file on it is open for writing: the service
+    # writes an envelope every millisecond, so the moment moves on by a few milliseconds.
+    for _ in range(100):
+        busy = subprocess.run(["mount", "-o", "remount,ro", str(fs)], stderr=subprocess.DEVNULL)
+        if busy.returncode == 0:
+            return
+        time.sleep(0.005)
+    subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
+
+
 def _refused_dsn(key: str) -> str:
     with socket.socket() as sock:  # a port nobody listens on (closed right away)
         sock.bind(("127.0.0.1", 0))
@@ -252,7 +263,7 @@ def run_trial(kind: str, work: Path, rng: random.Random) -> Trial:
                 first = _spawn(outbox, ingest.dsn, rng.randint(100, 600), 0.001)
                 lines += _wait_ready(first)
                 time.sleep(rng.uniform(0.0, 0.5))
-                subprocess.run(["mount", "-o", "remount,ro", str(work / "fs")], check=True)
+                _remount_read_only(work / "fs")
             out, _ = first.communicate(timeout=60)
             lines += out.splitlines(keepends=True)
             if kind == "torn":
