@@ -323,9 +323,12 @@ class OutboxTransport(Transport):
             self._flight.notify_all()
         for _ in range(SENDERS):
             self._posts.put(None)
+        # One deadline for all: posters blocked on a hung Sentry would otherwise add half
+        # a second each to a worker's exit (they are daemon threads, left to the exit).
+        deadline = time.monotonic() + 0.5
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=0.5)
+                thread.join(timeout=max(deadline - time.monotonic(), 0.0))
         self.fallback.lose_rest()
 
     @property
